@@ -1,0 +1,129 @@
+import { GraphBuildError } from '../errors.js';
+import type { Node, Value } from '../onnx/graph.js';
+import {
+  cast, div, exp, expandLike, less, log, matmul, mul, neg, pow, reduceSum, reshape, reshapeLike, scalarLike,
+  scatterElementsAdd, scatterNDAdd, sub, transpose, unsqueeze, where, zerosLike,
+} from '../onnx/ops.js';
+import { dimProduct } from '../onnx/shape.js';
+import { unbroadcast } from './unbroadcast.js';
+
+// Every operator's gradient rule, in one table. A rule gets the node's inputs `x`, outputs `y`
+// and the gradients of its outputs `gy`, and returns one gradient per input, by position
+// (null where an input has none, such as indices). Rules may compute gradients nobody asked
+// for: nodes that reach no graph output are dropped when the model is serialised.
+
+export interface GradArgs {
+  readonly node: Node;
+  /** Input i. */
+  readonly x: readonly Value[];
+  /** Output i. */
+  readonly y: readonly Value[];
+  /** Gradient of output 0 (every differentiable op here has one output). */
+  readonly gy: Value;
+}
+
+export type GradRule = (a: GradArgs) => (Value | null)[];
+
+const intAttr = (node: Node, name: string): number => {
+  const a = node.attrs[name];
+  if (!a || !('i' in a)) throw new GraphBuildError(`${node.op}: gradient needs attribute ${name}`);
+  return a.i;
+};
+const intsAttr = (node: Node, name: string): readonly number[] => {
+  const a = node.attrs[name];
+  if (!a || !('ints' in a)) throw new GraphBuildError(`${node.op}: gradient needs attribute ${name}`);
+  return a.ints;
+};
+/** Reduction axes, from the attribute (ReduceMean) or the constant axes input (ReduceSum). */
+const reduceAxes = (node: Node): number[] => {
+  const attr = node.attrs.axes;
+  if (attr && 'ints' in attr) return [...attr.ints];
+  const c = node.inputs[1]?.constant;
+  if (!c) throw new GraphBuildError(`${node.op}: gradient needs constant axes`);
+  return Array.from(c.data as BigInt64Array, Number);
+};
+/** Gradient of a reduction: put the reduced axes back, then broadcast over them. */
+const spreadOverReduced = (g: Value, x: Value, node: Node): Value => {
+  const kept = intAttr(node, 'keepdims') === 1 ? g : unsqueeze(g, reduceAxes(node));
+  return expandLike(kept, x);
+};
+
+export const gradRules: Readonly<Record<string, GradRule>> = {
+  Identity: ({ gy }) => [gy],
+  Neg: ({ gy }) => [neg(gy)],
+  Add: ({ x: [a, b], gy }) => [unbroadcast(gy, a!), unbroadcast(gy, b!)],
+  Sub: ({ x: [a, b], gy }) => [unbroadcast(gy, a!), unbroadcast(neg(gy), b!)],
+  Mul: ({ x: [a, b], gy }) => [unbroadcast(mul(gy, b!), a!), unbroadcast(mul(gy, a!), b!)],
+  // d(a/b)/db = -a/b^2 = -y/b
+  Div: ({ x: [a, b], y: [q], gy }) => [unbroadcast(div(gy, b!), a!), unbroadcast(neg(div(mul(gy, q!), b!)), b!)],
+  // d(a^b)/da = b a^(b-1) = b y / a would divide by zero at a = 0; use the power form instead.
+  Pow: ({ x: [a, b], y: [p], gy }) => [
+    unbroadcast(mul(gy, mul(b!, pow(a!, sub(b!, scalarLike(b!, 1))))), a!),
+    unbroadcast(mul(gy, mul(p!, log(a!))), b!),
+  ],
+  Sqrt: ({ y: [r], gy }) => [div(mul(gy, scalarLike(gy, 0.5)), r!)],
+  Exp: ({ y: [e], gy }) => [mul(gy, e!)],
+  Log: ({ x: [a], gy }) => [div(gy, a!)],
+  Reciprocal: ({ y: [r], gy }) => [neg(mul(gy, mul(r!, r!)))],
+  Tanh: ({ y: [t], gy }) => [mul(gy, sub(scalarLike(gy, 1), mul(t!, t!)))],
+  Sigmoid: ({ y: [s], gy }) => [mul(gy, mul(s!, sub(scalarLike(gy, 1), s!)))],
+  Relu: ({ x: [a], gy }) => [where(less(scalarLike(a!, 0), a!), gy, scalarLike(gy, 0))],
+  Cast: ({ x: [a], gy }) => [cast(gy, a!.dtype)],
+  Where: ({ x: [c, a, b], gy }) => [
+    null,
+    unbroadcast(where(c!, gy, scalarLike(gy, 0)), a!),
+    unbroadcast(where(c!, scalarLike(gy, 0), gy), b!),
+  ],
+  Expand: ({ x: [a], gy }) => [unbroadcast(gy, a!), null],
+  Reshape: ({ x: [a], gy }) => [reshapeLike(gy, a!), null],
+  Unsqueeze: ({ x: [a], gy }) => [reshapeLike(gy, a!), null],
+  Squeeze: ({ x: [a], gy }) => [reshapeLike(gy, a!), null],
+  Transpose: ({ node, gy }) => {
+    const perm = intsAttr(node, 'perm');
+    const inverse = perm.map((_, i) => perm.indexOf(i));
+    return [transpose(gy, inverse)];
+  },
+  ReduceSum: ({ node, x: [a], gy }) => [spreadOverReduced(gy, a!, node), null],
+  ReduceMean: ({ node, x: [a], gy }) => {
+    const count = dimProduct(reduceAxes(node).map((ax) => a!.shape[ax < 0 ? ax + a!.rank : ax]!));
+    if (typeof count !== 'number') throw new GraphBuildError(`ReduceMean: gradient over symbolic dims ${count} is not supported`);
+    return [mul(spreadOverReduced(gy, a!, node), scalarLike(gy, 1 / count))];
+  },
+  // y = softmax(x): dx = y * (dy - sum(dy * y))
+  Softmax: ({ node, y: [s], gy }) => {
+    const axis = intAttr(node, 'axis');
+    return [mul(s!, sub(gy, reduceSum(mul(gy, s!), [axis], true)))];
+  },
+  // y = log_softmax(x): dx = dy - softmax(x) * sum(dy)
+  LogSoftmax: ({ node, y: [ls], gy }) => {
+    const axis = intAttr(node, 'axis');
+    return [sub(gy, mul(exp(ls!), reduceSum(gy, [axis], true)))];
+  },
+  MatMul: ({ x: [a, b], gy }) => matmulGrad(a!, b!, gy),
+  // Gather along axis 0 (embedding lookup): scatter-add rows back into a zero table.
+  Gather: ({ node, x: [table, idx], gy }) => {
+    if (intAttr(node, 'axis') !== 0) throw new GraphBuildError('Gather: gradient only along axis 0');
+    const idx64 = idx!.dtype === 'int64' ? idx! : cast(idx!, 'int64');
+    return [scatterNDAdd(zerosLike(table!), unsqueeze(idx64, [-1]), gy), null];
+  },
+  GatherElements: ({ node, x: [data, idx], gy }) => [scatterElementsAdd(zerosLike(data!), idx!, gy, intAttr(node, 'axis')), null],
+};
+
+/**
+ * C = A @ B with batch broadcasting: dA = dC @ B^T, dB = A^T @ dC, summed over broadcast batch
+ * dims. When B is a plain matrix (a Linear weight) and A is batched, fold A's batch dims into
+ * rows first, so dB is one large GEMM instead of a batched GEMM plus a reduction.
+ */
+function matmulGrad(a: Value, b: Value, gy: Value): (Value | null)[] {
+  const swapLast = (v: Value) => transpose(v, [...v.shape.keys()].map((i) => (i < v.rank - 2 ? i : v.rank * 2 - 3 - i)));
+  const ga = unbroadcast(matmul(gy, swapLast(b)), a);
+  if (b.rank === 2 && a.rank > 2) {
+    const k = a.shape[a.rank - 1]!;
+    const n = gy.shape[gy.rank - 1]!;
+    const rows = dimProduct(a.shape.slice(0, -1));
+    const a2 = reshape(a, [rows, k]);
+    const g2 = reshape(gy, [rows, n]);
+    return [ga, matmul(transpose(a2, [1, 0]), g2)];
+  }
+  return [ga, unbroadcast(matmul(swapLast(a), gy), b)];
+}
