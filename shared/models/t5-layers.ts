@@ -1,0 +1,109 @@
+import type { FloatDType } from '../onnx/dtype.js';
+import type { Graph, Value } from '../onnx/graph.js';
+import {
+  add, cast, matmul, mul, reciprocal, reduceMean, reshape, scalarLike, softmax, sqrt, tanh, relu, transpose,
+} from '../onnx/ops.js';
+import type { Dim } from '../onnx/shape.js';
+
+// The pieces of T5 v1.1, built from primitive ops (so autodiff needs no fused rules), each
+// matching Hugging Face's modeling_t5 line for line; see the comments for the HF module.
+
+/** A dropout site: the graph takes a keep-mask input of the activation's shape (see DropoutSites). */
+export interface DropoutSite {
+  readonly input: string;
+  readonly shape: readonly Dim[];
+}
+
+/**
+ * Dropout with masks fed from outside. The engine derives each mask from (seed, step, sample
+ * index, site, row), never from a per-process RNG, so any number of workers and any batch
+ * composition see the same masks for the same sample (the result equals one big batch).
+ */
+export class DropoutSites {
+  readonly sites: DropoutSite[] = [];
+  constructor(
+    private readonly graph: Graph,
+    readonly rate: number,
+  ) {}
+
+  apply(x: Value, name: string): Value {
+    if (this.rate <= 0) return x;
+    const input = `dropout.${name}`;
+    const mask = this.graph.input(input, 'bool', x.shape);
+    this.sites.push({ input, shape: x.shape });
+    // Inverted dropout, as torch: kept activations are scaled by 1/(1-p).
+    return mul(mul(x, cast(mask, x.dtype)), scalarLike(x, 1 / (1 - this.rate)));
+  }
+}
+
+/** nn.Linear without bias: x @ W^T, W stored [out, in] as PyTorch does. ORT fuses the Transpose. */
+export function linear(x: Value, weight: Value): Value {
+  return matmul(x, transpose(weight, [1, 0]));
+}
+
+/** T5LayerNorm: RMS norm without mean subtraction or bias, variance in float32 (or float64). */
+export function rmsNorm(x: Value, weight: Value, eps: number): Value {
+  const variance = reduceMean(mul(x, x), [-1], true);
+  return mul(weight, mul(x, reciprocal(sqrt(add(variance, scalarLike(x, eps))))));
+}
+
+/** gelu_new (NewGELUActivation): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+export function geluNew(x: Value): Value {
+  const inner = mul(scalarLike(x, Math.sqrt(2 / Math.PI)), add(x, mul(scalarLike(x, 0.044715), mul(x, mul(x, x)))));
+  return mul(mul(scalarLike(x, 0.5), x), add(scalarLike(x, 1), tanh(inner)));
+}
+
+export interface AttentionWeights {
+  readonly q: Value;
+  readonly k: Value;
+  readonly v: Value;
+  readonly o: Value;
+}
+
+/**
+ * T5Attention: no 1/sqrt(d) scaling (folded into the init), additive bias (position bias plus
+ * mask) shared across the stack's layers, softmax in the compute dtype, dropout on the weights.
+ * `x` is [batch, q_len, d_model]; `kv` is the key/value source (x itself for self-attention).
+ */
+export function attention(
+  x: Value,
+  kv: Value,
+  w: AttentionWeights,
+  bias: Value,
+  numHeads: number,
+  dKv: number,
+  dropout: DropoutSites,
+  site: string,
+): Value {
+  const [batch, qLen] = x.shape as [Dim, Dim];
+  const kLen = kv.shape[1]!;
+  const heads = (t: Value, len: Dim) => reshape(t, [batch, len, numHeads, dKv]);
+  const q = transpose(heads(linear(x, w.q), qLen), [0, 2, 1, 3]); // [b, h, q, d]
+  const kT = transpose(heads(linear(kv, w.k), kLen), [0, 2, 3, 1]); // [b, h, d, k]
+  const v = transpose(heads(linear(kv, w.v), kLen), [0, 2, 1, 3]); // [b, h, k, d]
+  const scores = add(matmul(q, kT), bias);
+  const probs = dropout.apply(softmax(scores, -1), `${site}.probs`);
+  const context = transpose(matmul(probs, v), [0, 2, 1, 3]); // [b, q, h, d]
+  return linear(reshape(context, [batch, qLen, numHeads * dKv]), w.o);
+}
+
+export interface FeedForwardWeights {
+  /** wi (relu) or wi_0 (gated). */
+  readonly wi0: Value;
+  /** wi_1, gated variants only. */
+  readonly wi1: Value | null;
+  readonly wo: Value;
+}
+
+/** T5DenseActDense / T5DenseGatedActDense. */
+export function feedForward(x: Value, w: FeedForwardWeights, activation: 'relu' | 'gelu_new', dropout: DropoutSites, site: string): Value {
+  const act = activation === 'relu' ? relu : geluNew;
+  let h = act(linear(x, w.wi0));
+  if (w.wi1) h = mul(h, linear(x, w.wi1));
+  return linear(dropout.apply(h, `${site}.hidden`), w.wo);
+}
+
+/** The most negative finite value of the dtype, as HF's `torch.finfo(dtype).min` mask value. */
+export function finfoMin(dtype: FloatDType): number {
+  return dtype === 'float32' ? -3.4028234663852886e38 : -Number.MAX_VALUE;
+}

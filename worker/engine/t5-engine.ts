@@ -1,0 +1,125 @@
+import * as ort from 'onnxruntime-node';
+import { EngineError } from '../../shared/errors.js';
+import type { FloatDType } from '../../shared/onnx/dtype.js';
+import { serializeGraph } from '../../shared/onnx/serialize.js';
+import type { Seq2SeqBatch } from '../../shared/models/batch.js';
+import type { T5Config } from '../../shared/models/t5-config.js';
+import { buildT5Graph, type T5Graph } from '../../shared/models/t5-graph.js';
+import { numel } from '../../shared/models/t5-params.js';
+import { fillDropoutMask, type DropoutKey } from './dropout-masks.js';
+import { EngineOptionsSchema, sessionOptions, type EngineOptions } from './session-options.js';
+import { T5Feeds } from './t5-feeds.js';
+
+// Runs T5 forward+backward and forward-only loss with onnxruntime sessions. All parameters live
+// in one flat array in HF order (the layout of t5ParamSpecs); each parameter is fed as a view of it
+// (no copy), and each gradient output is bound to a view of one flat gradient array, so ORT writes
+// gradients where the optimizer and the collectives read them.
+
+export interface LossSums {
+  /** Sum of token cross-entropies (not a mean: the coordinator divides by the global count). */
+  readonly lossSum: number;
+  readonly tokenCount: number;
+}
+
+type Flat = Float32Array | Float64Array;
+
+export class T5Engine {
+  private constructor(
+    readonly config: T5Config,
+    readonly dtype: FloatDType,
+    readonly paramCount: number,
+    private readonly train: { readonly session: ort.InferenceSession; readonly built: T5Graph },
+    private readonly evaluate: { readonly session: ort.InferenceSession; readonly built: T5Graph },
+    private readonly feeds: T5Feeds,
+  ) {}
+
+  /** Build both graphs and create their sessions. `dropout` applies config.dropoutRate in training. */
+  static async create(config: T5Config, options: Partial<EngineOptions> & { dtype?: FloatDType; dropout?: boolean } = {}): Promise<T5Engine> {
+    const dtype = options.dtype ?? 'float32';
+    const o = EngineOptionsSchema.parse({ intraOpThreads: options.intraOpThreads, executionProvider: options.executionProvider, allowSpinning: options.allowSpinning });
+    const trainBuilt = buildT5Graph(config, { dtype, dropout: options.dropout ?? false, gradients: true });
+    const evalBuilt = buildT5Graph(config, { dtype, dropout: false, gradients: false });
+    const make = async (built: T5Graph) => {
+      try {
+        return await ort.InferenceSession.create(serializeGraph(built.graph), sessionOptions(o));
+      } catch (cause) {
+        throw new EngineError(`onnxruntime could not create the ${built.graph.name} session: ${(cause as Error).message}`, { cause });
+      }
+    };
+    const paramCount = trainBuilt.params.reduce((n, s) => n + numel(s.shape), 0);
+    return new T5Engine(config, dtype, paramCount, { session: await make(trainBuilt), built: trainBuilt }, { session: await make(evalBuilt), built: evalBuilt }, new T5Feeds(config, dtype));
+  }
+
+  /**
+   * Loss sums of one micro-batch, and d(loss_sum)/d(params) written into `grad` (overwritten, not
+   * accumulated). `dropout` keys the masks when the engine was created with dropout on.
+   */
+  async forwardBackward(params: Flat, grad: Flat, batch: Seq2SeqBatch, dropout?: DropoutKey): Promise<LossSums> {
+    this.checkFlat(params, 'params');
+    this.checkFlat(grad, 'grad');
+    const { built, session } = this.train;
+    const feeds = { ...this.paramFeeds(params, built), ...this.feeds.feeds(batch), ...this.maskFeeds(batch, built, dropout) };
+    const fetches: Record<string, ort.Tensor | null> = { loss_sum: null, token_count: null };
+    let offset = 0;
+    built.params.forEach((spec, i) => {
+      const size = numel(spec.shape);
+      fetches[built.gradientOutputs[i]!] = new ort.Tensor(this.dtype, grad.subarray(offset, offset + size), [...spec.shape]);
+      offset += size;
+    });
+    const out = await this.run(session, feeds, fetches);
+    return { lossSum: Number(out.loss_sum!.data[0]), tokenCount: Number(out.token_count!.data[0]) };
+  }
+
+  /** Loss sums without gradients or dropout (evaluation). */
+  async forwardLoss(params: Flat, batch: Seq2SeqBatch): Promise<LossSums> {
+    this.checkFlat(params, 'params');
+    const { built, session } = this.evaluate;
+    const out = await this.run(session, { ...this.paramFeeds(params, built), ...this.feeds.feeds(batch) }, { loss_sum: null, token_count: null });
+    return { lossSum: Number(out.loss_sum!.data[0]), tokenCount: Number(out.token_count!.data[0]) };
+  }
+
+  async release(): Promise<void> {
+    await this.train.session.release();
+    await this.evaluate.session.release();
+  }
+
+  private async run(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, fetches: Record<string, ort.Tensor | null>) {
+    try {
+      return await session.run(feeds, fetches);
+    } catch (cause) {
+      throw new EngineError(`onnxruntime run failed: ${(cause as Error).message}`, { cause });
+    }
+  }
+
+  private paramFeeds(params: Flat, built: T5Graph): Record<string, ort.Tensor> {
+    const feeds: Record<string, ort.Tensor> = {};
+    let offset = 0;
+    for (const spec of built.params) {
+      const size = numel(spec.shape);
+      feeds[spec.name] = new ort.Tensor(this.dtype, params.subarray(offset, offset + size), [...spec.shape]);
+      offset += size;
+    }
+    return feeds;
+  }
+
+  private maskFeeds(batch: Seq2SeqBatch, built: T5Graph, key: DropoutKey | undefined): Record<string, ort.Tensor> {
+    if (built.dropoutSites.length === 0) return {};
+    if (!key) throw new EngineError('this engine applies dropout: forwardBackward needs a dropout key (seed, step, sample indices)');
+    const dims: Record<string, number> = { batch: batch.batchSize, src_len: batch.srcLen, tgt_len: batch.tgtLen };
+    const feeds: Record<string, ort.Tensor> = {};
+    built.dropoutSites.forEach((site, i) => {
+      const shape = site.shape.map((d) => (typeof d === 'number' ? d : dims[d]!));
+      const mask = new Uint8Array(numel(shape));
+      fillDropoutMask(mask, shape, this.config.dropoutRate, i, key);
+      feeds[site.input] = new ort.Tensor('bool', mask, shape);
+    });
+    return feeds;
+  }
+
+  private checkFlat(a: Flat, what: string): void {
+    const want = this.dtype === 'float32' ? Float32Array : Float64Array;
+    if (!(a instanceof want) || a.length !== this.paramCount) {
+      throw new EngineError(`${what}: expected a ${want.name} of ${this.paramCount} elements, got ${a.constructor.name}(${a.length})`);
+    }
+  }
+}
