@@ -29,16 +29,18 @@ export class T5Engine {
     readonly dtype: FloatDType,
     readonly paramCount: number,
     private readonly train: { readonly session: ort.InferenceSession; readonly built: T5Graph },
-    private readonly evaluate: { readonly session: ort.InferenceSession; readonly built: T5Graph },
+    /** The forward-only session, made on first use (a trainer that never evaluates never pays for it). */
+    private readonly makeEvaluate: () => Promise<{ readonly session: ort.InferenceSession; readonly built: T5Graph }>,
     private readonly feeds: T5Feeds,
   ) {}
+
+  private evaluate: Promise<{ readonly session: ort.InferenceSession; readonly built: T5Graph }> | null = null;
 
   /** Build both graphs and create their sessions. `dropout` applies config.dropoutRate in training. */
   static async create(config: T5Config, options: Partial<EngineOptions> & { dtype?: FloatDType; dropout?: boolean } = {}): Promise<T5Engine> {
     const dtype = options.dtype ?? 'float32';
     const o = EngineOptionsSchema.parse({ intraOpThreads: options.intraOpThreads, executionProvider: options.executionProvider, allowSpinning: options.allowSpinning });
     const trainBuilt = buildT5Graph(config, { dtype, dropout: options.dropout ?? false, gradients: true });
-    const evalBuilt = buildT5Graph(config, { dtype, dropout: false, gradients: false });
     const make = async (built: T5Graph) => {
       try {
         return await ort.InferenceSession.create(serializeGraph(built.graph), sessionOptions(o));
@@ -47,7 +49,11 @@ export class T5Engine {
       }
     };
     const paramCount = trainBuilt.params.reduce((n, s) => n + numel(s.shape), 0);
-    return new T5Engine(config, dtype, paramCount, { session: await make(trainBuilt), built: trainBuilt }, { session: await make(evalBuilt), built: evalBuilt }, new T5Feeds(config, dtype));
+    const makeEvaluate = async () => {
+      const built = buildT5Graph(config, { dtype, dropout: false, gradients: false });
+      return { session: await make(built), built };
+    };
+    return new T5Engine(config, dtype, paramCount, { session: await make(trainBuilt), built: trainBuilt }, makeEvaluate, new T5Feeds(config, dtype));
   }
 
   /**
@@ -73,14 +79,15 @@ export class T5Engine {
   /** Loss sums without gradients or dropout (evaluation). */
   async forwardLoss(params: Flat, batch: Seq2SeqBatch): Promise<LossSums> {
     this.checkFlat(params, 'params');
-    const { built, session } = this.evaluate;
+    this.evaluate ??= this.makeEvaluate();
+    const { built, session } = await this.evaluate;
     const out = await this.run(session, { ...this.paramFeeds(params, built), ...this.feeds.feeds(batch) }, { loss_sum: null, token_count: null });
     return { lossSum: Number(out.loss_sum!.data[0]), tokenCount: Number(out.token_count!.data[0]) };
   }
 
   async release(): Promise<void> {
     await this.train.session.release();
-    await this.evaluate.session.release();
+    if (this.evaluate) await (await this.evaluate).session.release();
   }
 
   private async run(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, fetches: Record<string, ort.Tensor | null>) {
