@@ -17,9 +17,10 @@ async function main(argv: string[]): Promise<number> {
     .version()
     .wrap(Math.min(110, process.stdout.columns ?? 100))
     .fail((msg, err, y) => {
-      // Usage mistakes (yargs' own YError, or a .check() message): show help and exit 2.
+      // Usage mistakes (yargs' own YError, or a .check() message, which yargs passes as a string):
+      // show help and exit 2.
       // Failures of a command's handler are rethrown to the handler below.
-      if (err && err.name !== 'YError') throw err;
+      if ((err as unknown) instanceof Error && err.name !== 'YError') throw err;
       process.stderr.write(`${y.help()}\n\n${msg}\n`);
       process.exit(2);
     });
