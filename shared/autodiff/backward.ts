@@ -55,7 +55,12 @@ export function gradients(targets: readonly GradientTarget[], wrt: readonly Valu
     return list.reduce((acc, g) => add(acc, g));
   };
 
-  for (const t of targets) contribute(t.value, t.seed ?? scalarLike(t.value, 1));
+  for (const t of targets) {
+    if (!t.seed && t.value.rank !== 0) {
+      throw new MissingGradientError(`target ${t.value} is not a scalar: pass a seed (upstream gradient) of its shape`);
+    }
+    contribute(t.value, t.seed ?? scalarLike(t.value, 1));
+  }
 
   for (const node of onPath) {
     const gy = total(node.outputs[0]!);

@@ -79,6 +79,9 @@ export function cast(x: Value, to: DType): Value {
 // ---- reductions and normalisations ---------------------------------------------------------
 
 function reducedShape(op: string, x: Value, axes: readonly number[], keepdims: boolean): { axes: number[]; shape: Dim[] } {
+  // ONNX reads empty axes as "all axes" (or as a no-op with noop_with_empty_axes); neither is
+  // what an empty list says, so callers spell the axes out.
+  if (axes.length === 0 && x.rank > 0) fail(op, 'empty axes list: name the axes to reduce', x);
   const norm = axes.map((a) => normaliseAxis(op, a, x.rank));
   const shape: Dim[] = [];
   x.shape.forEach((d, i) => {

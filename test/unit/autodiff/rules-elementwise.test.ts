@@ -1,0 +1,41 @@
+import { add, div, exp, identity, log, mul, neg, pow, reciprocal, relu, sigmoid, sqrt, sub, tanh } from '../../../shared/onnx/ops.js';
+import { binaryCase, draws, gradTest, unaryCase } from '../../helpers/gradcheck.js';
+
+// One finite-difference check per elementwise rule (tolerances: see test/helpers/gradcheck.ts).
+// Binary ops run on equal shapes and on each broadcasting pattern the models use: a trailing
+// vector ([2,3] with [3]), both sides broadcast ([2,1] with [1,4]), and a scalar operand.
+
+const { positive, awayFromZero } = draws;
+
+gradTest('Identity', unaryCase(identity));
+gradTest('Neg', unaryCase(neg));
+gradTest('Sqrt', unaryCase(sqrt, [2, 3], positive));
+gradTest('Exp', unaryCase(exp));
+gradTest('Log', unaryCase(log, [2, 3], positive));
+gradTest('Reciprocal', unaryCase(reciprocal, [2, 3], awayFromZero));
+gradTest('Tanh', unaryCase(tanh));
+gradTest('Sigmoid', unaryCase(sigmoid));
+gradTest('Relu', unaryCase(relu, [3, 4], awayFromZero));
+
+const broadcasts: readonly [string, readonly number[], readonly number[]][] = [
+  ['[2,3] with [2,3]', [2, 3], [2, 3]],
+  ['[2,3] with [3]', [2, 3], [3]],
+  ['[3] with [2,3]', [3], [2, 3]],
+  ['[2,1] with [1,4]', [2, 1], [1, 4]],
+  ['[2,3] with scalar', [2, 3], []],
+  ['scalar with [2,3]', [], [2, 3]],
+];
+
+for (const [label, sa, sb] of broadcasts) {
+  gradTest(`Add ${label}`, binaryCase(add, sa, sb));
+  gradTest(`Sub ${label}`, binaryCase(sub, sa, sb));
+  gradTest(`Mul ${label}`, binaryCase(mul, sa, sb));
+  gradTest(`Div ${label}`, binaryCase(div, sa, sb, { b: awayFromZero }));
+  // Both base and exponent are differentiated, so the base must be positive (d/db a^b = a^b ln a).
+  gradTest(`Pow ${label}`, binaryCase(pow, sa, sb, { a: positive }));
+}
+
+// x^2 and x^3 with a constant exponent on a base of either sign: the rule's b * a^(b-1) form
+// must hold for negative bases too (RMSNorm and gelu_new use exactly these).
+gradTest('Pow with constant exponent 2, negative bases', unaryCase((x) => pow(x, x.graph.scalar(2, 'float64')), [2, 3], awayFromZero));
+gradTest('Pow with constant exponent 3', unaryCase((x) => pow(x, x.graph.scalar(3, 'float64'))));
