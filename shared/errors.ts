@@ -31,3 +31,9 @@ export class WeightsMismatchError extends KpCoordError {}
 
 /** onnxruntime failed to create or run a session. */
 export class EngineError extends KpCoordError {}
+
+/** Optimizer inputs do not fit together: buffer lengths, ranges, layout entries, step counts. */
+export class OptimizerError extends KpCoordError {}
+
+/** The global gradient norm is NaN or infinite; every rank sees the same sum, so all skip the step. */
+export class NonFiniteGradientError extends KpCoordError {}

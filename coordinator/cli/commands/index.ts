@@ -1,7 +1,9 @@
 import type { Argv } from 'yargs';
+import { registerDev } from './dev.js';
+import { registerEvaluate } from './evaluate.js';
 
 // Every top-level command, in the order --help lists them. Each command file exports one function
 // that registers itself on the parser, which keeps each command's argument types its own.
 export type RegisterCommand = (cli: Argv) => Argv;
 
-export const commands: RegisterCommand[] = [];
+export const commands: RegisterCommand[] = [registerEvaluate, registerDev];

@@ -1,0 +1,75 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Argv } from 'yargs';
+import { InputFileError } from '../../../shared/errors.js';
+import { rootLogger } from '../../../shared/log.js';
+import { T5_PRESETS } from '../../../shared/models/presets.js';
+import { t5ParamSpecs } from '../../../shared/models/t5-params.js';
+import { CONFIG_NAME, resolveModelConfig, saveHfModel } from '../../../shared/weights/hf-checkpoint.js';
+import { FlatLayout } from '../../../shared/weights/flat-layout.js';
+import { initT5Flat } from '../../../shared/weights/init.js';
+import { SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME } from '../../../shared/weights/sharded-index.js';
+import { registerDevGrads } from './dev-grads.js';
+import type { RegisterCommand } from './index.js';
+
+// `kp-coord dev ...`: developer tools. Each subcommand registers itself like a top-level command;
+// other files may add theirs to `devSubcommands` before the CLI parses.
+
+const log = rootLogger.child({ cmd: 'dev' });
+
+function registerInitModel(cli: Argv): Argv {
+  return cli.command(
+    'init-model',
+    'Write a freshly initialised T5 model directory (config.json + model.safetensors, HF layout)',
+    (y) =>
+      y
+        .option('out', { type: 'string', demandOption: true, describe: 'Directory to write' })
+        .option('preset', { type: 'string', choices: Object.keys(T5_PRESETS), describe: 'Built-in model shape' })
+        .option('config', { type: 'string', describe: 'A T5 config.json (or a model directory holding one)' })
+        .option('seed', { type: 'number', default: 0, describe: 'Seed of the initialisation (same seed, same weights)' })
+        .option('force', { type: 'boolean', default: false, describe: 'Overwrite a model already in --out' })
+        .conflicts('preset', 'config')
+        .check((a) => {
+          if (a.preset === undefined && a.config === undefined) return 'Give --preset NAME or --config FILE.';
+          if (!Number.isSafeInteger(a.seed) || a.seed < 0) return `--seed must be a non-negative integer, got ${a.seed}.`;
+          return true;
+        })
+        .example('$0 dev init-model --preset t5-tiny --out /tmp/t5-tiny', 'a tiny model for tests'),
+    async (a) => {
+      const started = performance.now();
+      const config = resolveModelConfig(a.preset !== undefined ? `preset:${a.preset}` : a.config!);
+      const held = [CONFIG_NAME, SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME].filter((f) => existsSync(join(a.out, f)));
+      if (held.length > 0 && !a.force) {
+        throw new InputFileError(a.out, '', `already holds ${held.join(', ')}; pass --force to overwrite`);
+      }
+      const layout = FlatLayout.fromSpecs(t5ParamSpecs(config));
+      const flat = initT5Flat(config, layout, a.seed);
+      const initialised = performance.now();
+      await saveHfModel(a.out, config, flat);
+      const seconds = (performance.now() - started) / 1000;
+      log.info(
+        { out: a.out, parameters: layout.totalSize, initSeconds: (initialised - started) / 1000, seconds },
+        'wrote initialised model',
+      );
+      process.stdout.write(`${JSON.stringify({ out: a.out, parameters: layout.totalSize, tensors: layout.params.length, seed: a.seed })}\n`);
+    },
+  );
+}
+
+/** Subcommands of `kp-coord dev`, in --help order. */
+export const devSubcommands: RegisterCommand[] = [registerInitModel, registerDevGrads];
+
+export function registerDev(cli: Argv): Argv {
+  return cli.command(
+    'dev',
+    'Developer tools (see kp-coord dev --help)',
+    (y) => {
+      let group = y;
+      for (const register of devSubcommands) group = register(group);
+      return group.demandCommand(1, 'Name a dev subcommand; see kp-coord dev --help.');
+    },
+    () => {
+      // Never reached: demandCommand requires a subcommand.
+    },
+  );
+}

@@ -1,0 +1,160 @@
+import { statSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { InputFileError, WeightsMismatchError } from '../errors.js';
+import { T5_PRESETS } from '../models/presets.js';
+import { parseT5Config, readT5Config, t5ConfigJson, type T5Config } from '../models/t5-config.js';
+import { t5ParamSpecs, tiedAliases } from '../models/t5-params.js';
+import { writeBytesAtomically } from './atomic-file.js';
+import { CheckpointTensors } from './checkpoint-tensors.js';
+import { FlatLayout } from './flat-layout.js';
+import { FLOAT_DTYPES, writeSafetensors } from './safetensors.js';
+import { SAFE_WEIGHTS_NAME } from './sharded-index.js';
+
+// A Hugging Face model directory <-> (T5Config, FlatLayout, flat Float32Array).
+// Loading is as strict as `from_pretrained` should be for training: every parameter must be present
+// with the exact shape, and nothing unknown may be left over; all problems are reported at once.
+
+export const CONFIG_NAME = 'config.json';
+
+/**
+ * Tensors transformers itself ignores when loading T5 (`_keys_to_ignore_on_load_unexpected`): the
+ * original T5 checkpoints carry a relative-attention bias for the first decoder block's cross attention
+ * that the model never uses.
+ */
+const IGNORED_UNEXPECTED: readonly string[] = ['decoder.block.0.layer.1.EncDecAttention.relative_attention_bias.weight'];
+
+const SHARED = 'shared.weight';
+const LIST_LIMIT = 12;
+
+export interface LoadedModel {
+  readonly config: T5Config;
+  readonly layout: FlatLayout;
+  readonly flat: Float32Array;
+}
+
+export interface LoadOptions {
+  /** Length of the returned flat buffer (>= layout.totalSize; the tail stays zero), e.g. ZeRO padding. */
+  readonly flatLength?: number;
+}
+
+/** Read config.json and the safetensors weights of `dir` into one flat buffer. */
+export async function loadHfModel(dir: string, options: LoadOptions = {}): Promise<LoadedModel> {
+  const config = readT5Config(join(dir, CONFIG_NAME));
+  const layout = FlatLayout.fromSpecs(t5ParamSpecs(config));
+  const flatLength = options.flatLength ?? layout.totalSize;
+  if (flatLength < layout.totalSize) throw new RangeError(`flatLength ${flatLength} is below the layout size ${layout.totalSize}`);
+  const tensors = await CheckpointTensors.open(dir);
+  try {
+    const plan = matchTensors(config, layout, tensors);
+    const flat = new Float32Array(flatLength);
+    for (const p of layout.params) await tensors.readInto(plan.sourceOf.get(p.name)!, layout.view(flat, p.name));
+    // A checkpoint may hold several copies of the tied embedding; the model can only hold one.
+    const shared = layout.view(flat, SHARED);
+    const scratch = plan.extraAliases.length > 0 ? new Float32Array(shared.length) : undefined;
+    for (const alias of plan.extraAliases) {
+      await tensors.readInto(alias, scratch!);
+      if (!sameBits(scratch!, shared)) {
+        throw new WeightsMismatchError(`${tensors.source}: '${alias}' is tied to '${SHARED}' but holds different values`);
+      }
+    }
+    return Object.freeze({ config, layout, flat });
+  } finally {
+    await tensors.close();
+  }
+}
+
+interface TensorPlan {
+  /** Parameter name -> checkpoint tensor that supplies it. */
+  readonly sourceOf: ReadonlyMap<string, string>;
+  /** Further stored copies of the tied embedding, to be checked against the one loaded. */
+  readonly extraAliases: readonly string[];
+}
+
+function matchTensors(config: T5Config, layout: FlatLayout, tensors: CheckpointTensors): TensorPlan {
+  const aliases = tiedAliases(config);
+  const sourceOf = new Map<string, string>();
+  const missing: string[] = [];
+  const badShape: string[] = [];
+  const badDtype: string[] = [];
+  const check = (stored: string, shape: readonly number[]): void => {
+    const { info } = tensors.get(stored)!;
+    if (info.shape.join(',') !== shape.join(',')) badShape.push(`${stored}: expected [${shape.join(', ')}], got [${info.shape.join(', ')}]`);
+    if (!FLOAT_DTYPES.includes(info.dtype)) badDtype.push(`${stored}: ${info.dtype}`);
+  };
+
+  for (const p of layout.params) {
+    const stored = tensors.get(p.name) ? p.name : p.name === SHARED ? aliases.find((a) => tensors.get(a)) : undefined;
+    if (stored === undefined) {
+      missing.push(p.name === SHARED ? `${SHARED} (or a tied alias: ${aliases.join(', ')})` : p.name);
+      continue;
+    }
+    sourceOf.set(p.name, stored);
+    check(stored, p.shape);
+  }
+  const extraAliases = aliases.filter((a) => tensors.get(a) && a !== sourceOf.get(SHARED));
+  for (const a of extraAliases) check(a, layout.get(SHARED).shape);
+  const unexpected = tensors.names().filter((n) => !layout.has(n) && !aliases.includes(n) && !IGNORED_UNEXPECTED.includes(n));
+
+  if (missing.length + unexpected.length + badShape.length + badDtype.length > 0) {
+    const parts = [
+      listed('missing', missing),
+      listed('unexpected', unexpected),
+      listed('shape mismatches', badShape),
+      listed('not float tensors', badDtype),
+    ].filter((s) => s !== '');
+    throw new WeightsMismatchError(`${tensors.source}: weights do not match the T5 config: ${parts.join('; ')}`);
+  }
+  return { sourceOf, extraAliases };
+}
+
+function listed(what: string, items: readonly string[]): string {
+  if (items.length === 0) return '';
+  const shown = items.slice(0, LIST_LIMIT).join(', ');
+  return `${items.length} ${what}: ${shown}${items.length > LIST_LIMIT ? `, ... (${items.length - LIST_LIMIT} more)` : ''}`;
+}
+
+function sameBits(a: Float32Array, b: Float32Array): boolean {
+  const x = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  const y = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  return true;
+}
+
+/**
+ * Write `dir/config.json` and `dir/model.safetensors` (F32, HF names, `format: pt` metadata) so that
+ * `T5ForConditionalGeneration.from_pretrained(dir)` loads it. Tied copies are not written (transformers
+ * re-ties them on load). Each file is replaced atomically; the weights go first, the config last.
+ */
+export async function saveHfModel(dir: string, config: T5Config, flat: Float32Array): Promise<void> {
+  const layout = FlatLayout.fromSpecs(t5ParamSpecs(config));
+  layout.checkLength(flat);
+  await mkdir(dir, { recursive: true });
+  await writeSafetensors(
+    join(dir, SAFE_WEIGHTS_NAME),
+    layout.params.map((p) => ({ name: p.name, dtype: 'F32' as const, shape: p.shape, data: layout.view(flat, p.name) })),
+    { format: 'pt' },
+  );
+  const json = { ...t5ConfigJson(config), torch_dtype: 'float32' };
+  await writeBytesAtomically(join(dir, CONFIG_NAME), `${JSON.stringify(json, null, 2)}\n`);
+}
+
+/**
+ * The T5Config named by `spec`: `preset:<name>` (see shared/models/presets.ts), a model directory
+ * (its config.json), or a config.json file.
+ */
+export function resolveModelConfig(spec: string): T5Config {
+  if (spec.startsWith('preset:')) {
+    const name = spec.slice('preset:'.length);
+    const preset = Object.hasOwn(T5_PRESETS, name) ? T5_PRESETS[name] : undefined;
+    if (!preset) throw new InputFileError(spec, '', `unknown preset '${name}' (known: ${Object.keys(T5_PRESETS).join(', ')})`);
+    return parseT5Config(preset, spec);
+  }
+  let isDirectory: boolean;
+  try {
+    isDirectory = statSync(spec).isDirectory();
+  } catch (cause) {
+    throw new InputFileError(spec, '', 'no such model directory or config file (or use preset:<name>)', { cause });
+  }
+  return readT5Config(isDirectory ? join(spec, CONFIG_NAME) : spec);
+}

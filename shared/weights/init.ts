@@ -1,0 +1,64 @@
+import { WeightsMismatchError } from '../errors.js';
+import type { T5Config } from '../models/t5-config.js';
+import { t5ParamSpecs } from '../models/t5-params.js';
+import { rngStream, RngDomain } from '../random.js';
+import type { FlatLayout, FlatParam } from './flat-layout.js';
+
+// Fresh T5 weights with the semantics of transformers' `T5PreTrainedModel._init_weights`: each
+// weight ~ N(0, std) with the ParamSpec's std (which already includes initializer_factor), and the
+// RMSNorm weights filled with initializer_factor (HF: `fill_(factor * 1.0)`, i.e. ones by default).
+// Parameter i draws from its own stream rngStream(seed, RngDomain.init, i), element j from words
+// (2*floor(j/2), +1) of it: any element range can be produced on its own, so the result does not
+// depend on how many threads or ranks share the work. (Same distribution as PyTorch, not the same
+// numbers: torch's CPU generator is a different algorithm.)
+
+/** The whole flat parameter buffer, freshly initialised. */
+export function initT5Flat(config: T5Config, layout: FlatLayout, seed: number): Float32Array {
+  return initT5FlatRange(config, layout, seed, 0, layout.totalSize);
+}
+
+/**
+ * Elements [begin, end) of the initialised flat buffer, e.g. one ZeRO rank's slice; equal to
+ * `initT5Flat(...).subarray(begin, end)` bit for bit.
+ */
+export function initT5FlatRange(config: T5Config, layout: FlatLayout, seed: number, begin: number, end: number): Float32Array {
+  checkLayoutMatchesConfig(config, layout);
+  if (!(Number.isSafeInteger(begin) && Number.isSafeInteger(end) && 0 <= begin && begin <= end && end <= layout.totalSize)) {
+    throw new RangeError(`init range [${begin}, ${end}) is not inside [0, ${layout.totalSize})`);
+  }
+  const out = new Float32Array(end - begin);
+  for (const p of layout.paramsInRange(begin, end)) {
+    const from = Math.max(begin, p.offset) - p.offset;
+    const to = Math.min(end, p.offset + p.size) - p.offset;
+    fillParam(p, config, seed, from, to, out.subarray(p.offset + from - begin, p.offset + to - begin));
+  }
+  return out;
+}
+
+/** Elements [from, to) of parameter p into dest (length to - from). */
+function fillParam(p: FlatParam, config: T5Config, seed: number, from: number, to: number, dest: Float32Array): void {
+  if (p.init.kind === 'ones') {
+    dest.fill(config.initializerFactor);
+    return;
+  }
+  const stream = rngStream(seed, RngDomain.init, p.index);
+  const pairStart = from - (from % 2);
+  stream.seek(pairStart); // element j uses words 2*floor(j/2) and 2*floor(j/2)+1
+  if (from % 2 === 1) {
+    // The range starts on the sine half of a pair: draw the pair, keep its second value.
+    const pair = new Float32Array(2);
+    stream.fillNormal(pair, 0, p.init.std);
+    dest[0] = pair[1]!;
+    stream.fillNormal(dest.subarray(1), 0, p.init.std);
+  } else {
+    stream.fillNormal(dest, 0, p.init.std);
+  }
+}
+
+function checkLayoutMatchesConfig(config: T5Config, layout: FlatLayout): void {
+  const specs = t5ParamSpecs(config);
+  const same =
+    specs.length === layout.params.length &&
+    specs.every((s, i) => s.name === layout.params[i]!.name && s.shape.join(',') === layout.params[i]!.shape.join(','));
+  if (!same) throw new WeightsMismatchError('the flat layout was not built from this T5 config');
+}
