@@ -1,4 +1,5 @@
 import type { Argv } from 'yargs';
+import { registerData } from './data.js';
 import { registerDev } from './dev.js';
 import { registerEvaluate } from './evaluate.js';
 
@@ -6,4 +7,4 @@ import { registerEvaluate } from './evaluate.js';
 // that registers itself on the parser, which keeps each command's argument types its own.
 export type RegisterCommand = (cli: Argv) => Argv;
 
-export const commands: RegisterCommand[] = [registerEvaluate, registerDev];
+export const commands: RegisterCommand[] = [registerEvaluate, registerData, registerDev];

@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import test from 'node:test';
+import type { PrepareReport } from '../../../shared/data/prepare.js';
+import { REPO_ROOT, fixture, scratchDir } from './helpers.js';
+
+const MAIN = join(REPO_ROOT, 'dist', 'coordinator', 'cli', 'main.js');
+
+function kp(...args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [MAIN, 'data', ...args], { encoding: 'utf8', env: { ...process.env, KPCOORD_LOG_LEVEL: 'warn' } });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test('data prepare: rule flags and a rules file over the preset; summary printed; exit 0', (t) => {
+  const dir = scratchDir(t);
+  const rules = join(dir, 'rules.yaml');
+  writeFileSync(rules, 'eval_ratio: 0.4\nmax_keyphrases: 2\n');
+  const out = join(dir, 'cache');
+  const r = kp('prepare', '--input', fixture('rules-rows.jsonl'), '--out', out, '--rules', rules, '--min-input-tokens', 'none', '--max-input-tokens', 'none', '--max-target-tokens', '100', '--split-seed', '5');
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /read 13 rows from 1 file\(s\); bad lines 0 \(allowed 0\)/u);
+  assert.match(r.stdout, /kept: train 3, eval 2/u);
+  const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as PrepareReport;
+  assert.equal(report.rules.max_keyphrases, 2);
+  assert.equal(report.rules.split_seed, 5);
+  assert.equal(report.rules.min_input_tokens, null);
+  const inspect = kp('inspect', out, '--tokenizer', 'builtin', '--samples', '1');
+  assert.equal(inspect.code, 0, inspect.stderr);
+  const shown = JSON.parse(inspect.stdout) as { splits: { train: number; eval: number }; samples: Array<{ target: string }> };
+  assert.deepEqual(shown.splits, { train: 3, eval: 2 });
+  assert.equal(shown.samples[0]!.target.split('; ').length <= 2, true);
+});
+
+test('data prepare: bad input exits 1 naming file and line, and leaves nothing', (t) => {
+  const dir = scratchDir(t);
+  const r = kp('prepare', '--input', fixture('corrupt.jsonl'), '--out', join(dir, 'cache'), '--preset', 'embedded-sample');
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^kp-coord: .*corrupt\.jsonl:2: not valid JSON/mu);
+  assert.deepEqual(readdirSync(dir), []);
+  const bad = kp('prepare', '--input', fixture('rules-rows.jsonl'), '--out', join(dir, 'cache'), '--max-input-tokens', 'lots');
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /--max-input-tokens: expected a non-negative integer or "none", got "lots"/u);
+  const ratio = kp('prepare', '--input', fixture('rules-rows.jsonl'), '--out', join(dir, 'cache'), '--eval-ratio', '2');
+  assert.equal(ratio.code, 1);
+  assert.match(ratio.stderr, /bad rules: eval_ratio/u);
+});
+
+test('data: usage mistakes exit 2', () => {
+  const r = kp('prepare', '--input', fixture('rules-rows.jsonl'));
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /Missing required argument: out/u);
+  assert.equal(kp('prepare', '--input', 'x.jsonl', '--out', 'y', '--preset', 'v9').code, 2);
+  assert.equal(kp().code, 2);
+});
+
+test('data synth writes train and eval files and prints a summary', (t) => {
+  const dir = scratchDir(t);
+  const out = join(dir, 'synth.jsonl');
+  const r = kp('synth', '--out', out, '--train', '20', '--eval', '5', '--seed', '2');
+  assert.equal(r.code, 0, r.stderr);
+  const s = JSON.parse(r.stdout) as { eval_out: string; rows: { train: number; eval: number }; input_tokens: { min: number; max: number } };
+  assert.equal(s.eval_out, join(dir, 'synth.eval.jsonl'));
+  assert.deepEqual(s.rows, { train: 20, eval: 5 });
+  assert.ok(s.input_tokens.min >= 500 && s.input_tokens.max <= 999);
+  assert.equal(readFileSync(out, 'utf8').trim().split('\n').length, 20);
+  assert.ok(existsSync(join(dir, 'synth.eval.jsonl')));
+});
