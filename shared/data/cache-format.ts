@@ -11,8 +11,8 @@ import { DataRules } from './data-rules.js';
 //   <split>.index.bin        uint64 LE offsets in tokens: input offsets [size + 1], then label offsets [size + 1]
 //   <split>.rows.jsonl       one {"id","file","line"} per sample: where it came from
 //
-// Token ids are little-endian uint16 when the vocabulary has fewer than 65,536 ids (half the
-// bytes; polyglot-ko and pko-t5 both fit), else int32. Readers view the bytes in place.
+// Token ids are little-endian uint16 when every id fits 16 bits (vocabulary of at most 65,536 ids:
+// half the bytes; polyglot-ko and pko-t5 both fit), else int32. Readers view the bytes in place.
 
 export const CACHE_FORMAT = 'kp-coord-data-cache';
 export const CACHE_FORMAT_VERSION = 1;

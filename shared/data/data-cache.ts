@@ -112,11 +112,23 @@ function openSplit(dir: string, name: SplitName, m: SplitManifest, dtype: TokenD
   return {
     name,
     size: n,
-    inputIds: (i) => (check(i), inputs.subarray(inputOff[i]!, inputOff[i + 1]!)),
-    labelIds: (i) => (check(i), labels.subarray(labelOff[i]!, labelOff[i + 1]!)),
-    inputLength: (i) => (check(i), inputOff[i + 1]! - inputOff[i]!),
-    labelLength: (i) => (check(i), labelOff[i + 1]! - labelOff[i]!),
-    source: (i) => {
+    inputIds(i) {
+      check(i);
+      return inputs.subarray(inputOff[i]!, inputOff[i + 1]!);
+    },
+    labelIds(i) {
+      check(i);
+      return labels.subarray(labelOff[i]!, labelOff[i + 1]!);
+    },
+    inputLength(i) {
+      check(i);
+      return inputOff[i + 1]! - inputOff[i]!;
+    },
+    labelLength(i) {
+      check(i);
+      return labelOff[i + 1]! - labelOff[i]!;
+    },
+    source(i) {
       check(i);
       sources ??= loadFile(dir, m.files.rows, false)
         .toString('utf8')
@@ -126,6 +138,11 @@ function openSplit(dir: string, name: SplitName, m: SplitManifest, dtype: TokenD
       return sources[i]!;
     },
   };
+}
+
+/** Input length of every sample (eos included), e.g. for the sampler's length bucketing. */
+export function inputLengths(split: DataSplit): Int32Array {
+  return Int32Array.from({ length: split.size }, (_, i) => split.inputLength(i));
 }
 
 /** Open a cache written by `kp-coord data prepare`: manifest validated, file sizes and offsets checked. */

@@ -1,12 +1,11 @@
-import { randomBytes } from 'node:crypto';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { InputFileError, KpCoordError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { rngStream } from '../random.js';
 import { tokenizerIdentity, type Tokenizer } from '../tokenizer/tokenizer.js';
-import { InlineEncoder, type BatchEncoder } from './batch-encoder.js';
+import { InlineEncoder, type BatchEncoder, type EncodedBatch } from './batch-encoder.js';
 import {
   CACHE_FORMAT,
   CACHE_FORMAT_VERSION,
@@ -116,7 +115,7 @@ export async function prepareData(opts: PrepareOptions): Promise<PrepareReport> 
   const encoder = opts.encoder ?? new InlineEncoder(tokenizer);
   const eos = tokenizer.eosId;
 
-  const lengthOk = (inLen: number, tgtLen: number): DropRule | undefined => {
+  const lengthRule = (inLen: number, tgtLen: number): DropRule | undefined => {
     if (rules.min_input_tokens !== null && inLen < rules.min_input_tokens) return 'input_too_short';
     if (rules.max_input_tokens !== null && inLen >= rules.max_input_tokens) return 'input_too_long';
     if (rules.max_target_tokens !== null && tgtLen >= rules.max_target_tokens) return 'target_too_long';
@@ -124,7 +123,7 @@ export async function prepareData(opts: PrepareOptions): Promise<PrepareReport> 
   };
 
   // Batches of cleaned rows go to the encoder; results are taken in submission order.
-  type Batch = { examples: TextExample[]; role: 'train' | 'eval'; report: SourceReport; result: Promise<Awaited<ReturnType<BatchEncoder['encode']>>> };
+  type Batch = { examples: TextExample[]; role: 'train' | 'eval'; report: SourceReport; result: Promise<EncodedBatch> };
   const inFlight: Batch[] = [];
   const takeOne = async (): Promise<void> => {
     const b = inFlight.shift()!;
@@ -133,7 +132,7 @@ export async function prepareData(opts: PrepareOptions): Promise<PrepareReport> 
       const inIds = ids.subarray(offsets[2 * k]!, offsets[2 * k + 1]!);
       const tgtIds = ids.subarray(offsets[2 * k + 1]!, offsets[2 * k + 2]!);
       // Lengths as stored: ids + eos.
-      const rule = lengthOk(inIds.length + 1, tgtIds.length + 1);
+      const rule = lengthRule(inIds.length + 1, tgtIds.length + 1);
       if (rule !== undefined) {
         cleaner.drop(rule);
         continue;

@@ -53,13 +53,16 @@ function tokenText(t: z.infer<typeof SpecialToken> | null | undefined): string |
   return typeof t === 'string' ? t : t.content;
 }
 
-function readJson(file: string): unknown {
-  let text: string;
+function readBytes(file: string): Buffer {
   try {
-    text = readFileSync(file, 'utf8');
+    return readFileSync(file);
   } catch (err) {
     throw new InputFileError(file, '', 'cannot read the file', { cause: err });
   }
+}
+
+function readJson(file: string, raw: Buffer = readBytes(file)): unknown {
+  const text = raw.toString('utf8');
   try {
     return JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
   } catch (err) {
@@ -116,8 +119,8 @@ export class HfTokenizer implements Tokenizer {
 
   /** Load `tokenizer.json` (and its companions, see `companion`). */
   static fromFile(file: string): HfTokenizer {
-    const raw = readFileSync(file);
-    const json = readJson(file);
+    const raw = readBytes(file);
+    const json = readJson(file, raw);
     const parsed = parseWith(TokenizerJson, json, file);
     const configFile = companion(file, 'tokenizer_config.json');
     const mapFile = companion(file, 'special_tokens_map.json');

@@ -8,7 +8,8 @@ import { prepareData, type PrepareOptions, type PrepareReport } from '../../../s
 import { InputFileError } from '../../../shared/errors.js';
 import { ByteTokenizer } from '../../../shared/tokenizer/byte-tokenizer.js';
 import { loadTokenizer } from '../../../shared/tokenizer/load-tokenizer.js';
-import { fixture, openRules, scratchDir } from './helpers.js';
+import { resolveRules } from '../../../shared/data/data-rules.js';
+import { REPO_ROOT, fixture, openRules, scratchDir } from './helpers.js';
 
 const bytes = new ByteTokenizer();
 
@@ -178,4 +179,18 @@ test('a worker-thread encoder writes the same cache as the inline one', async (t
   const b = openDataCache(join(dir, 'pool'), { verifyChecksums: true });
   assert.deepEqual(b.manifest.splits, a.manifest.splits);
   await assert.rejects(WorkerPoolEncoder.start(spec, 'f'.repeat(64), 1), /different tokenizer/u);
+});
+
+test('the shipped sample set prepares whole with the embedded-sample preset and the byte tokenizer', async (t) => {
+  const sample = join(REPO_ROOT, 'shared', 'datasets', 'ko-news-sample.jsonl');
+  if (!existsSync(sample)) {
+    t.skip('shared/datasets/ko-news-sample.jsonl is not in this checkout');
+    return;
+  }
+  const out = join(scratchDir(t), 'sample');
+  const r = await prepareData({ inputs: [sample], tokenizer: bytes, tokenizerSpec: 'builtin', rules: resolveRules('embedded-sample'), outDir: out });
+  assert.equal(r.kept.total, r.rows_read, `every row kept; dropped ${JSON.stringify(r.dropped)}`);
+  assert.equal(r.kept.eval, Math.ceil(0.2 * r.rows_read));
+  const cache = openDataCache(out);
+  assert.ok(cache.train.inputLength(0) <= 1024 && cache.train.labelLength(0) <= 256);
 });
