@@ -14,6 +14,12 @@ import { DistributedSampler, epochPadding } from '../shared/data/sampler.js';
 import { writeSyntheticSet } from '../shared/data/synth.js';
 import { loadTokenizer } from '../shared/tokenizer/load-tokenizer.js';
 import type { Tokenizer } from '../shared/tokenizer/tokenizer.js';
+import { parseT5Config } from '../shared/models/t5-config.js';
+import { T5_PRESETS } from '../shared/models/presets.js';
+import { t5ParamSpecs } from '../shared/models/t5-params.js';
+import { FlatLayout } from '../shared/weights/flat-layout.js';
+import { initT5Flat } from '../shared/weights/init.js';
+import { T5Engine } from '../worker/engine/t5-engine.js';
 
 // `node dist/bench/data.js [--train 76472] [--eval 3000] [--hf-rows 3000] [--threads 2]`:
 //  1. synthesise the V4-sized set (lengths in byte tokens) and prepare it with the builtin
@@ -151,6 +157,29 @@ function assembly(split: DataSplit, padId: number, bucketing: boolean): Assembly
 
 const fmt = (n: number, d = 1): string => n.toFixed(d);
 
+async function engineStep(split: DataSplit, padId: number): Promise<{ ms: number; srcLen: number; tgtLen: number }> {
+  const config = parseT5Config(T5_PRESETS['t5-small-bytes']);
+  const params = initT5Flat(config, FlatLayout.fromSpecs(t5ParamSpecs(config)), 0);
+  const engine = await T5Engine.create(config, { intraOpThreads: 2 });
+  try {
+    const grad = new Float32Array(engine.paramCount);
+    const sampler = new DistributedSampler({ size: split.size, seed: 100, perDeviceBatch: 8, gradAccum: 1, world: 1 });
+    const mb = sampler.microBatches(0, 0, 0)[0]!;
+    const batch = assembleBatch(split, mb, padId);
+    await engine.forwardBackward(params, grad, batch); // warm-up: the arena grows on the first runs
+    await engine.forwardBackward(params, grad, batch);
+    const times: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const t0 = performance.now();
+      await engine.forwardBackward(params, grad, batch);
+      times.push(performance.now() - t0);
+    }
+    return { ms: Math.min(...times), srcLen: batch.srcLen, tgtLen: batch.tgtLen };
+  } finally {
+    await engine.release();
+  }
+}
+
 async function main(): Promise<void> {
   if (args['child-prepare'] !== undefined) return childPrepare(args['child-prepare']);
   const train = Number(args.train);
@@ -233,6 +262,15 @@ async function main(): Promise<void> {
       );
       result[bucketing ? 'assembly_bucketed' : 'assembly_random'] = a;
     }
+    // 4. the engine's step on the same kind of micro-batch (8 samples of the byte-token cache,
+    // the embedded default model), so assembly time reads as a share of a real step.
+    const step = await engineStep(cache.train, cache.manifest.tokenizer.pad_id);
+    const bucketed = result.assembly_bucketed as AssemblyResult;
+    console.log(
+      `engine step (t5-small-bytes, F+B, 8 x ${step.srcLen}/${step.tgtLen} byte tokens): ${fmt(step.ms, 0)} ms; ` +
+        `assembly / engine step = ${(bucketed.msPerStepRank0 / step.ms).toExponential(2)}`,
+    );
+    result.engine_step = { ...step, assembly_ratio: bucketed.msPerStepRank0 / step.ms };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
