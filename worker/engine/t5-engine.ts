@@ -125,8 +125,8 @@ export class T5Engine {
 
   private checkFlat(a: Flat, what: string): void {
     const want = this.dtype === 'float32' ? Float32Array : Float64Array;
-    if (!(a instanceof want) || a.length !== this.paramCount) {
-      throw new EngineError(`${what}: expected a ${want.name} of ${this.paramCount} elements, got ${a.constructor.name}(${a.length})`);
+    if (!(a instanceof want) || a.length < this.paramCount) {
+      throw new EngineError(`${what}: expected a ${want.name} of at least ${this.paramCount} elements (a padded flat buffer may be longer), got ${a.constructor.name}(${a.length})`);
     }
   }
 }
