@@ -1,0 +1,23 @@
+// What a run tells its watchers (the terminal progress bar now; NATS in a later issue).
+export type RunEvent =
+  | { readonly type: 'listening'; readonly port: number }
+  | { readonly type: 'worker_joined'; readonly rank: number; readonly host: string; readonly pid: number; readonly workerId: string }
+  | { readonly type: 'started'; readonly world: number; readonly totalSteps: number; readonly zeroStage: number }
+  | {
+      readonly type: 'step';
+      readonly step: number;
+      readonly totalSteps: number;
+      readonly epoch: number;
+      /** Token-mean training loss of the step's global batch. */
+      readonly loss: number;
+      readonly lr: number;
+      readonly gradNorm: number;
+      readonly samplesPerSecond: number;
+      readonly tokensPerSecond: number;
+      readonly etaSeconds: number;
+    }
+  | { readonly type: 'saved'; readonly dir: string }
+  | { readonly type: 'finished'; readonly summaryPath: string }
+  | { readonly type: 'failed'; readonly reason: string };
+
+export type RunEventListener = (e: RunEvent) => void;

@@ -1,0 +1,87 @@
+import { join } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { KpCoordError } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
+import type { TrainPlan } from '../shared/plan/train-plan.js';
+import { writeBytesAtomically } from '../shared/weights/atomic-file.js';
+import { ReportKind } from '../proto/gen/control/control.js';
+import type { ControlServer } from './control-server.js';
+import type { RunEventListener } from './run-events.js';
+
+// Drives one run: set the workers up, then step by step until total_steps, each step committed
+// only when every rank reported it done; then the final model and summary.json.
+
+export interface RunSummary {
+  readonly run_id: string;
+  readonly steps: number;
+  readonly epochs: number;
+  readonly world_size: number;
+  readonly zero_stage: number;
+  readonly train_loss: readonly { readonly step: number; readonly epoch: number; readonly loss: number; readonly lr: number; readonly grad_norm: number }[];
+  readonly samples_per_second: number;
+  readonly tokens_per_second: number;
+  readonly wall_seconds: number;
+  readonly final_model: string;
+}
+
+export async function driveRun(server: ControlServer, plan: TrainPlan, log: Logger, emit: RunEventListener): Promise<RunSummary> {
+  const started = performance.now();
+  const members = await server.waitForWorkers();
+  for (const m of members) emit({ type: 'worker_joined', rank: m.rank, host: m.host, pid: m.pid, workerId: m.workerId });
+  server.broadcast({ kind: { $case: 'setup', value: { peers: server.peers() } } });
+  await server.barrier.wait(ReportKind.READY, 0);
+  emit({ type: 'started', world: plan.world, totalSteps: plan.total_steps, zeroStage: plan.zero_stage });
+  log.info({ world: plan.world, steps: plan.total_steps, stage: plan.zero_stage }, 'training started');
+
+  const trainLoss: RunSummary['train_loss'][number][] = [];
+  const trainStarted = performance.now();
+  let samples = 0;
+  let tokens = 0;
+  for (let step = 0; step < plan.total_steps; step++) {
+    const epoch = Math.floor(step / plan.steps_per_epoch);
+    const t0 = performance.now();
+    server.broadcast({ kind: { $case: 'step', value: { step, epoch, stepInEpoch: step % plan.steps_per_epoch } } });
+    const reports = await server.barrier.wait(ReportKind.STEP_DONE, step);
+    const lossSum = reports.reduce((s, r) => s + r.lossSum, 0);
+    const stepTokens = reports.reduce((s, r) => s + r.tokenCount, 0);
+    const stepSamples = reports.reduce((s, r) => s + r.samples, 0);
+    samples += stepSamples;
+    tokens += stepTokens;
+    const loss = lossSum / stepTokens;
+    const { gradNorm, lr } = reports[0]!;
+    if (!Number.isFinite(loss)) throw new KpCoordError(`step ${step}: loss is ${loss}`);
+    trainLoss.push({ step, epoch, loss, lr, grad_norm: gradNorm });
+    const elapsed = (performance.now() - trainStarted) / 1000;
+    emit({
+      type: 'step', step, totalSteps: plan.total_steps, epoch, loss, lr, gradNorm,
+      samplesPerSecond: stepSamples / ((performance.now() - t0) / 1000),
+      tokensPerSecond: tokens / elapsed,
+      etaSeconds: (elapsed / (step + 1)) * (plan.total_steps - step - 1),
+    });
+  }
+  const trainSeconds = (performance.now() - trainStarted) / 1000;
+
+  const finalDir = join(plan.output_dir, 'final');
+  await mkdir(finalDir, { recursive: true });
+  server.broadcast({ kind: { $case: 'saveFinal', value: { dir: finalDir } } });
+  await server.barrier.wait(ReportKind.SAVED, plan.total_steps);
+  emit({ type: 'saved', dir: finalDir });
+
+  const summary: RunSummary = {
+    run_id: plan.run_id,
+    steps: plan.total_steps,
+    epochs: plan.total_steps / plan.steps_per_epoch,
+    world_size: plan.world,
+    zero_stage: plan.zero_stage,
+    train_loss: trainLoss,
+    samples_per_second: samples / trainSeconds,
+    tokens_per_second: tokens / trainSeconds,
+    wall_seconds: (performance.now() - started) / 1000,
+    final_model: finalDir,
+  };
+  const summaryPath = join(plan.output_dir, 'summary.json');
+  await writeBytesAtomically(summaryPath, `${JSON.stringify(summary, null, 2)}\n`);
+  server.broadcast({ kind: { $case: 'shutdown', value: { reason: 'finished' } } });
+  emit({ type: 'finished', summaryPath });
+  return summary;
+}

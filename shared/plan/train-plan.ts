@@ -1,0 +1,53 @@
+import { z } from 'zod';
+import { InputFileError } from '../errors.js';
+
+// What the coordinator tells every worker about a run: the resolved configuration, reduced to
+// the facts a worker acts on. It crosses the wire as JSON and is validated again on arrival.
+export const TrainPlanSchema = z.strictObject({
+  version: z.literal(1),
+  run_id: z.string().min(1),
+  /** `preset:<name>` or an HF model directory. */
+  model: z.string().min(1),
+  dropout_rate: z.number().min(0).lt(1).nullable(),
+  /** A cache made by `kp-coord data prepare`. */
+  data_cache: z.string().min(1),
+  seed: z.number().int().nonnegative(),
+  world: z.number().int().positive(),
+  zero_stage: z.union([z.literal(0), z.literal(1), z.literal(2)]),
+  per_device_train_batch_size: z.number().int().positive(),
+  gradient_accumulation_steps: z.number().int().positive(),
+  group_by_length: z.boolean(),
+  dataloader_drop_last: z.boolean(),
+  steps_per_epoch: z.number().int().positive(),
+  total_steps: z.number().int().positive(),
+  max_grad_norm: z.number().min(0),
+  adamw: z.strictObject({
+    adam_beta1: z.number(),
+    adam_beta2: z.number(),
+    adam_epsilon: z.number(),
+    weight_decay: z.number(),
+  }),
+  schedule: z.strictObject({
+    learning_rate: z.number().positive(),
+    lr_scheduler_type: z.string(),
+    warmup_ratio: z.number().min(0).max(1),
+    warmup_steps: z.number().int().nonnegative(),
+  }),
+  output_dir: z.string().min(1),
+});
+
+export type TrainPlan = z.infer<typeof TrainPlanSchema>;
+
+export function parseTrainPlan(json: string, source = 'train plan'): TrainPlan {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(json);
+  } catch (cause) {
+    throw new InputFileError(source, '', `not valid JSON: ${(cause as Error).message}`, { cause });
+  }
+  const parsed = TrainPlanSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new InputFileError(source, '', parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+  }
+  return Object.freeze(parsed.data);
+}

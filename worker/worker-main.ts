@@ -1,0 +1,169 @@
+import { hostname } from 'node:os';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { inputLengths, openDataCache } from '../shared/data/data-cache.js';
+import { DistributedSampler } from '../shared/data/sampler.js';
+import { KpCoordError } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
+import { parseT5Config, type T5Config } from '../shared/models/t5-config.js';
+import { t5ParamSpecs } from '../shared/models/t5-params.js';
+import { parseAdamWOptions } from '../shared/optim/adamw.js';
+import { lrSchedule, parseLrScheduleOptions } from '../shared/optim/schedules.js';
+import { parseTrainPlan, type TrainPlan } from '../shared/plan/train-plan.js';
+import { flatShard, type FlatShard } from '../shared/sharding/flat-shard.js';
+import { SHARDING_POLICIES } from '../shared/sharding/sharding-policy.js';
+import { FlatLayout } from '../shared/weights/flat-layout.js';
+import { loadHfModel, resolveModelConfig, saveHfModel } from '../shared/weights/hf-checkpoint.js';
+import { initT5FlatRange } from '../shared/weights/init.js';
+import { ReportKind, type Command, type Peer } from '../proto/gen/control/control.js';
+import { T5Engine } from './engine/t5-engine.js';
+import { ControlClient } from './control-client.js';
+import { ZeroTrainer, type StepCollective } from './zero-trainer.js';
+
+// A worker process: register, wait for Setup (peers known), build model, data, engine and
+// collectives, then execute the coordinator's commands in order until Shutdown.
+
+export interface WorkerCollective extends StepCollective {
+  close(): Promise<void>;
+}
+
+/** This worker's data-plane server, listening before registration so peers can be told where. */
+export interface DataPlane {
+  readonly port: number;
+  connect(peers: readonly Peer[], rank: number, world: number): Promise<WorkerCollective>;
+  close(): Promise<void>;
+}
+
+export interface WorkerOptions {
+  readonly coordinator: string;
+  readonly token: string;
+  /** Address peers use to reach this worker's data plane. */
+  readonly advertiseHost: string;
+  readonly startDataPlane: () => Promise<DataPlane>;
+  readonly intraOpThreads: number;
+  readonly log: Logger;
+}
+
+interface Setup {
+  readonly plan: TrainPlan;
+  readonly config: T5Config;
+  readonly layout: FlatLayout;
+  readonly shard: FlatShard;
+  readonly params: Float32Array;
+  readonly engine: T5Engine;
+  readonly trainer: ZeroTrainer;
+  readonly collective: WorkerCollective;
+}
+
+export async function runWorker(o: WorkerOptions): Promise<void> {
+  const dataPlane = await o.startDataPlane();
+  const control = new ControlClient(o.coordinator, o.token);
+  let setup: Setup | null = null;
+  let rank = -1;
+  try {
+    const reg = await control.register({ host: o.advertiseHost, dataPort: dataPlane.port, pid: process.pid, workerId: `${hostname()}:${process.pid}` });
+    rank = reg.rank;
+    const plan = parseTrainPlan(reg.configJson, `run ${reg.runId} plan`);
+    const log = o.log.child({ run: reg.runId, rank });
+    log.info({ world: reg.world }, 'registered');
+    for await (const command of control.commands(rank)) {
+      const started = performance.now();
+      const kind = (command as Command).kind;
+      if (!kind) continue;
+      switch (kind.$case) {
+        case 'setup': {
+          setup = await buildSetup(plan, rank, kind.value.peers, dataPlane, control, o.intraOpThreads);
+          log.info({ params: setup.layout.totalSize, padded: setup.shard.paddedSize, range: [setup.shard.start, setup.shard.end] }, 'ready');
+          await control.report({ rank, kind: ReportKind.READY, seconds: (performance.now() - started) / 1000, rssBytes: process.memoryUsage.rss() });
+          break;
+        }
+        case 'step': {
+          if (!setup) throw new KpCoordError('step before setup');
+          const { step, epoch, stepInEpoch } = kind.value;
+          const r = await setup.trainer.step(epoch, stepInEpoch, step);
+          await control.report({
+            rank, kind: ReportKind.STEP_DONE, step, lossSum: r.lossSum, tokenCount: r.tokens, gradNorm: r.gradNorm, lr: r.lr,
+            samples: r.samples, bytesSent: r.bytesSent, seconds: (performance.now() - started) / 1000, rssBytes: process.memoryUsage.rss(),
+          });
+          break;
+        }
+        case 'saveFinal': {
+          if (!setup) throw new KpCoordError('save before setup');
+          // Every rank holds the gathered parameters; rank 0 writes them.
+          if (rank === 0) await saveHfModel(kind.value.dir, setup.config, setup.params.subarray(0, setup.layout.totalSize));
+          await control.report({ rank, kind: ReportKind.SAVED, step: plan.total_steps, detail: kind.value.dir });
+          break;
+        }
+        case 'shutdown':
+          log.info({ reason: kind.value.reason }, 'shutdown');
+          return;
+      }
+    }
+  } catch (err) {
+    if (rank >= 0) await control.report({ rank, kind: ReportKind.FAILED, detail: (err as Error).message }).catch(() => undefined);
+    throw err;
+  } finally {
+    await setup?.engine.release();
+    await setup?.collective.close();
+    await dataPlane.close();
+    control.close();
+  }
+}
+
+async function buildSetup(
+  plan: TrainPlan,
+  rank: number,
+  peers: readonly Peer[],
+  dataPlane: DataPlane,
+  control: ControlClient,
+  intraOpThreads: number,
+): Promise<Setup> {
+  let config = resolveModelConfig(plan.model);
+  if (plan.dropout_rate !== null) config = parseT5Config({ ...config.raw, dropout_rate: plan.dropout_rate }, plan.model);
+  const layout = FlatLayout.fromSpecs(t5ParamSpecs(config));
+  const shard = flatShard(layout.totalSize, plan.world, rank);
+  const collective = await dataPlane.connect(peers, rank, plan.world);
+
+  // Parameters: from the model directory's weights, or a fresh init of this rank's range
+  // gathered from every owner (each rank initialises only what it owns).
+  let params: Float32Array;
+  const weights = !plan.model.startsWith('preset:') && existsSync(join(plan.model, 'config.json')) ? plan.model : null;
+  if (weights) {
+    params = (await loadHfModel(weights, { flatLength: shard.paddedSize })).flat;
+  } else {
+    params = new Float32Array(shard.paddedSize);
+    const end = Math.min(shard.end, layout.totalSize);
+    if (shard.start < end) params.set(initT5FlatRange(config, layout, plan.seed, shard.start, end), shard.start);
+    await collective.allGather(params, 'init/params');
+  }
+
+  const cache = openDataCache(plan.data_cache);
+  if (cache.manifest.tokenizer.vocab_size > config.vocabSize) {
+    throw new KpCoordError(`${plan.data_cache}: tokenizer has ${cache.manifest.tokenizer.vocab_size} ids, the model's vocabulary only ${config.vocabSize}`);
+  }
+  const sampler = new DistributedSampler({
+    size: cache.train.size,
+    seed: plan.seed,
+    perDeviceBatch: plan.per_device_train_batch_size,
+    gradAccum: plan.gradient_accumulation_steps,
+    world: plan.world,
+    dropLast: plan.dataloader_drop_last,
+    ...(plan.group_by_length ? { bucketing: { windowBatches: 50, lengths: inputLengths(cache.train) } } : {}),
+  });
+  if (sampler.stepsPerEpoch !== plan.steps_per_epoch) {
+    throw new KpCoordError(`plan says ${plan.steps_per_epoch} steps per epoch, the data cache gives ${sampler.stepsPerEpoch}`);
+  }
+  const engine = await T5Engine.create(config, { intraOpThreads, dropout: config.dropoutRate > 0 });
+  const trainer = new ZeroTrainer({
+    engine, layout, shard, params, collective, sampler,
+    policy: SHARDING_POLICIES[plan.zero_stage],
+    adamw: parseAdamWOptions(plan.adamw, 'plan.adamw'),
+    schedule: lrSchedule(parseLrScheduleOptions(plan.schedule, 'plan.schedule'), plan.total_steps),
+    maxGradNorm: plan.max_grad_norm,
+    seed: plan.seed,
+    train: cache.train,
+    padId: cache.manifest.tokenizer.pad_id,
+    scalars: (key, values) => control.allReduce(rank, key, values),
+  });
+  return { plan, config, layout, shard, params, engine, trainer, collective };
+}

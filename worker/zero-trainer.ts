@@ -1,0 +1,136 @@
+import type { DataSplit } from '../shared/data/data-cache.js';
+import { assembleBatch } from '../shared/data/assemble-batch.js';
+import type { DistributedSampler } from '../shared/data/sampler.js';
+import { adamWStep, AdamWState, type AdamWHyperParams } from '../shared/optim/adamw.js';
+import { clipCoefficient, sumOfSquares } from '../shared/optim/clip.js';
+import { decayRanges } from '../shared/optim/decay-ranges.js';
+import type { LrSchedule } from '../shared/optim/schedules.js';
+import type { FlatShard } from '../shared/sharding/flat-shard.js';
+import type { ShardingPolicy } from '../shared/sharding/sharding-policy.js';
+import type { FlatLayout } from '../shared/weights/flat-layout.js';
+import type { T5Engine } from './engine/t5-engine.js';
+
+// One rank's part of a ZeRO training step (stage 2 order, see DESIGN "Step"):
+//   forward+backward of this rank's micro-batches, accumulated  ->  all-reduce token count and
+//   loss sum (coordinator)  ->  reduce the gradient (policy: all-reduce or reduce-scatter)  ->
+//   global grad norm from each rank's own range (coordinator)  ->  clip  ->  AdamW on the
+//   policy's range  ->  all-gather parameters (when the optimizer is sharded)  ->  report.
+// Gradients stay sums over tokens until the optimizer scales them by 1 / (global token count),
+// so N workers give the update of one big batch.
+
+/** The collectives a step needs (worker/collectives implements them over gRPC or in process). */
+export interface StepCollective {
+  reduceScatter(buf: Float32Array, tag: string): Promise<void>;
+  allGather(buf: Float32Array, tag: string): Promise<void>;
+  allReduce(buf: Float32Array, tag: string): Promise<void>;
+  readonly bytesSent: number;
+}
+
+/** Sum of `values` over ranks, the same on every rank (the coordinator's scalar all-reduce). */
+export type ScalarAllReduce = (key: string, values: number[]) => Promise<number[]>;
+
+export interface ZeroTrainerOptions {
+  readonly engine: T5Engine;
+  readonly layout: FlatLayout;
+  readonly shard: FlatShard;
+  readonly policy: ShardingPolicy;
+  /** Padded flat parameters (length shard.paddedSize), identical on every rank. */
+  readonly params: Float32Array;
+  readonly adamw: AdamWHyperParams;
+  readonly schedule: LrSchedule;
+  readonly maxGradNorm: number;
+  readonly seed: number;
+  readonly sampler: DistributedSampler;
+  readonly train: DataSplit;
+  readonly padId: number;
+  readonly collective: StepCollective;
+  readonly scalars: ScalarAllReduce;
+}
+
+export interface ZeroStepResult {
+  readonly step: number;
+  /** This rank's loss sum and tokens, and the global ones. */
+  readonly lossSum: number;
+  readonly tokens: number;
+  readonly globalLoss: number;
+  readonly globalTokens: number;
+  readonly gradNorm: number;
+  readonly lr: number;
+  readonly samples: number;
+  readonly bytesSent: number;
+}
+
+export class ZeroTrainer {
+  readonly grad: Float32Array;
+  private scratch: Float32Array | null = null;
+  readonly optimizer: AdamWState;
+  private readonly range: { start: number; end: number };
+  private readonly decay;
+
+  constructor(private readonly o: ZeroTrainerOptions) {
+    const { shard, policy } = o;
+    if (o.params.length !== shard.paddedSize) throw new RangeError(`params: ${o.params.length} elements, the plan pads to ${shard.paddedSize}`);
+    this.grad = new Float32Array(shard.paddedSize);
+    this.range = policy.optimizerRange === 'own' ? { start: shard.start, end: shard.end } : { start: 0, end: shard.paddedSize };
+    this.optimizer = new AdamWState(this.range.start, this.range.end);
+    this.decay = decayRanges(o.layout.params, this.range.start, this.range.end);
+  }
+
+  async step(epoch: number, stepInEpoch: number, step: number): Promise<ZeroStepResult> {
+    const o = this.o;
+    const tag = `step-${step}`;
+    const sent0 = o.collective.bytesSent;
+
+    // forward + backward, accumulated over this rank's micro-batches
+    const microBatches = o.sampler.microBatches(epoch, stepInEpoch, o.shard.rank);
+    let lossSum = 0;
+    let tokens = 0;
+    let samples = 0;
+    let wrote = false;
+    for (const indices of microBatches) {
+      if (indices.length === 0) continue;
+      const target = wrote ? (this.scratch ??= new Float32Array(this.grad.length)) : this.grad;
+      const batch = assembleBatch(o.train, indices, o.padId);
+      const r = await o.engine.forwardBackward(o.params, target, batch, { seed: o.seed, step, sampleIndices: Array.from(indices) });
+      if (wrote) for (let i = 0; i < o.layout.totalSize; i++) this.grad[i]! += target[i]!;
+      wrote = true;
+      lossSum += r.lossSum;
+      tokens += r.tokenCount;
+      samples += indices.length;
+    }
+    // A rank with no samples this step (the epoch's short last batch) contributes zeros.
+    if (!wrote) this.grad.fill(0);
+
+    const [globalLossSum, globalTokens] = await o.scalars(`${tag}/tokens`, [lossSum, tokens]);
+    if (!globalTokens) throw new RangeError(`step ${step}: no label tokens in the global batch`);
+
+    // reduce the gradient sums across ranks (the padding tail is zero everywhere)
+    if (o.policy.reduceGradients === 'allReduce') await o.collective.allReduce(this.grad, `${tag}/grads`);
+    else await o.collective.reduceScatter(this.grad, `${tag}/grads`);
+
+    // global norm of the token-mean gradient, from each rank's own (reduced) range
+    const scale = 1 / globalTokens;
+    const [ownSquares] = await o.scalars(`${tag}/grad-norm`, [sumOfSquares(this.grad.subarray(o.shard.start, o.shard.end))]);
+    const sumSq = ownSquares! * scale * scale;
+    const coefficient = o.maxGradNorm > 0 ? clipCoefficient(sumSq, o.maxGradNorm) : 1;
+    const lr = o.schedule.lrAt(step);
+
+    const { start, end } = this.range;
+    adamWStep(this.optimizer, o.adamw, {
+      params: o.params.subarray(start, end),
+      grads: this.grad.subarray(start, end),
+      lr,
+      ranges: this.decay,
+      gradScale: scale * coefficient,
+    });
+    if (o.policy.gatherParameters) await o.collective.allGather(o.params, `${tag}/params`);
+
+    return {
+      step, lossSum, tokens, samples, lr,
+      globalLoss: globalLossSum! / globalTokens,
+      globalTokens,
+      gradNorm: Math.sqrt(sumSq),
+      bytesSent: o.collective.bytesSent - sent0,
+    };
+  }
+}
