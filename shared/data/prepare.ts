@@ -30,7 +30,7 @@ import { writeSplit, type SampleSource } from './write-cache.js';
 // stores; the split is drawn at the end, then each split is gathered into its files.
 
 export interface PrepareOptions {
-  /** Training files (JSONL or CSV); also the eval split's source when `evalFiles` is empty. */
+  /** Training files (JSONL, CSV or Parquet); also the eval split's source when `evalFiles` is empty. */
   readonly inputs: readonly string[];
   /** Explicit eval files; when given, `rules.eval_ratio` is not used. */
   readonly evalFiles?: readonly string[];

@@ -78,10 +78,10 @@ function printSummary(r: PrepareReport): void {
 function registerPrepare(cli: Argv): Argv {
   return cli.command(
     'prepare',
-    'Clean, tokenise and split raw JSONL/CSV into the cache workers read',
+    'Clean, tokenise and split raw JSONL, CSV or Parquet into the cache workers read',
     (y) => {
       let c = y
-        .option('input', { type: 'string', array: true, demandOption: true, describe: 'Training file(s): .jsonl or .csv' })
+        .option('input', { type: 'string', array: true, demandOption: true, describe: 'Training file(s): .jsonl, .csv or .parquet' })
         .option('eval-file', { type: 'string', array: true, describe: 'Eval file(s); without them --eval-ratio of the kept rows is drawn' })
         .option('tokenizer', { type: 'string', default: BUILTIN_TOKENIZER, describe: 'tokenizer.json, a folder holding one, or "builtin" (bytes)' })
         .option('out', { type: 'string', demandOption: true, describe: 'Cache folder to write (appears complete or not at all)' })
