@@ -2,7 +2,7 @@ import { GraphBuildError } from '../errors.js';
 import type { Node, Value } from '../onnx/graph.js';
 import {
   cast, div, exp, expandLike, less, log, matmul, mul, neg, pow, reduceSum, reshape, reshapeLike, scalarLike,
-  scatterElementsAdd, scatterNDAdd, sub, transpose, unsqueeze, where, zerosLike,
+  scatterElementsAdd, sub, transpose, unsqueeze, where, zerosLike,
 } from '../onnx/ops.js';
 import { dimProduct } from '../onnx/shape.js';
 import { unbroadcast } from './unbroadcast.js';
@@ -100,11 +100,17 @@ export const gradRules: Readonly<Record<string, GradRule>> = {
     return [sub(gy, mul(exp(ls!), reduceSum(gy, [axis], true)))];
   },
   MatMul: ({ x: [a, b], gy }) => matmulGrad(a!, b!, gy),
-  // Gather along axis 0 (embedding lookup): scatter-add rows back into a zero table.
+  // Gather along axis 0 (embedding lookup, position-bias table): add each looked-up row's gradient
+  // back into a zero table. ScatterElements (indices repeated along the row) rather than
+  // ScatterND: ORT's CPU ScatterND splits duplicate indices across threads without ordering
+  // (a race), while ScatterElements adds them in index order.
   Gather: ({ node, x: [table, idx], gy }) => {
     if (intAttr(node, 'axis') !== 0) throw new GraphBuildError('Gather: gradient only along axis 0');
-    const idx64 = idx!.dtype === 'int64' ? idx! : cast(idx!, 'int64');
-    return [scatterNDAdd(zerosLike(table!), unsqueeze(idx64, [-1]), gy), null];
+    if (table!.rank !== 2) throw new GraphBuildError(`Gather: gradient needs a 2-D table, got ${table}`);
+    const rows = dimProduct(idx!.shape);
+    const flatIdx = reshape(idx!.dtype === 'int64' ? idx! : cast(idx!, 'int64'), [rows]);
+    const rowGrads = reshape(gy, [rows, table!.shape[1]!]);
+    return [scatterElementsAdd(zerosLike(table!), expandLike(unsqueeze(flatIdx, [1]), rowGrads), rowGrads, 0), null];
   },
   GatherElements: ({ node, x: [data, idx], gy }) => [scatterElementsAdd(zerosLike(data!), idx!, gy, intAttr(node, 'axis')), null],
 };

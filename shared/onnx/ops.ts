@@ -266,10 +266,3 @@ export function scatterElementsAdd(data: Value, indices: Value, updates: Value, 
   const a = normaliseAxis('ScatterElements', axis, data.rank);
   return one('ScatterElements', [data, indices, updates], { axis: { i: a }, reduction: { s: 'add' } }, data.dtype, data.shape);
 }
-
-/** ScatterND with reduction add: data[indices[..., :]] += updates. */
-export function scatterNDAdd(data: Value, indices: Value, updates: Value): Value {
-  if (indices.dtype !== 'int64') fail('ScatterND', 'indices must be int64', indices);
-  sameDtype('ScatterND', data, updates);
-  return one('ScatterND', [data, indices, updates], { reduction: { s: 'add' } }, data.dtype, data.shape);
-}
