@@ -37,3 +37,6 @@ export class OptimizerError extends KpCoordError {}
 
 /** The global gradient norm is NaN or infinite; every rank sees the same sum, so all skip the step. */
 export class NonFiniteGradientError extends KpCoordError {}
+
+/** A collective (reduce-scatter, all-gather) failed: a peer refused or dropped a chunk, or it timed out. */
+export class CollectiveError extends KpCoordError {}
