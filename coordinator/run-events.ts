@@ -1,6 +1,7 @@
 // What a run tells its watchers (the terminal progress bar now; NATS in a later issue).
 export type RunEvent =
   | { readonly type: 'listening'; readonly port: number }
+  | { readonly type: 'note'; readonly text: string }
   | { readonly type: 'worker_joined'; readonly rank: number; readonly host: string; readonly pid: number; readonly workerId: string }
   | { readonly type: 'started'; readonly world: number; readonly totalSteps: number; readonly zeroStage: number }
   | {

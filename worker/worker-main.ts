@@ -143,7 +143,7 @@ async function buildSetup(
   }
   const sampler = new DistributedSampler({
     size: cache.train.size,
-    seed: plan.seed,
+    seed: plan.data_seed,
     perDeviceBatch: plan.per_device_train_batch_size,
     gradAccum: plan.gradient_accumulation_steps,
     world: plan.world,

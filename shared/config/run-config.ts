@@ -77,7 +77,7 @@ export const HF_KEYS_NOT_USED: Readonly<Record<string, string>> = Object.freeze(
   do_train: 'kp-coord commands say what runs',
   do_eval: 'evaluation follows eval_strategy',
   do_predict: 'prediction is `kp-coord generate`',
-  overwrite_output_dir: 'runs write into output_dir/run_name',
+  overwrite_output_dir: 'a run replaces output_dir/final and output_dir/summary.json (each written atomically)',
   logging_dir: 'progress goes to the log and to NATS',
   report_to: 'progress goes to the log and to NATS',
   disable_tqdm: 'there is no progress bar',
@@ -107,6 +107,8 @@ export const KEYS_FOR_LATER_ISSUES: Readonly<Record<string, string>> = Object.fr
   early_stopping_threshold: 'early stopping arrives with the training lifecycle issue',
   predict_with_generate: 'generation arrives with the generate issue',
   nats: 'progress on NATS arrives with its own issue',
+  heartbeat_interval_ms: 'heartbeats and failure detection arrive with the training lifecycle issue',
+  heartbeat_timeout_ms: 'heartbeats and failure detection arrive with the training lifecycle issue',
 });
 
 export const RunConfigSchema = z

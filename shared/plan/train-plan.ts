@@ -11,7 +11,10 @@ export const TrainPlanSchema = z.strictObject({
   dropout_rate: z.number().min(0).lt(1).nullable(),
   /** A cache made by `kp-coord data prepare`. */
   data_cache: z.string().min(1),
+  /** Initialisation and dropout masks. */
   seed: z.number().int().nonnegative(),
+  /** The sampler's epoch permutations (HF data_seed). */
+  data_seed: z.number().int().nonnegative(),
   world: z.number().int().positive(),
   zero_stage: z.union([z.literal(0), z.literal(1), z.literal(2)]),
   per_device_train_batch_size: z.number().int().positive(),

@@ -1,10 +1,13 @@
 import type { Argv } from 'yargs';
+import { registerCoordinator } from './coordinator.js';
 import { registerData } from './data.js';
 import { registerDev } from './dev.js';
 import { registerEvaluate } from './evaluate.js';
+import { registerStart } from './start.js';
+import { registerWorker } from './worker.js';
 
 // Every top-level command, in the order --help lists them. Each command file exports one function
 // that registers itself on the parser, which keeps each command's argument types its own.
 export type RegisterCommand = (cli: Argv) => Argv;
 
-export const commands: RegisterCommand[] = [registerEvaluate, registerData, registerDev];
+export const commands: RegisterCommand[] = [registerStart, registerCoordinator, registerWorker, registerData, registerEvaluate, registerDev];

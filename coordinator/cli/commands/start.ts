@@ -1,0 +1,79 @@
+import { randomBytes } from 'node:crypto';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Argv } from 'yargs';
+import { TOKEN_ENV } from '../../../shared/auth.js';
+import { rootLogger } from '../../../shared/log.js';
+import { LocalWorkers } from '../../local-workers.js';
+import { ProgressBar } from '../../progress-bar.js';
+import { runCoordinator } from '../../run-coordinator.js';
+import { resolveRunConfigArgs, withRunConfigOptions } from '../run-config-args.js';
+
+// `kp-coord start --workers N`: a whole run on this machine — the coordinator in this process,
+// N worker processes, a progress bar; Ctrl-C stops everything.
+
+const CLI_PATH = resolve(fileURLToPath(import.meta.url), '..', '..', 'main.js');
+
+export function registerStart(cli: Argv): Argv {
+  return cli.command(
+    'start',
+    'Train on this machine: coordinator here, N worker processes (embedded default run without --config)',
+    (y) =>
+      withRunConfigOptions(y)
+        .option('workers', { type: 'number', describe: 'Number of worker processes (overrides the config\'s `workers`)' })
+        .option('threads-per-worker', { type: 'number', describe: 'onnxruntime intra-op threads per worker (default: cores / workers)' })
+        .check((a) => (a.workers === undefined || (Number.isSafeInteger(a.workers) && a.workers >= 1) ? true : `--workers must be a positive integer, got ${a.workers}`))
+        .example('$0 start --workers 2', 'the embedded default: a small byte-level T5 on the shipped Korean sample set')
+        .example('$0 start --workers 4 --config run.yaml --set zero_optimization.stage=1', ''),
+    async (a) => {
+      const overrides = [...a.set, ...(a.workers !== undefined ? [`workers=${a.workers}`] : [])];
+      const rc = resolveRunConfigArgs(a.config, overrides);
+      // Local mode keeps the terminal for the progress bar; logs go to files unless asked for.
+      const log = rootLogger.child({ role: 'coordinator' }, { level: process.env.KPCOORD_LOG_LEVEL ?? 'warn' });
+      const token = process.env[TOKEN_ENV] ?? randomBytes(24).toString('hex');
+      const bar = new ProgressBar();
+      let workers: LocalWorkers | null = null;
+      let failWorkers: (e: Error) => void = () => undefined;
+      const workerFailure = new Promise<never>((_, reject) => (failWorkers = reject));
+      workerFailure.catch(() => undefined);
+      const interrupted = () => {
+        process.stderr.write('\ninterrupted: stopping workers\n');
+        workers?.kill('SIGTERM');
+        process.exit(130);
+      };
+      process.once('SIGINT', interrupted);
+      process.once('SIGTERM', interrupted);
+      try {
+        const run = runCoordinator(rc, {
+          listen: '127.0.0.1:0',
+          token,
+          log,
+          onEvent: (e) => {
+            bar.onEvent(e);
+            if (e.type === 'listening') {
+              workers = new LocalWorkers({
+                count: rc.worldSize,
+                coordinator: `127.0.0.1:${e.port}`,
+                token,
+                cliPath: CLI_PATH,
+                logDir: join(resolve(rc.config.output_dir), 'logs'),
+                ...(a['threads-per-worker'] !== undefined ? { threadsPerWorker: a['threads-per-worker'] } : {}),
+                log,
+              });
+              workers.start(failWorkers);
+            }
+          },
+        });
+        const summary = await Promise.race([run, workerFailure]);
+        await (workers as LocalWorkers | null)?.stop();
+        process.stdout.write(`${JSON.stringify({ summary: join(resolve(rc.config.output_dir), 'summary.json'), final_model: summary.final_model, steps: summary.steps, final_loss: summary.train_loss.at(-1)?.loss, wall_seconds: summary.wall_seconds })}\n`);
+      } catch (err) {
+        (workers as LocalWorkers | null)?.kill('SIGTERM');
+        throw err;
+      } finally {
+        process.off('SIGINT', interrupted);
+        process.off('SIGTERM', interrupted);
+      }
+    },
+  );
+}

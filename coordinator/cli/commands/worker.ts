@@ -1,0 +1,45 @@
+import { availableParallelism, hostname } from 'node:os';
+import type { Argv } from 'yargs';
+import { tokenFromEnv } from '../../../shared/auth.js';
+import { rootLogger } from '../../../shared/log.js';
+import { GrpcDataPlane } from '../../../worker/collectives/grpc-transport.js';
+import { RingCollective } from '../../../worker/collectives/ring-collective.js';
+import { runWorker } from '../../../worker/worker-main.js';
+
+// `kp-coord worker`: one worker process (a cluster pod, or a child of `kp-coord start`).
+export function registerWorker(cli: Argv): Argv {
+  return cli.command(
+    'worker',
+    'Run one worker: register with the coordinator, train its share, exit when the run ends (token in KPCOORD_TOKEN or KPCOORD_TOKEN_FILE)',
+    (y) =>
+      y
+        .option('coordinator', { type: 'string', demandOption: true, describe: 'host:port of the coordinator' })
+        .option('threads', { type: 'number', default: availableParallelism(), describe: 'onnxruntime intra-op threads' })
+        .option('data-listen', { type: 'string', default: '127.0.0.1', describe: 'Interface of this worker\'s data-plane server (0.0.0.0 in a cluster)' })
+        .option('data-port', { type: 'number', default: 0, describe: 'Data-plane port (0 picks a free one)' })
+        .option('advertise-host', { type: 'string', describe: 'Address peers use to reach this worker (default: 127.0.0.1 when listening on loopback, else the hostname)' })
+        .example('KPCOORD_TOKEN_FILE=/secrets/token $0 worker --coordinator kp-coord:50051 --data-listen 0.0.0.0 --data-port 50052', ''),
+    async (a) => {
+      const token = tokenFromEnv();
+      const loopback = a['data-listen'] === '127.0.0.1' || a['data-listen'] === 'localhost';
+      await runWorker({
+        coordinator: a.coordinator,
+        token,
+        advertiseHost: a['advertise-host'] ?? (loopback ? '127.0.0.1' : hostname()),
+        intraOpThreads: a.threads,
+        log: rootLogger.child({ role: 'worker' }),
+        startDataPlane: async () => {
+          const plane = await GrpcDataPlane.listen(token, { host: a['data-listen'], port: a['data-port'] });
+          return {
+            port: plane.port,
+            connect: async (peers, rank) => {
+              const ring = new RingCollective(plane.connect(rank, peers.map((p) => ({ rank: p.rank, host: p.host, port: p.dataPort }))));
+              return ring;
+            },
+            close: () => plane.close(),
+          };
+        },
+      });
+    },
+  );
+}

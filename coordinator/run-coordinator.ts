@@ -1,0 +1,108 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { ResolvedRunConfig } from '../shared/config/resolve-run-config.js';
+import { planSteps } from '../shared/config/step-plan.js';
+import { openDataCache } from '../shared/data/data-cache.js';
+import { resolveRules } from '../shared/data/data-rules.js';
+import { prepareData } from '../shared/data/prepare.js';
+import type { Logger } from '../shared/log.js';
+import { TrainPlanSchema, type TrainPlan } from '../shared/plan/train-plan.js';
+import { loadTokenizer } from '../shared/tokenizer/load-tokenizer.js';
+import { ControlServer } from './control-server.js';
+import type { RunEventListener } from './run-events.js';
+import { driveRun, type RunSummary } from './step-driver.js';
+
+// A coordinator's whole run: resolve the data cache (preparing raw files once), plan the steps,
+// serve the control plane, drive the run, and fail it if a worker is lost.
+
+export interface CoordinatorOptions {
+  /** host:port to listen on (port 0 picks one). */
+  readonly listen: string;
+  readonly token: string;
+  readonly log: Logger;
+  readonly onEvent: RunEventListener;
+}
+
+export async function runCoordinator(rc: ResolvedRunConfig, o: CoordinatorOptions): Promise<RunSummary> {
+  const c = rc.config;
+  const runId = c.run_name ?? `run-${new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14)}`;
+  const outputDir = resolve(c.output_dir);
+  const log = o.log.child({ run: runId });
+  for (const i of rc.ignored) log.info(i, 'config key not acted on');
+  if (rc.ignored.length > 0) o.onEvent({ type: 'note', text: `config keys accepted but not acted on: ${rc.ignored.map((i) => i.key).join(', ')}` });
+
+  const dataCache = await ensureDataCache(rc, outputDir, log);
+  const cache = openDataCache(dataCache);
+  const steps = planSteps(rc, cache.train.size);
+  const plan: TrainPlan = TrainPlanSchema.parse({
+    version: 1,
+    run_id: runId,
+    model: rc.model.kind === 'preset' ? `preset:${rc.model.name}` : rc.model.path,
+    dropout_rate: c.dropout_rate ?? null,
+    data_cache: dataCache,
+    seed: c.seed,
+    data_seed: c.data_seed ?? c.seed,
+    world: rc.worldSize,
+    zero_stage: c.zero_optimization.stage,
+    per_device_train_batch_size: c.per_device_train_batch_size,
+    gradient_accumulation_steps: c.gradient_accumulation_steps,
+    group_by_length: c.group_by_length,
+    dataloader_drop_last: c.dataloader_drop_last,
+    steps_per_epoch: steps.stepsPerEpoch,
+    total_steps: steps.totalSteps,
+    max_grad_norm: c.max_grad_norm,
+    adamw: { adam_beta1: c.adam_beta1, adam_beta2: c.adam_beta2, adam_epsilon: c.adam_epsilon, weight_decay: c.weight_decay },
+    schedule: { learning_rate: c.learning_rate, lr_scheduler_type: c.lr_scheduler_type, warmup_ratio: c.warmup_ratio, warmup_steps: c.warmup_steps },
+    output_dir: outputDir,
+  });
+  log.info({ world: plan.world, stage: plan.zero_stage, steps: plan.total_steps, perEpoch: plan.steps_per_epoch, train: cache.train.size }, 'run planned');
+
+  const server = new ControlServer({ world: plan.world, token: o.token, runId, planJson: JSON.stringify(plan), log });
+  const port = await server.listen(o.listen);
+  o.onEvent({ type: 'listening', port });
+  const lost = new Promise<never>((_, reject) => server.onWorkerLost(reject));
+  try {
+    return await Promise.race([driveRun(server, plan, log, o.onEvent), lost]);
+  } catch (err) {
+    o.onEvent({ type: 'failed', reason: (err as Error).message });
+    server.broadcast({ kind: { $case: 'shutdown', value: { reason: `run failed: ${(err as Error).message}` } } });
+    throw err;
+  } finally {
+    lost.catch(() => undefined);
+    await server.close();
+  }
+}
+
+/** A cache directory as configured, or raw files prepared once into OUTPUT_DIR/data-cache. */
+async function ensureDataCache(rc: ResolvedRunConfig, outputDir: string, log: Logger): Promise<string> {
+  if (rc.data.kind === 'cache') return rc.data.dir;
+  const dir = join(outputDir, 'data-cache');
+  const tokenizer = loadTokenizer(rc.config.tokenizer);
+  const inputs = [rc.data.trainFile, ...(rc.data.evalFile ? [rc.data.evalFile] : [])];
+  // Reuse a cache only if it was made from these exact files with this tokenizer.
+  if (existsSync(join(dir, 'manifest.json'))) {
+    const m = openDataCache(dir).manifest;
+    const same = m.tokenizer.fingerprint === tokenizer.fingerprint && inputs.length === m.sources.length && inputs.every((f) => m.sources.some((s) => s.sha256 === sha256File(f)));
+    if (same) {
+      log.info({ dir }, 'using the data cache prepared earlier from the same files');
+      return dir;
+    }
+  }
+  const report = await prepareData({
+    inputs: [rc.data.trainFile],
+    evalFiles: rc.data.evalFile ? [rc.data.evalFile] : [],
+    tokenizer,
+    tokenizerSpec: rc.config.tokenizer,
+    rules: resolveRules(rc.data.rulesPreset),
+    outDir: dir,
+    overwrite: true,
+    log,
+  });
+  log.info({ dir, kept: report.kept }, 'prepared the data cache');
+  return dir;
+}
+
+function sha256File(path: string): string {
+  return createHash('sha256').update(readFileSync(path)).digest('hex');
+}
