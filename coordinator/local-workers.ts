@@ -18,6 +18,8 @@ export interface LocalWorkersOptions {
   readonly logDir: string;
   /** onnxruntime intra-op threads per worker; default: the cores split evenly. */
   readonly threadsPerWorker?: number;
+  /** More `kp-coord worker` arguments (e.g. `--collective star` for the benchmark baseline). */
+  readonly extraArgs?: readonly string[];
   readonly log: Logger;
 }
 
@@ -36,7 +38,7 @@ export class LocalWorkers {
     for (let i = 0; i < this.o.count; i++) {
       const logFile = join(this.o.logDir, `worker-${i}.log`);
       const out = createWriteStream(logFile, { flags: 'a' });
-      const child = spawn(process.execPath, [this.o.cliPath, 'worker', '--coordinator', this.o.coordinator, '--threads', String(this.threadsPerWorker)], {
+      const child = spawn(process.execPath, [this.o.cliPath, 'worker', '--coordinator', this.o.coordinator, '--threads', String(this.threadsPerWorker), ...(this.o.extraArgs ?? [])], {
         env: { ...process.env, [TOKEN_ENV]: this.o.token },
         stdio: ['ignore', 'pipe', 'pipe'],
       });

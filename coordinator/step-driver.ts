@@ -17,11 +17,27 @@ export interface RunSummary {
   readonly epochs: number;
   readonly world_size: number;
   readonly zero_stage: number;
-  readonly train_loss: readonly { readonly step: number; readonly epoch: number; readonly loss: number; readonly lr: number; readonly grad_norm: number }[];
+  readonly train_loss: readonly StepRecord[];
+  /** Peak resident memory each rank reported (bytes), by rank. */
+  readonly worker_peak_rss_bytes: readonly number[];
   readonly samples_per_second: number;
   readonly tokens_per_second: number;
   readonly wall_seconds: number;
   readonly final_model: string;
+}
+
+export interface StepRecord {
+  readonly step: number;
+  readonly epoch: number;
+  readonly loss: number;
+  readonly lr: number;
+  readonly grad_norm: number;
+  /** Wall time of the step as the coordinator saw it (command out to last report in). */
+  readonly seconds: number;
+  /** The slowest rank's own time for the step (compute + collectives). */
+  readonly worker_seconds: number;
+  /** Data-plane bytes the busiest rank sent during the step. */
+  readonly bytes_sent_per_worker: number;
 }
 
 export async function driveRun(server: ControlServer, plan: TrainPlan, log: Logger, emit: RunEventListener): Promise<RunSummary> {
@@ -33,7 +49,8 @@ export async function driveRun(server: ControlServer, plan: TrainPlan, log: Logg
   emit({ type: 'started', world: plan.world, totalSteps: plan.total_steps, zeroStage: plan.zero_stage });
   log.info({ world: plan.world, steps: plan.total_steps, stage: plan.zero_stage }, 'training started');
 
-  const trainLoss: RunSummary['train_loss'][number][] = [];
+  const trainLoss: StepRecord[] = [];
+  const peakRss = new Array<number>(plan.world).fill(0);
   const trainStarted = performance.now();
   let samples = 0;
   let tokens = 0;
@@ -50,7 +67,13 @@ export async function driveRun(server: ControlServer, plan: TrainPlan, log: Logg
     const loss = lossSum / stepTokens;
     const { gradNorm, lr } = reports[0]!;
     if (!Number.isFinite(loss)) throw new KpCoordError(`step ${step}: loss is ${loss}`);
-    trainLoss.push({ step, epoch, loss, lr, grad_norm: gradNorm });
+    for (const r of reports) peakRss[r.rank] = Math.max(peakRss[r.rank]!, r.rssBytes);
+    trainLoss.push({
+      step, epoch, loss, lr, grad_norm: gradNorm,
+      seconds: (performance.now() - t0) / 1000,
+      worker_seconds: Math.max(...reports.map((r) => r.seconds)),
+      bytes_sent_per_worker: Math.max(...reports.map((r) => r.bytesSent)),
+    });
     const elapsed = (performance.now() - trainStarted) / 1000;
     emit({
       type: 'step', step, totalSteps: plan.total_steps, epoch, loss, lr, gradNorm,
@@ -74,6 +97,7 @@ export async function driveRun(server: ControlServer, plan: TrainPlan, log: Logg
     world_size: plan.world,
     zero_stage: plan.zero_stage,
     train_loss: trainLoss,
+    worker_peak_rss_bytes: peakRss,
     samples_per_second: samples / trainSeconds,
     tokens_per_second: tokens / trainSeconds,
     wall_seconds: (performance.now() - started) / 1000,

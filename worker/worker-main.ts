@@ -74,7 +74,7 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
         case 'setup': {
           setup = await buildSetup(plan, rank, kind.value.peers, dataPlane, control, o.intraOpThreads);
           log.info({ params: setup.layout.totalSize, padded: setup.shard.paddedSize, range: [setup.shard.start, setup.shard.end] }, 'ready');
-          await control.report({ rank, kind: ReportKind.READY, seconds: (performance.now() - started) / 1000, rssBytes: process.memoryUsage.rss() });
+          await control.report({ rank, kind: ReportKind.READY, seconds: (performance.now() - started) / 1000, rssBytes: peakRssBytes() });
           break;
         }
         case 'step': {
@@ -83,7 +83,7 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
           const r = await setup.trainer.step(epoch, stepInEpoch, step);
           await control.report({
             rank, kind: ReportKind.STEP_DONE, step, lossSum: r.lossSum, tokenCount: r.tokens, gradNorm: r.gradNorm, lr: r.lr,
-            samples: r.samples, bytesSent: r.bytesSent, seconds: (performance.now() - started) / 1000, rssBytes: process.memoryUsage.rss(),
+            samples: r.samples, bytesSent: r.bytesSent, seconds: (performance.now() - started) / 1000, rssBytes: peakRssBytes(),
           });
           break;
         }
@@ -124,12 +124,16 @@ async function buildSetup(
   const shard = flatShard(layout.totalSize, plan.world, rank);
   const collective = await dataPlane.connect(peers, rank, plan.world);
 
-  // Parameters: from the model directory's weights, or a fresh init of this rank's range
-  // gathered from every owner (each rank initialises only what it owns).
+  // Parameters: from the model directory's weights, or a fresh init. Stage 0 is replicated, so
+  // every rank initialises everything; otherwise each rank initialises only the range it owns and
+  // gathers the rest from the owners (init is keyed per parameter, so the bits are the same).
   let params: Float32Array;
   const weights = !plan.model.startsWith('preset:') && existsSync(join(plan.model, 'config.json')) ? plan.model : null;
   if (weights) {
     params = (await loadHfModel(weights, { flatLength: shard.paddedSize })).flat;
+  } else if (plan.zero_stage === 0) {
+    params = new Float32Array(shard.paddedSize);
+    params.set(initT5FlatRange(config, layout, plan.seed, 0, layout.totalSize));
   } else {
     params = new Float32Array(shard.paddedSize);
     const end = Math.min(shard.end, layout.totalSize);
@@ -166,4 +170,9 @@ async function buildSetup(
     scalars: (key, values) => control.allReduce(rank, key, values),
   });
   return { plan, config, layout, shard, params, engine, trainer, collective };
+}
+
+/** The process's peak resident set so far (what the ZeRO memory formulas bound). */
+function peakRssBytes(): number {
+  return process.resourceUsage().maxRSS * 1024;
 }

@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Argv } from 'yargs';
 import { TOKEN_ENV } from '../../../shared/auth.js';
+import { KpCoordError } from '../../../shared/errors.js';
 import { rootLogger } from '../../../shared/log.js';
 import { LocalWorkers } from '../../local-workers.js';
 import { ProgressBar } from '../../progress-bar.js';
@@ -21,6 +22,7 @@ export function registerStart(cli: Argv): Argv {
     (y) =>
       withRunConfigOptions(y)
         .option('workers', { type: 'number', describe: 'Number of worker processes (overrides the config\'s `workers`)' })
+        .option('collective', { choices: ['ring', 'star'] as const, default: 'ring' as const, describe: 'Gradient aggregation: ring (worker to worker); star only as the benchmark baseline (stage 0)' })
         .option('threads-per-worker', { type: 'number', describe: 'onnxruntime intra-op threads per worker (default: cores / workers)' })
         .check((a) => (a.workers === undefined || (Number.isSafeInteger(a.workers) && a.workers >= 1) ? true : `--workers must be a positive integer, got ${a.workers}`))
         .example('$0 start --workers 2', 'the embedded default: a small byte-level T5 on the shipped Korean sample set')
@@ -28,6 +30,9 @@ export function registerStart(cli: Argv): Argv {
     async (a) => {
       const overrides = [...a.set, ...(a.workers !== undefined ? [`workers=${a.workers}`] : [])];
       const rc = resolveRunConfigArgs(a.config, overrides);
+      if (a.collective === 'star' && rc.config.zero_optimization.stage !== 0) {
+        throw new KpCoordError(`--collective star is the stage-0 baseline only; this run uses ZeRO stage ${rc.config.zero_optimization.stage} (add --set zero_optimization.stage=0)`);
+      }
       // Local mode keeps the terminal for the progress bar; logs go to files unless asked for.
       const log = rootLogger.child({ role: 'coordinator' }, { level: process.env.KPCOORD_LOG_LEVEL ?? 'warn' });
       const token = process.env[TOKEN_ENV] ?? randomBytes(24).toString('hex');
@@ -57,6 +62,7 @@ export function registerStart(cli: Argv): Argv {
                 token,
                 cliPath: CLI_PATH,
                 logDir: join(resolve(rc.config.output_dir), 'logs'),
+                extraArgs: ['--collective', a.collective],
                 ...(a['threads-per-worker'] !== undefined ? { threadsPerWorker: a['threads-per-worker'] } : {}),
                 log,
               });

@@ -4,6 +4,7 @@ import { tokenFromEnv } from '../../../shared/auth.js';
 import { rootLogger } from '../../../shared/log.js';
 import { GrpcDataPlane } from '../../../worker/collectives/grpc-transport.js';
 import { RingCollective } from '../../../worker/collectives/ring-collective.js';
+import { StarCollective } from '../../../worker/collectives/star-collective.js';
 import { runWorker } from '../../../worker/worker-main.js';
 
 // `kp-coord worker`: one worker process (a cluster pod, or a child of `kp-coord start`).
@@ -17,6 +18,7 @@ export function registerWorker(cli: Argv): Argv {
         .option('threads', { type: 'number', default: availableParallelism(), describe: 'onnxruntime intra-op threads' })
         .option('data-listen', { type: 'string', default: '127.0.0.1', describe: 'Interface of this worker\'s data-plane server (0.0.0.0 in a cluster)' })
         .option('data-port', { type: 'number', default: 0, describe: 'Data-plane port (0 picks a free one)' })
+        .option('collective', { choices: ['ring', 'star'] as const, default: 'ring' as const, describe: 'ring (default); star only as bench/zero\'s baseline, ZeRO stage 0' })
         .option('advertise-host', { type: 'string', describe: 'Address peers use to reach this worker (default: 127.0.0.1 when listening on loopback, else the hostname)' })
         .example('KPCOORD_TOKEN_FILE=/secrets/token $0 worker --coordinator kp-coord:50051 --data-listen 0.0.0.0 --data-port 50052', ''),
     async (a) => {
@@ -33,8 +35,8 @@ export function registerWorker(cli: Argv): Argv {
           return {
             port: plane.port,
             connect: async (peers, rank) => {
-              const ring = new RingCollective(plane.connect(rank, peers.map((p) => ({ rank: p.rank, host: p.host, port: p.dataPort }))));
-              return ring;
+              const transport = plane.connect(rank, peers.map((p) => ({ rank: p.rank, host: p.host, port: p.dataPort })));
+              return a.collective === 'star' ? new StarCollective(transport) : new RingCollective(transport);
             },
             close: () => plane.close(),
           };
