@@ -33,26 +33,34 @@ function start(outputDir: string, args: string[]): { summary: z.infer<typeof Sum
   return { summary: SummarySchema.parse(JSON.parse(readFileSync(join(outputDir, 'summary.json'), 'utf8'))), stderr: r.stderr };
 }
 
-test('kp-coord start: 1 worker and 2 worker processes, same global batch, reach the same weights', async () => {
+test('kp-coord start: 1, 2 and 4 worker processes and ZeRO stages 0/1/2 reach the same weights', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'kp-start-'));
   try {
-    // Global batch 8 both times: 1 x 4 x accumulation 2, and 2 x 4.
-    const one = start(join(dir, 'one'), ['--workers', '1', '--set', 'gradient_accumulation_steps=2']);
-    const two = start(join(dir, 'two'), ['--workers', '2']);
-    assert.equal(one.summary.world_size, 1);
-    assert.equal(two.summary.world_size, 2);
-    assert.equal(two.summary.zero_stage, 2);
-    assert.equal(two.summary.steps, 2);
-    assert.equal(two.summary.train_loss.length, 2);
-    assert.match(two.stderr, /worker 1 joined/);
-    const a = await loadHfModel(join(dir, 'one', 'final'));
-    const b = await loadHfModel(join(dir, 'two', 'final'));
-    const pmax = a.flat.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
-    let worst = 0;
-    for (let i = 0; i < a.flat.length; i++) worst = Math.max(worst, Math.abs(a.flat[i]! - b.flat[i]!));
-    // Only float32 summation order differs (see test/unit/zero): 1e-6 of the largest weight.
-    assert.ok(worst <= 1e-6 * pmax, `weights differ by ${worst} (max ${pmax})`);
-    assert.ok(Math.abs(one.summary.train_loss[0]!.loss - two.summary.train_loss[0]!.loss) < 1e-5 * one.summary.train_loss[0]!.loss);
+    // Global batch 8 every time (per-device x accumulation x workers); one intra-op thread per
+    // worker, so the per-sample arithmetic is the same and only summation order can differ.
+    const runs = [
+      { name: 'n1-s2', args: ['--workers', '1', '--set', 'per_device_train_batch_size=4', '--set', 'gradient_accumulation_steps=2'] },
+      { name: 'n2-s0', args: ['--workers', '2', '--set', 'per_device_train_batch_size=4', '--set', 'zero_optimization.stage=0'] },
+      { name: 'n2-s1', args: ['--workers', '2', '--set', 'per_device_train_batch_size=4', '--set', 'zero_optimization.stage=1'] },
+      { name: 'n2-s2', args: ['--workers', '2', '--set', 'per_device_train_batch_size=4', '--set', 'zero_optimization.stage=2'] },
+      { name: 'n4-s2', args: ['--workers', '4', '--set', 'per_device_train_batch_size=2', '--set', 'zero_optimization.stage=2'] },
+    ];
+    const summaries = runs.map((r) => start(join(dir, r.name), [...r.args, '--threads-per-worker', '1']).summary);
+    assert.deepEqual(summaries.map((s) => s.world_size), [1, 2, 2, 2, 4]);
+    assert.deepEqual(summaries.map((s) => s.zero_stage), [2, 0, 1, 2, 2]);
+    for (const s of summaries) assert.equal(s.train_loss.length, 2);
+    const models = await Promise.all(runs.map((r) => loadHfModel(join(dir, r.name, 'final'))));
+    const ref = models[0]!.flat;
+    const pmax = ref.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+    models.forEach((m, i) => {
+      let worst = 0;
+      for (let k = 0; k < ref.length; k++) worst = Math.max(worst, Math.abs(m.flat[k]! - ref[k]!));
+      // Only float32 summation order differs (see test/unit/zero): 1e-6 of the largest weight.
+      assert.ok(worst <= 1e-6 * pmax, `${runs[i]!.name}: weights differ from 1 worker by ${worst} (max ${pmax})`);
+    });
+    // One world size, three stages: the same sums, so the same bits.
+    assert.deepEqual(models[2]!.flat, models[1]!.flat, 'stage 1 differs from stage 0');
+    assert.deepEqual(models[3]!.flat, models[1]!.flat, 'stage 2 differs from stage 0');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -90,4 +98,42 @@ test('kp-coord worker without a token exits with a clear error', () => {
   const r = spawnSync(process.execPath, [CLI, 'worker', '--coordinator', '127.0.0.1:1'], { encoding: 'utf8', env, timeout: 30_000 });
   assert.equal(r.status, 1);
   assert.match(r.stderr, /no worker token: set KPCOORD_TOKEN or KPCOORD_TOKEN_FILE/);
+});
+
+test('Ctrl-C (SIGINT) stops kp-coord start and every worker process', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kp-sigint-'));
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, [CLI, 'start', '--workers', '2', '--set', `output_dir=${dir}`, '--set', 'model=preset:t5-tiny', '--set', 'max_steps=1000'], {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  try {
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const deadline = Date.now() + 60_000;
+    while (!/step \d+\/1000/.test(stderr)) {
+      if (Date.now() > deadline || child.exitCode !== null) assert.fail(`the run never reached a step:\n${stderr}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const pids = [...stderr.matchAll(/worker \d joined \([^:]+:(\d+)\)/g)].map((m) => Number(m[1]));
+    assert.equal(pids.length, 2);
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    assert.equal(code, 130);
+    // The workers go down with it (SIGTERM from the parent); give them a moment to exit.
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const until = Date.now() + 10_000;
+    while (pids.some(alive) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(pids.filter(alive), [], 'worker processes still running after Ctrl-C');
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
