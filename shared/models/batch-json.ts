@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { InputFileError } from '../errors.js';
+import { readJsonFile } from '../json-file.js';
 import { IGNORE_INDEX, type Seq2SeqBatch } from './batch.js';
 
 // A batch as people write it by hand or dump from transformers:
@@ -49,19 +49,7 @@ export function parseBatchJson(json: unknown, source: string): Seq2SeqBatch {
 }
 
 export function readBatchJson(path: string): Seq2SeqBatch {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (cause) {
-    throw new InputFileError(path, '', 'cannot read batch file', { cause });
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (cause) {
-    throw new InputFileError(path, '', `not valid JSON: ${(cause as Error).message}`, { cause });
-  }
-  return parseBatchJson(json, path);
+  return parseBatchJson(readJsonFile(path, 'batch file'), path);
 }
 
 function formatPath(path: readonly PropertyKey[]): string {

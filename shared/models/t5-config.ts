@@ -1,6 +1,7 @@
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { InputFileError } from '../errors.js';
+import { readJsonFile } from '../json-file.js';
+import { formatZodIssues } from '../zod-issues.js';
 
 // A Hugging Face T5 `config.json`, as written by transformers for T5 v1.1 (pko-t5) and original T5.
 // Unknown keys are kept (HF configs carry many we do not use); the ones we use are checked.
@@ -57,7 +58,7 @@ export interface T5Config {
 export function parseT5Config(json: unknown, source = 'config.json'): T5Config {
   const parsed = T5ConfigSchema.safeParse(json);
   if (!parsed.success) {
-    const fields = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+    const fields = formatZodIssues(parsed.error);
     throw new InputFileError(source, '', `invalid T5 config: ${fields}`);
   }
   const c = parsed.data;
@@ -87,19 +88,7 @@ export function parseT5Config(json: unknown, source = 'config.json'): T5Config {
 }
 
 export function readT5Config(path: string): T5Config {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (cause) {
-    throw new InputFileError(path, '', 'cannot read config', { cause });
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (cause) {
-    throw new InputFileError(path, '', `not valid JSON: ${(cause as Error).message}`, { cause });
-  }
-  return parseT5Config(json, path);
+  return parseT5Config(readJsonFile(path, 'config'), path);
 }
 
 /** The config.json object written next to exported weights (HF-loadable). */

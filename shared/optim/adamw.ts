@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { InputFileError, OptimizerError } from '../errors.js';
 import { assertRangesWithin, type DecayRange } from './decay-ranges.js';
+import { formatZodIssues } from '../zod-issues.js';
 
 // AdamW as torch.optim.AdamW computes it (HF Trainer's default optimizer), on one contiguous range
 // [start, end) of the flat parameter buffer. Per element, with t the step count after incrementing:
@@ -41,7 +42,7 @@ export interface AdamWHyperParams {
 export function parseAdamWOptions(input: unknown, source = 'AdamW options'): AdamWHyperParams {
   const parsed = AdamWOptionsSchema.safeParse(input);
   if (!parsed.success) {
-    const fields = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+    const fields = formatZodIssues(parsed.error);
     throw new InputFileError(source, '', `invalid AdamW options: ${fields}`);
   }
   const o = parsed.data;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { InputFileError, OptimizerError } from '../errors.js';
+import { formatZodIssues } from '../zod-issues.js';
 
 // Learning-rate schedules as transformers' `get_scheduler` builds them: a torch LambdaLR whose
 // multiplier lambda(k) is applied to the base rate. LambdaLR evaluates lambda(0) when it is created
@@ -35,7 +36,7 @@ export interface LrScheduleOptions {
 export function parseLrScheduleOptions(input: unknown, source = 'learning-rate schedule options'): LrScheduleOptions {
   const parsed = LrScheduleOptionsSchema.safeParse(input);
   if (!parsed.success) {
-    const fields = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+    const fields = formatZodIssues(parsed.error);
     throw new InputFileError(source, '', `invalid learning-rate schedule: ${fields}`);
   }
   const o = parsed.data;

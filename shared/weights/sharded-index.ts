@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { isAbsolute, normalize, sep } from 'node:path';
 import { z } from 'zod';
 import { InputFileError } from '../errors.js';
+import { formatZodIssues } from '../zod-issues.js';
 
 // `model.safetensors.index.json`, as transformers writes it for sharded checkpoints:
 //   {"metadata": {"total_size": 990000000}, "weight_map": {"shared.weight": "model-00001-of-00002.safetensors", ...}}
@@ -41,7 +42,7 @@ export async function readShardedIndex(path: string): Promise<ShardedIndex> {
   }
   const parsed = ShardedIndexSchema.safeParse(json);
   if (!parsed.success) {
-    const fields = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+    const fields = formatZodIssues(parsed.error);
     throw new InputFileError(path, '', `invalid sharded index: ${fields}`);
   }
   const weightMap = new Map(Object.entries(parsed.data.weight_map));

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { CollectiveError } from '../../shared/errors.js';
+import { formatZodIssues } from '../../shared/zod-issues.js';
 
 // Options of the gRPC data plane and the peer list the coordinator hands out after registration,
 // validated once where they enter (the lead's worker main).
@@ -44,20 +45,17 @@ export const PeerAddressSchema = z.object({
 
 export type PeerAddress = Readonly<z.output<typeof PeerAddressSchema>>;
 
-function fieldErrors(error: z.ZodError): string {
-  return error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
-}
 
 export function parseDataPlaneOptions(input: unknown): DataPlaneOptions {
   const parsed = DataPlaneOptionsSchema.safeParse(input ?? {});
-  if (!parsed.success) throw new CollectiveError(`invalid data-plane options: ${fieldErrors(parsed.error)}`);
+  if (!parsed.success) throw new CollectiveError(`invalid data-plane options: ${formatZodIssues(parsed.error)}`);
   return Object.freeze(parsed.data);
 }
 
 /** The peers of a world of N ranks: ranks 0..N-1, each exactly once; returned sorted by rank. */
 export function parsePeers(input: unknown): readonly PeerAddress[] {
   const parsed = z.array(PeerAddressSchema).min(1).safeParse(input);
-  if (!parsed.success) throw new CollectiveError(`invalid data-plane peers: ${fieldErrors(parsed.error)}`);
+  if (!parsed.success) throw new CollectiveError(`invalid data-plane peers: ${formatZodIssues(parsed.error)}`);
   const peers = [...parsed.data].sort((a, b) => a.rank - b.rank);
   peers.forEach((p, i) => {
     if (p.rank !== i) throw new CollectiveError(`invalid data-plane peers: ranks must be 0..${peers.length - 1} once each, got ${parsed.data.map((q) => q.rank).join(',')}`);
