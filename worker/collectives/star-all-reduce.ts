@@ -5,8 +5,8 @@ import { abortAfter, allOrAbort, errorText } from './ring-collective.js';
 
 // The "via the coordinator" aggregation, kept only as the baseline bench/collectives.ts beats: every
 // rank sends its whole buffer to rank 0 (standing in for the coordinator), which sums and sends the
-// result back. Rank 0 sends (N-1) x and receives (N-1) x the buffer, so its link carries N-1 times
-// the ring's per-rank traffic. Rank 0 adds the buffers of ranks 1, 2, ..., N-1 to its own in that
+// result back. Rank 0 sends (N-1) x and receives (N-1) x the buffer, where a ring rank sends
+// 2(N-1)/N x for a whole all-reduce: rank 0's link carries N/2 times a ring rank's traffic. Rank 0 adds the buffers of ranks 1, 2, ..., N-1 to its own in that
 // order, one after another, so the result is deterministic.
 
 export async function starAllReduce(transport: ChunkTransport, buf: Float32Array, tag: string, timeoutMs: number): Promise<void> {
