@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { hasToken } from '../shared/auth.js';
 import { KpCoordError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
+import { HealthStatus } from '../shared/health/health-status.js';
 import {
   CoordinatorService, type Command, type CoordinatorServer, type Peer, type WorkerReport,
 } from '../proto/gen/control/control.js';
@@ -32,6 +33,8 @@ export interface ControlServerOptions {
 export class ControlServer {
   readonly scalars: ScalarAllReduce;
   readonly barrier: ReportBarrier;
+  /** grpc.health.v1 on the control port: ready once listening (the run config is loaded by then). */
+  readonly health = new HealthStatus();
   private readonly members: Member[] = [];
   private readonly streams = new Map<number, grpc.ServerWritableStream<unknown, Command>>();
   private readonly server = new grpc.Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
@@ -44,12 +47,17 @@ export class ControlServer {
     this.scalars = new ScalarAllReduce(o.world);
     this.barrier = new ReportBarrier(o.world);
     this.server.addService(CoordinatorService, this.handlers());
+    this.health.addTo(this.server);
   }
 
   /** Bind `host:port` (port 0 picks one); returns the bound port. */
   listen(address: string, credentials = grpc.ServerCredentials.createInsecure()): Promise<number> {
     return new Promise((resolve, reject) => {
-      this.server.bindAsync(address, credentials, (err, port) => (err ? reject(err) : resolve(port)));
+      this.server.bindAsync(address, credentials, (err, port) => {
+        if (err) return reject(err);
+        this.health.setReady(true);
+        resolve(port);
+      });
     });
   }
 
@@ -80,6 +88,7 @@ export class ControlServer {
 
   async close(): Promise<void> {
     this.closing = true;
+    this.health.shutdown();
     for (const s of this.streams.values()) s.end();
     await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
   }

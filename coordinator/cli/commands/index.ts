@@ -3,6 +3,7 @@ import { registerCoordinator } from './coordinator.js';
 import { registerData } from './data.js';
 import { registerDev } from './dev.js';
 import { registerEvaluate } from './evaluate.js';
+import { registerHealth } from './health.js';
 import { registerStart } from './start.js';
 import { registerWorker } from './worker.js';
 
@@ -10,4 +11,4 @@ import { registerWorker } from './worker.js';
 // that registers itself on the parser, which keeps each command's argument types its own.
 export type RegisterCommand = (cli: Argv) => Argv;
 
-export const commands: RegisterCommand[] = [registerStart, registerCoordinator, registerWorker, registerData, registerEvaluate, registerDev];
+export const commands: RegisterCommand[] = [registerStart, registerCoordinator, registerWorker, registerData, registerEvaluate, registerHealth, registerDev];

@@ -1,6 +1,7 @@
 import { availableParallelism, hostname } from 'node:os';
 import type { Argv } from 'yargs';
 import { tokenFromEnv } from '../../../shared/auth.js';
+import { HealthServer } from '../../../shared/health/health-server.js';
 import { rootLogger } from '../../../shared/log.js';
 import { GrpcDataPlane } from '../../../worker/collectives/grpc-transport.js';
 import { RingCollective } from '../../../worker/collectives/ring-collective.js';
@@ -20,28 +21,37 @@ export function registerWorker(cli: Argv): Argv {
         .option('data-port', { type: 'number', default: 0, describe: 'Data-plane port (0 picks a free one)' })
         .option('collective', { choices: ['ring', 'star'] as const, default: 'ring' as const, describe: 'ring (default); star only as bench/zero\'s baseline, ZeRO stage 0' })
         .option('advertise-host', { type: 'string', describe: 'Address peers use to reach this worker (default: 127.0.0.1 when listening on loopback, else the hostname)' })
+        .option('execution-provider', { choices: ['cpu', 'cuda'] as const, default: 'cpu' as const, describe: 'onnxruntime execution provider (cuda needs the CUDA image, deploy/Dockerfile.cuda)' })
+        .option('health-port', { type: 'number', describe: 'Serve grpc.health.v1 on this port (on the --data-listen interface), for probes and `kp-coord health`' })
         .example('KPCOORD_TOKEN_FILE=/secrets/token $0 worker --coordinator kp-coord:50051 --data-listen 0.0.0.0 --data-port 50052', ''),
     async (a) => {
       const token = tokenFromEnv();
       const loopback = a['data-listen'] === '127.0.0.1' || a['data-listen'] === 'localhost';
-      await runWorker({
-        coordinator: a.coordinator,
-        token,
-        advertiseHost: a['advertise-host'] ?? (loopback ? '127.0.0.1' : hostname()),
-        intraOpThreads: a.threads,
-        log: rootLogger.child({ role: 'worker' }),
-        startDataPlane: async () => {
-          const plane = await GrpcDataPlane.listen(token, { host: a['data-listen'], port: a['data-port'] });
-          return {
-            port: plane.port,
-            connect: async (peers, rank) => {
-              const transport = plane.connect(rank, peers.map((p) => ({ rank: p.rank, host: p.host, port: p.dataPort })));
-              return a.collective === 'star' ? new StarCollective(transport) : new RingCollective(transport);
-            },
-            close: () => plane.close(),
-          };
-        },
-      });
+      const health = a['health-port'] === undefined ? null : await HealthServer.listen(a['data-listen'], a['health-port']);
+      try {
+        await runWorker({
+          coordinator: a.coordinator,
+          token,
+          advertiseHost: a['advertise-host'] ?? (loopback ? '127.0.0.1' : hostname()),
+          intraOpThreads: a.threads,
+          executionProvider: a['execution-provider'],
+          log: rootLogger.child({ role: 'worker' }),
+          ...(health ? { health: health.status } : {}),
+          startDataPlane: async () => {
+            const plane = await GrpcDataPlane.listen(token, { host: a['data-listen'], port: a['data-port'] });
+            return {
+              port: plane.port,
+              connect: async (peers, rank) => {
+                const transport = plane.connect(rank, peers.map((p) => ({ rank: p.rank, host: p.host, port: p.dataPort })));
+                return a.collective === 'star' ? new StarCollective(transport) : new RingCollective(transport);
+              },
+              close: () => plane.close(),
+            };
+          },
+        });
+      } finally {
+        await health?.close();
+      }
     },
   );
 }
