@@ -42,6 +42,15 @@ export class ProgressBar {
         }
         break;
       }
+      case 'eval':
+        this.line(
+          `eval after step ${e.step + 1} (epoch ${e.epoch}): eval_loss ${e.evalLoss.toFixed(4)}${e.isBest ? ' (best)' : ''}, best ${e.bestEvalLoss.toFixed(4)} at step ${e.bestStep + 1}` +
+            (e.patienceLeft === null ? '' : `, patience left ${e.patienceLeft}`),
+        );
+        break;
+      case 'early_stop':
+        this.line(`early stop after step ${e.step + 1}: no improvement; best eval_loss ${e.bestEvalLoss.toFixed(4)} at step ${e.bestStep + 1}`);
+        break;
       case 'saved':
         this.line(`final model saved in ${e.dir}`);
         break;

@@ -6,6 +6,7 @@ import { planSteps } from '../shared/config/step-plan.js';
 import { openDataCache } from '../shared/data/data-cache.js';
 import { resolveRules } from '../shared/data/data-rules.js';
 import { prepareData } from '../shared/data/prepare.js';
+import { KpCoordError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { TrainPlanSchema, type TrainPlan } from '../shared/plan/train-plan.js';
 import { loadTokenizer } from '../shared/tokenizer/load-tokenizer.js';
@@ -55,6 +56,11 @@ export async function runCoordinator(rc: ResolvedRunConfig, o: CoordinatorOption
     adamw: { adam_beta1: c.adam_beta1, adam_beta2: c.adam_beta2, adam_epsilon: c.adam_epsilon, weight_decay: c.weight_decay },
     schedule: { learning_rate: c.learning_rate, lr_scheduler_type: c.lr_scheduler_type, warmup_ratio: c.warmup_ratio, warmup_steps: c.warmup_steps },
     output_dir: outputDir,
+    eval_after_steps: evalSchedule(c.eval_strategy, steps.evalSteps, steps.stepsPerEpoch, steps.totalSteps, cache.eval !== undefined),
+    per_device_eval_batch_size: c.per_device_eval_batch_size,
+    early_stopping_patience: c.early_stopping_patience ?? null,
+    early_stopping_threshold: c.early_stopping_threshold,
+    load_best_model_at_end: c.load_best_model_at_end,
   });
   log.info({ world: plan.world, stage: plan.zero_stage, steps: plan.total_steps, perEpoch: plan.steps_per_epoch, train: cache.train.size }, 'run planned');
 
@@ -72,6 +78,20 @@ export async function runCoordinator(rc: ResolvedRunConfig, o: CoordinatorOption
     lost.catch(() => undefined);
     await server.close();
   }
+}
+
+/**
+ * When to evaluate, as counts of steps done (HF: 'epoch' after each epoch's last step, 'steps'
+ * every eval_steps steps). A cache without an eval split cannot be evaluated: say so.
+ */
+function evalSchedule(strategy: 'no' | 'steps' | 'epoch', evalSteps: number | undefined, perEpoch: number, total: number, hasEval: boolean): number[] {
+  if (strategy === 'no') return [];
+  if (!hasEval) throw new KpCoordError(`eval_strategy is ${strategy} but the data cache has no eval split`);
+  const every = strategy === 'epoch' ? perEpoch : evalSteps;
+  if (!every) throw new KpCoordError('eval_strategy steps needs eval_steps (or logging_steps)');
+  const out: number[] = [];
+  for (let done = every; done <= total; done += every) out.push(done);
+  return out;
 }
 
 /** A cache directory as configured, or raw files prepared once into OUTPUT_DIR/data-cache. */

@@ -17,6 +17,18 @@ export type RunEvent =
       readonly tokensPerSecond: number;
       readonly etaSeconds: number;
     }
+  | {
+      readonly type: 'eval';
+      readonly step: number;
+      readonly epoch: number;
+      readonly evalLoss: number;
+      readonly bestEvalLoss: number;
+      readonly bestStep: number;
+      readonly isBest: boolean;
+      /** Evaluations left before early stopping; null without early stopping. */
+      readonly patienceLeft: number | null;
+    }
+  | { readonly type: 'early_stop'; readonly step: number; readonly bestEvalLoss: number; readonly bestStep: number }
   | { readonly type: 'saved'; readonly dir: string }
   | { readonly type: 'finished'; readonly summaryPath: string }
   | { readonly type: 'failed'; readonly reason: string };

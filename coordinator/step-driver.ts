@@ -5,6 +5,7 @@ import type { Logger } from '../shared/log.js';
 import type { TrainPlan } from '../shared/plan/train-plan.js';
 import { writeBytesAtomically } from '../shared/weights/atomic-file.js';
 import { ReportKind } from '../proto/gen/control/control.js';
+import { EarlyStopping } from './early-stopping.js';
 import type { ControlServer } from './control-server.js';
 import type { RunEventListener } from './run-events.js';
 
@@ -24,6 +25,13 @@ export interface RunSummary {
   readonly tokens_per_second: number;
   readonly wall_seconds: number;
   readonly final_model: string;
+  /** Each evaluation: token-mean loss over the eval split. */
+  readonly eval_loss: readonly { readonly step: number; readonly epoch: number; readonly eval_loss: number }[];
+  readonly best_eval_loss: number | null;
+  readonly best_step: number | null;
+  readonly stopped_early: boolean;
+  /** Whether final/ holds the best evaluation's weights (load_best_model_at_end) or the last step's. */
+  readonly final_weights: 'best' | 'last';
 }
 
 export interface StepRecord {
@@ -54,6 +62,12 @@ export async function driveRun(server: ControlServer, plan: TrainPlan, log: Logg
   const trainStarted = performance.now();
   let samples = 0;
   let tokens = 0;
+  const evals: { step: number; epoch: number; eval_loss: number }[] = [];
+  const stopping = new EarlyStopping(plan.early_stopping_patience, plan.early_stopping_threshold);
+  const evalAfter = new Set(plan.eval_after_steps);
+  let best: { loss: number; step: number } | null = null;
+  let stoppedEarly = false;
+  let stepsDone = 0;
   for (let step = 0; step < plan.total_steps; step++) {
     const epoch = Math.floor(step / plan.steps_per_epoch);
     const t0 = performance.now();
@@ -81,19 +95,42 @@ export async function driveRun(server: ControlServer, plan: TrainPlan, log: Logg
       tokensPerSecond: tokens / elapsed,
       etaSeconds: (elapsed / (step + 1)) * (plan.total_steps - step - 1),
     });
+    stepsDone = step + 1;
+
+    if (evalAfter.has(step + 1)) {
+      // The step's parameters, evaluated on the whole eval split (each rank its share).
+      server.broadcast({ kind: { $case: 'evaluate', value: { step } } });
+      const evalReports = await server.barrier.wait(ReportKind.EVAL_DONE, step);
+      const evalLoss = evalReports.reduce((a, r) => a + r.lossSum, 0) / evalReports.reduce((a, r) => a + r.tokenCount, 0);
+      const outcome = stopping.evaluate(evalLoss, step);
+      evals.push({ step, epoch, eval_loss: evalLoss });
+      if (outcome.isBest) {
+        best = { loss: evalLoss, step };
+        if (plan.load_best_model_at_end) server.broadcast({ kind: { $case: 'keepBest', value: { step } } });
+      }
+      emit({ type: 'eval', step, epoch, evalLoss, bestEvalLoss: outcome.best, bestStep: outcome.bestStep, isBest: outcome.isBest, patienceLeft: outcome.patienceLeft });
+      log.info({ step, evalLoss, best: outcome.best, patienceLeft: outcome.patienceLeft }, 'evaluated');
+      if (outcome.shouldStop) {
+        stoppedEarly = true;
+        emit({ type: 'early_stop', step, bestEvalLoss: outcome.best, bestStep: outcome.bestStep });
+        log.info({ step, best: outcome.best, bestStep: outcome.bestStep }, 'early stop');
+        break;
+      }
+    }
   }
   const trainSeconds = (performance.now() - trainStarted) / 1000;
 
   const finalDir = join(plan.output_dir, 'final');
   await mkdir(finalDir, { recursive: true });
-  server.broadcast({ kind: { $case: 'saveFinal', value: { dir: finalDir } } });
+  const useBest = plan.load_best_model_at_end && best !== null;
+  server.broadcast({ kind: { $case: 'saveFinal', value: { dir: finalDir, useBest } } });
   await server.barrier.wait(ReportKind.SAVED, plan.total_steps);
   emit({ type: 'saved', dir: finalDir });
 
   const summary: RunSummary = {
     run_id: plan.run_id,
-    steps: plan.total_steps,
-    epochs: plan.total_steps / plan.steps_per_epoch,
+    steps: stepsDone,
+    epochs: stepsDone / plan.steps_per_epoch,
     world_size: plan.world,
     zero_stage: plan.zero_stage,
     train_loss: trainLoss,
@@ -102,6 +139,11 @@ export async function driveRun(server: ControlServer, plan: TrainPlan, log: Logg
     tokens_per_second: tokens / trainSeconds,
     wall_seconds: (performance.now() - started) / 1000,
     final_model: finalDir,
+    eval_loss: evals,
+    best_eval_loss: best?.loss ?? null,
+    best_step: best?.step ?? null,
+    stopped_early: stoppedEarly,
+    final_weights: useBest ? 'best' : 'last',
   };
   const summaryPath = join(plan.output_dir, 'summary.json');
   await writeBytesAtomically(summaryPath, `${JSON.stringify(summary, null, 2)}\n`);

@@ -1,9 +1,11 @@
 import { hostname } from 'node:os';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { inputLengths, openDataCache } from '../shared/data/data-cache.js';
+import { assembleBatch } from '../shared/data/assemble-batch.js';
+import { inputLengths, openDataCache, type DataSplit } from '../shared/data/data-cache.js';
 import { DistributedSampler } from '../shared/data/sampler.js';
 import { KpCoordError } from '../shared/errors.js';
+import type { HealthStatus } from '../shared/health/health-status.js';
 import type { Logger } from '../shared/log.js';
 import { parseT5Config, type T5Config } from '../shared/models/t5-config.js';
 import { t5ParamSpecs } from '../shared/models/t5-params.js';
@@ -41,11 +43,18 @@ export interface WorkerOptions {
   readonly advertiseHost: string;
   readonly startDataPlane: () => Promise<DataPlane>;
   readonly intraOpThreads: number;
+  /** onnxruntime execution provider; 'cuda' needs the CUDA EP binaries (deploy/Dockerfile.cuda). */
+  readonly executionProvider?: 'cpu' | 'cuda';
   readonly log: Logger;
+  /** Probe state (`--health-port`): ready once registered and the engine is loaded. */
+  readonly health?: HealthStatus;
 }
 
 interface Setup {
   readonly plan: TrainPlan;
+  readonly eval: { readonly split: DataSplit; readonly sampler: DistributedSampler; readonly padId: number } | null;
+  /** Rank 0's copy of the best evaluation's parameters (load_best_model_at_end). */
+  best: Float32Array | null;
   readonly config: T5Config;
   readonly layout: FlatLayout;
   readonly shard: FlatShard;
@@ -72,8 +81,9 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
       if (!kind) continue;
       switch (kind.$case) {
         case 'setup': {
-          setup = await buildSetup(plan, rank, kind.value.peers, dataPlane, control, o.intraOpThreads);
+          setup = await buildSetup(plan, rank, kind.value.peers, dataPlane, control, { intraOpThreads: o.intraOpThreads, executionProvider: o.executionProvider ?? 'cpu' });
           log.info({ params: setup.layout.totalSize, padded: setup.shard.paddedSize, range: [setup.shard.start, setup.shard.end] }, 'ready');
+          o.health?.setReady(true);
           await control.report({ rank, kind: ReportKind.READY, seconds: (performance.now() - started) / 1000, rssBytes: peakRssBytes() });
           break;
         }
@@ -87,10 +97,26 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
           });
           break;
         }
+        case 'evaluate': {
+          if (!setup) throw new KpCoordError('evaluate before setup');
+          const r = await evaluate(setup, rank);
+          await control.report({ rank, kind: ReportKind.EVAL_DONE, step: kind.value.step, lossSum: r.lossSum, tokenCount: r.tokens, samples: r.samples, seconds: (performance.now() - started) / 1000 });
+          break;
+        }
+        case 'keepBest': {
+          if (!setup) throw new KpCoordError('keep-best before setup');
+          // Only rank 0 writes the final model, so only it keeps a copy (4 bytes per parameter).
+          if (rank === 0) (setup.best ??= new Float32Array(setup.layout.totalSize)).set(setup.params.subarray(0, setup.layout.totalSize));
+          break;
+        }
         case 'saveFinal': {
           if (!setup) throw new KpCoordError('save before setup');
-          // Every rank holds the gathered parameters; rank 0 writes them.
-          if (rank === 0) await saveHfModel(kind.value.dir, setup.config, setup.params.subarray(0, setup.layout.totalSize));
+          // Every rank holds the gathered parameters; rank 0 writes them (or the best kept ones).
+          if (rank === 0) {
+            const weights = kind.value.useBest ? setup.best : setup.params.subarray(0, setup.layout.totalSize);
+            if (!weights) throw new KpCoordError('asked to save the best weights, but none were kept');
+            await saveHfModel(kind.value.dir, setup.config, weights);
+          }
           await control.report({ rank, kind: ReportKind.SAVED, step: plan.total_steps, detail: kind.value.dir });
           break;
         }
@@ -103,6 +129,7 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
     if (rank >= 0) await control.report({ rank, kind: ReportKind.FAILED, detail: (err as Error).message }).catch(() => undefined);
     throw err;
   } finally {
+    o.health?.setReady(false);
     await setup?.engine.release();
     await setup?.collective.close();
     await dataPlane.close();
@@ -116,7 +143,7 @@ async function buildSetup(
   peers: readonly Peer[],
   dataPlane: DataPlane,
   control: ControlClient,
-  intraOpThreads: number,
+  engineOptions: { readonly intraOpThreads: number; readonly executionProvider: 'cpu' | 'cuda' },
 ): Promise<Setup> {
   let config = resolveModelConfig(plan.model);
   if (plan.dropout_rate !== null) config = parseT5Config({ ...config.raw, dropout_rate: plan.dropout_rate }, plan.model);
@@ -157,7 +184,7 @@ async function buildSetup(
   if (sampler.stepsPerEpoch !== plan.steps_per_epoch) {
     throw new KpCoordError(`plan says ${plan.steps_per_epoch} steps per epoch, the data cache gives ${sampler.stepsPerEpoch}`);
   }
-  const engine = await T5Engine.create(config, { intraOpThreads, dropout: config.dropoutRate > 0 });
+  const engine = await T5Engine.create(config, { ...engineOptions, dropout: config.dropoutRate > 0 });
   const trainer = new ZeroTrainer({
     engine, layout, shard, params, collective, sampler,
     policy: SHARDING_POLICIES[plan.zero_stage],
@@ -169,7 +196,35 @@ async function buildSetup(
     padId: cache.manifest.tokenizer.pad_id,
     scalars: (key, values) => control.allReduce(rank, key, values),
   });
-  return { plan, config, layout, shard, params, engine, trainer, collective };
+  const evalSplit = cache.eval;
+  const evalSetup = evalSplit && plan.eval_after_steps.length > 0
+    ? {
+        split: evalSplit,
+        padId: cache.manifest.tokenizer.pad_id,
+        // The eval split in order, partitioned across ranks: every sample exactly once.
+        sampler: new DistributedSampler({ size: evalSplit.size, seed: 0, perDeviceBatch: plan.per_device_eval_batch_size, gradAccum: 1, world: plan.world, shuffle: false }),
+      }
+    : null;
+  return { plan, config, layout, shard, params, engine, trainer, collective, eval: evalSetup, best: null };
+}
+
+/** This rank's loss sums over its share of the eval split (forward only, no dropout). */
+async function evaluate(setup: Setup, rank: number): Promise<{ lossSum: number; tokens: number; samples: number }> {
+  if (!setup.eval) throw new KpCoordError('evaluate: the run has no eval split');
+  const { split, sampler, padId } = setup.eval;
+  let lossSum = 0;
+  let tokens = 0;
+  let samples = 0;
+  for (let step = 0; step < sampler.stepsPerEpoch; step++) {
+    for (const indices of sampler.microBatches(0, step, rank)) {
+      if (indices.length === 0) continue;
+      const r = await setup.engine.forwardLoss(setup.params, assembleBatch(split, indices, padId));
+      lossSum += r.lossSum;
+      tokens += r.tokenCount;
+      samples += indices.length;
+    }
+  }
+  return { lossSum, tokens, samples };
 }
 
 /** The process's peak resident set so far (what the ZeRO memory formulas bound). */

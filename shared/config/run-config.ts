@@ -64,8 +64,10 @@ export const NatsSchema = z
       .string()
       .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/u, { error: () => 'expected NATS subject tokens: letters, digits, _ or -, joined by "."' })
       .default('kpcoord'),
-    /** A NATS .creds file (JWT + nkey seed). */
+    /** A NATS .creds file (JWT + nkey seed). User/password or a token come from the environment (coordinator/nats/nats-connection.ts). */
     credentials_file: z.string().min(1).nullish(),
+    /** Progress events are sent at most this often (the last step always); lifecycle and eval events are never throttled. */
+    progress_interval_ms: z.number().int().min(0).default(1000),
   })
   .strict();
 
@@ -93,20 +95,10 @@ export const HF_KEYS_NOT_USED: Readonly<Record<string, string>> = Object.freeze(
  * Remove a key from here when the code that honours it lands.
  */
 export const KEYS_FOR_LATER_ISSUES: Readonly<Record<string, string>> = Object.freeze({
-  evaluation_strategy: 'evaluation arrives with the training lifecycle issue',
-  eval_strategy: 'evaluation arrives with the training lifecycle issue',
-  eval_steps: 'evaluation arrives with the training lifecycle issue',
-  per_device_eval_batch_size: 'evaluation arrives with the training lifecycle issue',
   save_strategy: 'checkpoints arrive with the training lifecycle issue',
   save_steps: 'checkpoints arrive with the training lifecycle issue',
   save_total_limit: 'checkpoints arrive with the training lifecycle issue',
-  load_best_model_at_end: 'best-model tracking arrives with the training lifecycle issue',
-  metric_for_best_model: 'best-model tracking arrives with the training lifecycle issue',
-  greater_is_better: 'best-model tracking arrives with the training lifecycle issue',
-  early_stopping_patience: 'early stopping arrives with the training lifecycle issue',
-  early_stopping_threshold: 'early stopping arrives with the training lifecycle issue',
   predict_with_generate: 'generation arrives with the generate issue',
-  nats: 'progress on NATS arrives with its own issue',
   heartbeat_interval_ms: 'heartbeats and failure detection arrive with the training lifecycle issue',
   heartbeat_timeout_ms: 'heartbeats and failure detection arrive with the training lifecycle issue',
 });

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { InputFileError } from '../errors.js';
+import { formatZodIssues } from '../zod-issues.js';
 
 // What the coordinator tells every worker about a run: the resolved configuration, reduced to
 // the facts a worker acts on. It crosses the wire as JSON and is validated again on arrival.
@@ -37,6 +38,12 @@ export const TrainPlanSchema = z.strictObject({
     warmup_steps: z.number().int().nonnegative(),
   }),
   output_dir: z.string().min(1),
+  /** Evaluate after these global steps (1-based counts of steps done); empty = never. */
+  eval_after_steps: z.array(z.number().int().positive()),
+  per_device_eval_batch_size: z.number().int().positive(),
+  early_stopping_patience: z.number().int().positive().nullable(),
+  early_stopping_threshold: z.number().min(0),
+  load_best_model_at_end: z.boolean(),
 });
 
 export type TrainPlan = z.infer<typeof TrainPlanSchema>;
@@ -50,7 +57,7 @@ export function parseTrainPlan(json: string, source = 'train plan'): TrainPlan {
   }
   const parsed = TrainPlanSchema.safeParse(raw);
   if (!parsed.success) {
-    throw new InputFileError(source, '', parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+    throw new InputFileError(source, '', formatZodIssues(parsed.error));
   }
   return Object.freeze(parsed.data);
 }

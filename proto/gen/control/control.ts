@@ -28,7 +28,14 @@ export const protobufFileName = "control/control.proto";
  * `authorization` metadata ("Bearer <token>"); the coordinator refuses calls without it.
  */
 
-export const ReportKind = { REPORT_KIND_UNSPECIFIED: 0, READY: 1, STEP_DONE: 2, SAVED: 3, FAILED: 4 } as const;
+export const ReportKind = {
+  REPORT_KIND_UNSPECIFIED: 0,
+  READY: 1,
+  STEP_DONE: 2,
+  SAVED: 3,
+  FAILED: 4,
+  EVAL_DONE: 5,
+} as const;
 
 export type ReportKind = typeof ReportKind[keyof typeof ReportKind];
 
@@ -38,6 +45,7 @@ export namespace ReportKind {
   export type STEP_DONE = typeof ReportKind.STEP_DONE;
   export type SAVED = typeof ReportKind.SAVED;
   export type FAILED = typeof ReportKind.FAILED;
+  export type EVAL_DONE = typeof ReportKind.EVAL_DONE;
 }
 
 export interface RegisterRequest {
@@ -73,7 +81,19 @@ export interface Command {
     | { $case: "step"; value: Step }
     | { $case: "saveFinal"; value: SaveFinal }
     | { $case: "shutdown"; value: Shutdown }
+    | { $case: "evaluate"; value: Evaluate }
+    | { $case: "keepBest"; value: KeepBest }
     | undefined;
+}
+
+/** Forward-only loss over this rank's share of the eval split; report EVAL_DONE. */
+export interface Evaluate {
+  step: number;
+}
+
+/** The last evaluation is the best so far: keep these parameters for load_best_model_at_end. */
+export interface KeepBest {
+  step: number;
 }
 
 /** Everyone has registered: connect to peers, load model and data, then report READY. */
@@ -91,6 +111,8 @@ export interface Step {
 export interface SaveFinal {
   /** rank 0 writes config.json + model.safetensors here */
   dir: string;
+  /** write the parameters kept at the last KeepBest */
+  useBest: boolean;
 }
 
 export interface Shutdown {
@@ -470,6 +492,12 @@ export const Command: MessageFns<Command> = {
       case "shutdown":
         Shutdown.encode(message.kind.value, writer.uint32(34).fork()).join();
         break;
+      case "evaluate":
+        Evaluate.encode(message.kind.value, writer.uint32(42).fork()).join();
+        break;
+      case "keepBest":
+        KeepBest.encode(message.kind.value, writer.uint32(50).fork()).join();
+        break;
     }
     return writer;
   },
@@ -519,6 +547,22 @@ export const Command: MessageFns<Command> = {
             message.kind = { $case: "shutdown", value: Shutdown.decode(reader, reader.uint32()) };
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.kind = { $case: "evaluate", value: Evaluate.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.kind = { $case: "keepBest", value: KeepBest.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -561,7 +605,129 @@ export const Command: MessageFns<Command> = {
         }
         break;
       }
+      case "evaluate": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "evaluate", value: Evaluate.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "keepBest": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "keepBest", value: KeepBest.fromPartial(object.kind.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseEvaluate(): Evaluate {
+  return { step: 0 };
+}
+
+export const Evaluate: MessageFns<Evaluate> = {
+  encode(message: Evaluate, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.step !== 0) {
+      writer.uint32(8).uint64(message.step);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Evaluate {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEvaluate();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.step = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<Evaluate>, I>>(base?: I): Evaluate {
+    return Evaluate.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Evaluate>, I>>(object: I): Evaluate {
+    const message = createBaseEvaluate();
+    message.step = object.step ?? 0;
+    return message;
+  },
+};
+
+function createBaseKeepBest(): KeepBest {
+  return { step: 0 };
+}
+
+export const KeepBest: MessageFns<KeepBest> = {
+  encode(message: KeepBest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.step !== 0) {
+      writer.uint32(8).uint64(message.step);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): KeepBest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseKeepBest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.step = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<KeepBest>, I>>(base?: I): KeepBest {
+    return KeepBest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<KeepBest>, I>>(object: I): KeepBest {
+    const message = createBaseKeepBest();
+    message.step = object.step ?? 0;
     return message;
   },
 };
@@ -701,13 +867,16 @@ export const Step: MessageFns<Step> = {
 };
 
 function createBaseSaveFinal(): SaveFinal {
-  return { dir: "" };
+  return { dir: "", useBest: false };
 }
 
 export const SaveFinal: MessageFns<SaveFinal> = {
   encode(message: SaveFinal, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.dir !== "") {
       writer.uint32(10).string(message.dir);
+    }
+    if (message.useBest !== false) {
+      writer.uint32(16).bool(message.useBest);
     }
     return writer;
   },
@@ -733,6 +902,14 @@ export const SaveFinal: MessageFns<SaveFinal> = {
             message.dir = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.useBest = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -751,6 +928,7 @@ export const SaveFinal: MessageFns<SaveFinal> = {
   fromPartial<I extends Exact<DeepPartial<SaveFinal>, I>>(object: I): SaveFinal {
     const message = createBaseSaveFinal();
     message.dir = object.dir ?? "";
+    message.useBest = object.useBest ?? false;
     return message;
   },
 };
