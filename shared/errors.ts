@@ -40,3 +40,6 @@ export class NonFiniteGradientError extends KpCoordError {}
 
 /** A collective (reduce-scatter, all-gather) failed: a peer refused or dropped a chunk, or it timed out. */
 export class CollectiveError extends KpCoordError {}
+
+/** A NATS event could not be published, read or understood (unreachable server, unknown run, bad message). */
+export class EventError extends KpCoordError {}

@@ -1,6 +1,7 @@
 import type { Argv } from 'yargs';
 import { tokenFromEnv } from '../../../shared/auth.js';
 import { rootLogger } from '../../../shared/log.js';
+import { createRunPublisher, natsUrlOverrides, runNameOverrides, withNatsOption } from '../../nats/run-publisher.js';
 import { ProgressBar } from '../../progress-bar.js';
 import { runCoordinator } from '../../run-coordinator.js';
 import { resolveRunConfigArgs, withRunConfigOptions } from '../run-config-args.js';
@@ -11,15 +12,27 @@ export function registerCoordinator(cli: Argv): Argv {
     'coordinator',
     'Run the coordinator of a distributed run; workers join with `kp-coord worker` (token in KPCOORD_TOKEN or KPCOORD_TOKEN_FILE)',
     (y) =>
-      withRunConfigOptions(y)
+      withNatsOption(withRunConfigOptions(y))
         .option('listen', { type: 'string', default: '0.0.0.0:50051', describe: 'host:port of the control plane' })
         .example('KPCOORD_TOKEN_FILE=/secrets/token $0 coordinator --config run.yaml --listen 0.0.0.0:50051', ''),
     async (a) => {
       const token = tokenFromEnv();
-      const rc = resolveRunConfigArgs(a.config, a.set);
+      const overrides = [...a.set, ...natsUrlOverrides(a.nats)];
+      let rc = resolveRunConfigArgs(a.config, overrides);
+      const runName = runNameOverrides(rc);
+      if (runName.length > 0) rc = resolveRunConfigArgs(a.config, [...overrides, ...runName]);
       const log = rootLogger.child({ role: 'coordinator' });
       const bar = new ProgressBar(process.stderr, rc.config.logging_steps);
-      const summary = await runCoordinator(rc, { listen: a.listen, token, log, onEvent: bar.onEvent });
+      const nats = createRunPublisher(rc, log);
+      const summary = await runCoordinator(rc, {
+        listen: a.listen,
+        token,
+        log,
+        onEvent: (e) => {
+          bar.onEvent(e);
+          nats?.onEvent(e);
+        },
+      }).finally(() => nats?.close());
       process.stdout.write(`${JSON.stringify({ final_model: summary.final_model, steps: summary.steps, wall_seconds: summary.wall_seconds })}\n`);
     },
   );

@@ -5,10 +5,11 @@ import { registerDev } from './dev.js';
 import { registerEvaluate } from './evaluate.js';
 import { registerHealth } from './health.js';
 import { registerStart } from './start.js';
+import { registerStatus } from './status.js';
 import { registerWorker } from './worker.js';
 
 // Every top-level command, in the order --help lists them. Each command file exports one function
 // that registers itself on the parser, which keeps each command's argument types its own.
 export type RegisterCommand = (cli: Argv) => Argv;
 
-export const commands: RegisterCommand[] = [registerStart, registerCoordinator, registerWorker, registerData, registerEvaluate, registerHealth, registerDev];
+export const commands: RegisterCommand[] = [registerStart, registerCoordinator, registerWorker, registerData, registerEvaluate, registerHealth, registerStatus, registerDev];

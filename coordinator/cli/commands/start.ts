@@ -6,6 +6,7 @@ import { TOKEN_ENV } from '../../../shared/auth.js';
 import { KpCoordError } from '../../../shared/errors.js';
 import { rootLogger } from '../../../shared/log.js';
 import { LocalWorkers } from '../../local-workers.js';
+import { createRunPublisher, natsUrlOverrides, runNameOverrides, withNatsOption } from '../../nats/run-publisher.js';
 import { ProgressBar } from '../../progress-bar.js';
 import { runCoordinator } from '../../run-coordinator.js';
 import { resolveRunConfigArgs, withRunConfigOptions } from '../run-config-args.js';
@@ -20,7 +21,7 @@ export function registerStart(cli: Argv): Argv {
     'start',
     'Train on this machine: coordinator here, N worker processes (embedded default run without --config)',
     (y) =>
-      withRunConfigOptions(y)
+      withNatsOption(withRunConfigOptions(y))
         .option('workers', { type: 'number', describe: 'Number of worker processes (overrides the config\'s `workers`)' })
         .option('collective', { choices: ['ring', 'star'] as const, default: 'ring' as const, describe: 'Gradient aggregation: ring (worker to worker); star only as the benchmark baseline (stage 0)' })
         .option('threads-per-worker', { type: 'number', describe: 'onnxruntime intra-op threads per worker (default: cores / workers)' })
@@ -28,8 +29,10 @@ export function registerStart(cli: Argv): Argv {
         .example('$0 start --workers 2', 'the embedded default: a small byte-level T5 on the shipped Korean sample set')
         .example('$0 start --workers 4 --config run.yaml --set zero_optimization.stage=1', ''),
     async (a) => {
-      const overrides = [...a.set, ...(a.workers !== undefined ? [`workers=${a.workers}`] : [])];
-      const rc = resolveRunConfigArgs(a.config, overrides);
+      const overrides = [...a.set, ...(a.workers !== undefined ? [`workers=${a.workers}`] : []), ...natsUrlOverrides(a.nats)];
+      let rc = resolveRunConfigArgs(a.config, overrides);
+      const runName = runNameOverrides(rc);
+      if (runName.length > 0) rc = resolveRunConfigArgs(a.config, [...overrides, ...runName]);
       if (a.collective === 'star' && rc.config.zero_optimization.stage !== 0) {
         throw new KpCoordError(`--collective star is the stage-0 baseline only; this run uses ZeRO stage ${rc.config.zero_optimization.stage} (add --set zero_optimization.stage=0)`);
       }
@@ -37,6 +40,7 @@ export function registerStart(cli: Argv): Argv {
       const log = rootLogger.child({ role: 'coordinator' }, { level: process.env.KPCOORD_LOG_LEVEL ?? 'warn' });
       const token = process.env[TOKEN_ENV] ?? randomBytes(24).toString('hex');
       const bar = new ProgressBar();
+      const nats = createRunPublisher(rc, log);
       let workers: LocalWorkers | null = null;
       let failWorkers: (e: Error) => void = () => undefined;
       const workerFailure = new Promise<never>((_, reject) => (failWorkers = reject));
@@ -44,7 +48,9 @@ export function registerStart(cli: Argv): Argv {
       const interrupted = () => {
         process.stderr.write('\ninterrupted: stopping workers\n');
         workers?.kill('SIGTERM');
-        process.exit(130);
+        // Watchers on NATS learn why the run ended (given at most 2 s to publish it).
+        nats?.fail('interrupted');
+        void (nats?.close(2000) ?? Promise.resolve()).finally(() => process.exit(130));
       };
       process.once('SIGINT', interrupted);
       process.once('SIGTERM', interrupted);
@@ -55,6 +61,7 @@ export function registerStart(cli: Argv): Argv {
           log,
           onEvent: (e) => {
             bar.onEvent(e);
+            nats?.onEvent(e);
             if (e.type === 'listening') {
               workers = new LocalWorkers({
                 count: rc.worldSize,
@@ -75,8 +82,10 @@ export function registerStart(cli: Argv): Argv {
         process.stdout.write(`${JSON.stringify({ summary: join(resolve(rc.config.output_dir), 'summary.json'), final_model: summary.final_model, steps: summary.steps, final_loss: summary.train_loss.at(-1)?.loss, wall_seconds: summary.wall_seconds })}\n`);
       } catch (err) {
         (workers as LocalWorkers | null)?.kill('SIGTERM');
+        nats?.fail((err as Error).message);
         throw err;
       } finally {
+        await nats?.close();
         process.off('SIGINT', interrupted);
         process.off('SIGTERM', interrupted);
       }
