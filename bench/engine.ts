@@ -162,6 +162,12 @@ interface CaseResult {
   readonly createMs: number;
   readonly forward: Timing;
   readonly forwardBackward: Timing;
+  /** Building one call's input tensors in JS. */
+  readonly feedsMs: Timing;
+  /** forwardBackward with ORT-allocated gradient outputs copied into the flat array. */
+  readonly copiedForwardBackward: Timing;
+  /** copied / bound, medians (> 1: binding outputs to the flat array saves that much). */
+  readonly copiedOverBound: number;
   /** forwardBackward / forward, medians. */
   readonly ratio: number;
   /** The same of the fastest runs: closer to the machine's capability when other processes interfere. */
@@ -220,7 +226,16 @@ async function benchCase(k: Case, threads: number, progress: (msg: string) => vo
   const lossF = await engine.forwardLoss(params, batch);
   const lossFB = await engine.forwardBackward(params, grad, batch);
   const afterForwardBackward = peakRssMiB();
+  // The JS side of a call: parameter views, data tensors (no copies of parameters).
+  const feeds = await timeRuns(3, 20, async () => engine.buildFeeds(params, batch));
   await engine.release();
+  globalThis.gc?.();
+
+  // Gradients bound to the flat array (ORT writes in place) vs ORT-allocated outputs copied in JS.
+  progress(`${k.name}: timing forward+backward with ORT-allocated gradients copied into the flat array`);
+  const copiedEngine = await T5Engine.create(config, { dtype: 'float32', dropout: false, intraOpThreads: threads, gradientOutputs: 'copied' });
+  const copiedForwardBackward = await timeRuns(k.warmup, k.runs, () => copiedEngine.forwardBackward(params, grad, batch));
+  await copiedEngine.release();
   globalThis.gc?.();
 
   // Dropout on: another training graph (mask inputs and their Mul/Cast nodes), masks made in JS.
@@ -243,6 +258,9 @@ async function benchCase(k: Case, threads: number, progress: (msg: string) => vo
     forward,
     forwardBackward,
     ratio: forwardBackward.medianMs / forward.medianMs,
+    feedsMs: feeds,
+    copiedForwardBackward,
+    copiedOverBound: copiedForwardBackward.medianMs / forwardBackward.medianMs,
     ratioOfMins: forwardBackward.minMs / forward.minMs,
     lossPerToken: lossF.lossSum / lossF.tokenCount,
     lossRelDiff: Math.abs(lossF.lossSum - lossFB.lossSum) / Math.abs(lossF.lossSum),
@@ -272,6 +290,9 @@ function printTable(results: readonly CaseResult[]): void {
     ['session creation, F+B and F (ms)', (r) => f(r.createMs, 0)],
     ['forward (ms, median / min)', (r) => t(r.forward)],
     ['forward+backward (ms, median / min)', (r) => t(r.forwardBackward)],
+    ['JS feeds per call (ms, median / min)', (r) => `${r.feedsMs.medianMs.toFixed(2)} / ${r.feedsMs.minMs.toFixed(2)}`],
+    ['F+B, gradients copied from ORT (ms)', (r) => t(r.copiedForwardBackward)],
+    ['  copied / bound in place', (r) => f(r.copiedOverBound, 3)],
     ['(F+B) / F, medians (ideal about 3)', (r) => f(r.ratio, 2)],
     ['(F+B) / F, fastest runs', (r) => f(r.ratioOfMins, 2)],
     ['loss per token (random init)', (r) => f(r.lossPerToken, 3)],

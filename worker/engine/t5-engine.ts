@@ -32,12 +32,20 @@ export class T5Engine {
     /** The forward-only session, made on first use (a trainer that never evaluates never pays for it). */
     private readonly makeEvaluate: () => Promise<{ readonly session: ort.InferenceSession; readonly built: T5Graph }>,
     private readonly feeds: T5Feeds,
+    private readonly gradientOutputs: 'bound' | 'copied',
   ) {}
 
   private evaluate: Promise<{ readonly session: ort.InferenceSession; readonly built: T5Graph }> | null = null;
 
   /** Build both graphs and create their sessions. `dropout` applies config.dropoutRate in training. */
-  static async create(config: T5Config, options: Partial<EngineOptions> & { dtype?: FloatDType; dropout?: boolean } = {}): Promise<T5Engine> {
+  /**
+   * `gradientOutputs: 'copied'` lets ORT allocate the gradient outputs and copies them into the
+   * flat array in JS: what the default ('bound', ORT writes in place) saves; bench/engine compares.
+   */
+  static async create(
+    config: T5Config,
+    options: Partial<EngineOptions> & { dtype?: FloatDType; dropout?: boolean; gradientOutputs?: 'bound' | 'copied' } = {},
+  ): Promise<T5Engine> {
     const dtype = options.dtype ?? 'float32';
     const o = EngineOptionsSchema.parse({ intraOpThreads: options.intraOpThreads, executionProvider: options.executionProvider, allowSpinning: options.allowSpinning });
     const trainBuilt = buildT5Graph(config, { dtype, dropout: options.dropout ?? false, gradients: true });
@@ -53,7 +61,7 @@ export class T5Engine {
       const built = buildT5Graph(config, { dtype, dropout: false, gradients: false });
       return { session: await make(built), built };
     };
-    return new T5Engine(config, dtype, paramCount, { session: await make(trainBuilt), built: trainBuilt }, makeEvaluate, new T5Feeds(config, dtype));
+    return new T5Engine(config, dtype, paramCount, { session: await make(trainBuilt), built: trainBuilt }, makeEvaluate, new T5Feeds(config, dtype), options.gradientOutputs ?? 'bound');
   }
 
   /**
@@ -69,10 +77,18 @@ export class T5Engine {
     let offset = 0;
     built.params.forEach((spec, i) => {
       const size = numel(spec.shape);
-      fetches[built.gradientOutputs[i]!] = new ort.Tensor(this.dtype, grad.subarray(offset, offset + size), [...spec.shape]);
+      fetches[built.gradientOutputs[i]!] = this.gradientOutputs === 'bound' ? new ort.Tensor(this.dtype, grad.subarray(offset, offset + size), [...spec.shape]) : null;
       offset += size;
     });
     const out = await this.run(session, feeds, fetches);
+    if (this.gradientOutputs === 'copied') {
+      offset = 0;
+      built.params.forEach((spec, i) => {
+        const data = out[built.gradientOutputs[i]!]!.data as Float32Array | Float64Array;
+        grad.set(data, offset);
+        offset += data.length;
+      });
+    }
     return { lossSum: Number(out.loss_sum!.data[0]), tokenCount: Number(out.token_count!.data[0]) };
   }
 
@@ -96,6 +112,11 @@ export class T5Engine {
     } catch (cause) {
       throw new EngineError(`onnxruntime run failed: ${(cause as Error).message}`, { cause });
     }
+  }
+
+  /** The input tensors of one call (views of `params`, data, masks), built but not run: its JS cost. */
+  buildFeeds(params: Flat, batch: Seq2SeqBatch): number {
+    return Object.keys({ ...this.paramFeeds(params, this.train.built), ...this.feeds.feeds(batch) }).length;
   }
 
   private paramFeeds(params: Flat, built: T5Graph): Record<string, ort.Tensor> {

@@ -38,3 +38,22 @@ test('gradients are identical run to run with 2 intra-op threads, and match 1 th
     await one.release();
   }
 });
+
+test('gradients bound in place and gradients copied from ORT outputs are the same bits', async () => {
+  const config = tinyConfig();
+  const bound = await T5Engine.create(config, { intraOpThreads: 1 });
+  const copied = await T5Engine.create(config, { intraOpThreads: 1, gradientOutputs: 'copied' });
+  try {
+    const params = randomParams(new Float32Array(bound.paramCount), 9);
+    const batch = { batchSize: 1, srcLen: 6, tgtLen: 3, inputIds: Int32Array.from([5, 6, 7, 8, 9, 1]), attentionMask: new Int32Array(6).fill(1), labels: Int32Array.from([11, 12, 1]) };
+    const a = new Float32Array(bound.paramCount);
+    const b = new Float32Array(bound.paramCount);
+    await bound.forwardBackward(params, a, batch);
+    await copied.forwardBackward(params, b, batch);
+    assert.deepEqual(b, a);
+    assert.ok(a.some((x) => x !== 0));
+  } finally {
+    await bound.release();
+    await copied.release();
+  }
+});
