@@ -51,6 +51,9 @@ export class ProgressBar {
       case 'early_stop':
         this.line(`early stop after step ${e.step + 1}: no improvement; best eval_loss ${e.bestEvalLoss.toFixed(4)} at step ${e.bestStep + 1}`);
         break;
+      case 'checkpoint':
+        this.line(`checkpoint after step ${e.step + 1}: ${e.dir}`);
+        break;
       case 'saved':
         this.line(`final model saved in ${e.dir}`);
         break;

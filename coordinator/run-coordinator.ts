@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ResolvedRunConfig } from '../shared/config/resolve-run-config.js';
 import { planSteps } from '../shared/config/step-plan.js';
+import { listCheckpoints, readVerifiedManifest, type CheckpointManifest } from '../shared/checkpoint/checkpoint-manifest.js';
 import { openDataCache } from '../shared/data/data-cache.js';
 import { resolveRules } from '../shared/data/data-rules.js';
 import { prepareData } from '../shared/data/prepare.js';
@@ -33,9 +34,11 @@ export async function runCoordinator(rc: ResolvedRunConfig, o: CoordinatorOption
   for (const i of rc.ignored) log.info(i, 'config key not acted on');
   if (rc.ignored.length > 0) o.onEvent({ type: 'note', text: `config keys accepted but not acted on: ${rc.ignored.map((i) => i.key).join(', ')}` });
 
+  const resume = await findResumePoint(c.resume_from_checkpoint ?? null, outputDir, log, o.onEvent);
   const dataCache = await ensureDataCache(rc, outputDir, log);
   const cache = openDataCache(dataCache);
   const steps = planSteps(rc, cache.train.size);
+  const evalAfter = evalSchedule(c.eval_strategy, steps.evalSteps, steps.stepsPerEpoch, steps.totalSteps, cache.eval !== undefined);
   const plan: TrainPlan = TrainPlanSchema.parse({
     version: 1,
     run_id: runId,
@@ -56,12 +59,25 @@ export async function runCoordinator(rc: ResolvedRunConfig, o: CoordinatorOption
     adamw: { adam_beta1: c.adam_beta1, adam_beta2: c.adam_beta2, adam_epsilon: c.adam_epsilon, weight_decay: c.weight_decay },
     schedule: { learning_rate: c.learning_rate, lr_scheduler_type: c.lr_scheduler_type, warmup_ratio: c.warmup_ratio, warmup_steps: c.warmup_steps },
     output_dir: outputDir,
-    eval_after_steps: evalSchedule(c.eval_strategy, steps.evalSteps, steps.stepsPerEpoch, steps.totalSteps, cache.eval !== undefined),
+    eval_after_steps: evalAfter,
     per_device_eval_batch_size: c.per_device_eval_batch_size,
     early_stopping_patience: c.early_stopping_patience ?? null,
     early_stopping_threshold: c.early_stopping_threshold,
     load_best_model_at_end: c.load_best_model_at_end,
+    save_after_steps: saveSchedule(c.save_strategy, steps.saveSteps, steps.stepsPerEpoch, steps.totalSteps, evalAfter),
+    save_total_limit: c.save_total_limit ?? null,
+    resume: resume
+      ? { dir: resume.dir, steps_done: resume.manifest.steps_done, optimizer_step: resume.manifest.steps_done, files: resume.manifest.files, best_dir: resume.manifest.best?.dir ?? null }
+      : null,
   });
+  if (resume) {
+    const m = resume.manifest;
+    o.onEvent({ type: 'note', text: `resuming from ${resume.dir} (${m.steps_done} steps done, written by ${m.world} workers)` });
+    if (m.world !== plan.world) log.info({ from: m.world, to: plan.world }, 'resuming with another world size: ranges re-sliced');
+    const want = { model: plan.model, seed: plan.seed, data_seed: plan.data_seed, global_batch_size: rc.globalBatchSize };
+    const had = { model: m.model, seed: m.seed, data_seed: m.data_seed, global_batch_size: m.global_batch_size };
+    if (JSON.stringify(want) !== JSON.stringify(had)) throw new KpCoordError(`${resume.dir}: written for ${JSON.stringify(had)}, this run is ${JSON.stringify(want)} (keep the global batch: per_device_train_batch_size x gradient_accumulation_steps x workers)`);
+  }
   log.info({ world: plan.world, stage: plan.zero_stage, steps: plan.total_steps, perEpoch: plan.steps_per_epoch, train: cache.train.size }, 'run planned');
 
   const server = new ControlServer({ world: plan.world, token: o.token, runId, planJson: JSON.stringify(plan), log });
@@ -92,6 +108,41 @@ function evalSchedule(strategy: 'no' | 'steps' | 'epoch', evalSteps: number | un
   const out: number[] = [];
   for (let done = every; done <= total; done += every) out.push(done);
   return out;
+}
+
+/** When to save, as counts of steps done (HF save_strategy; 'best' = after each new best evaluation). */
+function saveSchedule(strategy: 'no' | 'steps' | 'epoch' | 'best', saveSteps: number, perEpoch: number, total: number, evalAfter: number[]): number[] {
+  if (strategy === 'no') return [];
+  if (strategy === 'best') return evalAfter;
+  const every = strategy === 'epoch' ? perEpoch : saveSteps;
+  const out: number[] = [];
+  for (let done = every; done <= total; done += every) out.push(done);
+  return out;
+}
+
+/**
+ * The checkpoint to resume from: an explicit directory (verified, or an error), or the newest
+ * valid one in output_dir. A checkpoint whose files fail their checksums is reported and the
+ * previous one used.
+ */
+async function findResumePoint(
+  spec: string | boolean | null,
+  outputDir: string,
+  log: Logger,
+  emit: CoordinatorOptions['onEvent'],
+): Promise<{ dir: string; manifest: CheckpointManifest } | null> {
+  if (spec === null || spec === false) return null;
+  if (typeof spec === 'string' && spec !== 'latest') return { dir: resolve(spec), manifest: await readVerifiedManifest(resolve(spec)) };
+  for (const c of listCheckpoints(outputDir)) {
+    try {
+      return { dir: c.dir, manifest: await readVerifiedManifest(c.dir) };
+    } catch (err) {
+      log.warn({ dir: c.dir, err: (err as Error).message }, 'checkpoint is corrupt; trying the previous one');
+      emit({ type: 'note', text: `checkpoint ${c.dir} is corrupt (${(err as Error).message}); using the previous one` });
+    }
+  }
+  emit({ type: 'note', text: `no valid checkpoint in ${outputDir}: starting from scratch` });
+  return null;
 }
 
 /** A cache directory as configured, or raw files prepared once into OUTPUT_DIR/data-cache. */

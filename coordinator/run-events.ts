@@ -29,6 +29,7 @@ export type RunEvent =
       readonly patienceLeft: number | null;
     }
   | { readonly type: 'early_stop'; readonly step: number; readonly bestEvalLoss: number; readonly bestStep: number }
+  | { readonly type: 'checkpoint'; readonly step: number; readonly dir: string }
   | { readonly type: 'saved'; readonly dir: string }
   | { readonly type: 'finished'; readonly summaryPath: string }
   | { readonly type: 'failed'; readonly reason: string };

@@ -6,6 +6,11 @@ import type { TrainPlan } from '../shared/plan/train-plan.js';
 import { writeBytesAtomically } from '../shared/weights/atomic-file.js';
 import { ReportKind } from '../proto/gen/control/control.js';
 import { EarlyStopping } from './early-stopping.js';
+import { listCheckpoints, readVerifiedManifest, writeManifest } from '../shared/checkpoint/checkpoint-manifest.js';
+import type { ShardFile } from '../shared/checkpoint/range-shard.js';
+import { rm } from 'node:fs/promises';
+import { numel, t5ParamSpecs } from '../shared/models/t5-params.js';
+import { resolveModelConfig } from '../shared/weights/hf-checkpoint.js';
 import type { ControlServer } from './control-server.js';
 import type { RunEventListener } from './run-events.js';
 
@@ -62,13 +67,18 @@ export async function driveRun(server: ControlServer, plan: TrainPlan, log: Logg
   const trainStarted = performance.now();
   let samples = 0;
   let tokens = 0;
-  const evals: { step: number; epoch: number; eval_loss: number }[] = [];
   const stopping = new EarlyStopping(plan.early_stopping_patience, plan.early_stopping_threshold);
   const evalAfter = new Set(plan.eval_after_steps);
-  let best: { loss: number; step: number } | null = null;
+  const saveAfter = new Set(plan.save_after_steps);
+  const resumed = plan.resume ? await readVerifiedManifest(plan.resume.dir) : null;
+  // Resuming replays the evaluations so far, so early stopping continues where it was.
+  const evals: { step: number; epoch: number; eval_loss: number }[] = [...(resumed?.evals ?? [])];
+  for (const e of evals) stopping.evaluate(e.eval_loss, e.step);
+  let best: { loss: number; step: number; dir: string | null } | null = resumed?.best ? { loss: resumed.best.eval_loss, step: resumed.best.step, dir: resumed.best.dir } : null;
   let stoppedEarly = false;
-  let stepsDone = 0;
-  for (let step = 0; step < plan.total_steps; step++) {
+  let stepsDone = plan.resume?.steps_done ?? 0;
+  if (plan.resume) log.info({ dir: plan.resume.dir, stepsDone }, 'resumed from checkpoint');
+  for (let step = stepsDone; step < plan.total_steps; step++) {
     const epoch = Math.floor(step / plan.steps_per_epoch);
     const t0 = performance.now();
     server.broadcast({ kind: { $case: 'step', value: { step, epoch, stepInEpoch: step % plan.steps_per_epoch } } });
@@ -96,6 +106,7 @@ export async function driveRun(server: ControlServer, plan: TrainPlan, log: Logg
       etaSeconds: (elapsed / (step + 1)) * (plan.total_steps - step - 1),
     });
     stepsDone = step + 1;
+    if (saveAfter.has(step + 1) && !evalAfter.has(step + 1)) best = await saveCheckpoint(server, plan, step, epoch, evals, best, log, emit);
 
     if (evalAfter.has(step + 1)) {
       // The step's parameters, evaluated on the whole eval split (each rank its share).
@@ -105,11 +116,12 @@ export async function driveRun(server: ControlServer, plan: TrainPlan, log: Logg
       const outcome = stopping.evaluate(evalLoss, step);
       evals.push({ step, epoch, eval_loss: evalLoss });
       if (outcome.isBest) {
-        best = { loss: evalLoss, step };
+        best = { loss: evalLoss, step, dir: null };
         if (plan.load_best_model_at_end) server.broadcast({ kind: { $case: 'keepBest', value: { step } } });
       }
       emit({ type: 'eval', step, epoch, evalLoss, bestEvalLoss: outcome.best, bestStep: outcome.bestStep, isBest: outcome.isBest, patienceLeft: outcome.patienceLeft });
       log.info({ step, evalLoss, best: outcome.best, patienceLeft: outcome.patienceLeft }, 'evaluated');
+      if (saveAfter.has(step + 1)) best = await saveCheckpoint(server, plan, step, epoch, evals, best, log, emit);
       if (outcome.shouldStop) {
         stoppedEarly = true;
         emit({ type: 'early_stop', step, bestEvalLoss: outcome.best, bestStep: outcome.bestStep });
@@ -150,4 +162,60 @@ export async function driveRun(server: ControlServer, plan: TrainPlan, log: Logg
   server.broadcast({ kind: { $case: 'shutdown', value: { reason: 'finished' } } });
   emit({ type: 'finished', summaryPath });
   return summary;
+}
+
+/**
+ * Every rank writes its range; then the manifest, last, makes the checkpoint visible. Older
+ * checkpoints beyond save_total_limit are deleted, never the best one. Returns `best` with the
+ * checkpoint directory filled in when this step is the best evaluation.
+ */
+async function saveCheckpoint(
+  server: ControlServer,
+  plan: TrainPlan,
+  step: number,
+  epoch: number,
+  evals: readonly { step: number; epoch: number; eval_loss: number }[],
+  best: { loss: number; step: number; dir: string | null } | null,
+  log: Logger,
+  emit: RunEventListener,
+): Promise<{ loss: number; step: number; dir: string | null } | null> {
+  const stepsDone = step + 1;
+  const dir = join(plan.output_dir, `checkpoint-${stepsDone}`);
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  server.broadcast({ kind: { $case: 'saveCheckpoint', value: { dir, stepsDone } } });
+  const reports = await server.barrier.wait(ReportKind.CHECKPOINT_SAVED, stepsDone);
+  const files = reports.map((r) => JSON.parse(r.detail) as ShardFile).sort((a, b) => a.start - b.start);
+  const newBest = best && best.step === step ? { ...best, dir } : best;
+  await writeManifest(dir, {
+    version: 1,
+    run_id: plan.run_id,
+    steps_done: stepsDone,
+    epoch,
+    world: plan.world,
+    global_batch_size: plan.per_device_train_batch_size * plan.gradient_accumulation_steps * plan.world,
+    zero_stage: plan.zero_stage,
+    param_count: t5ParamSpecs(resolveModelConfig(plan.model)).reduce((n, p) => n + numel(p.shape), 0),
+    padded_size: files.length > 0 ? files[files.length - 1]!.end : 0,
+    model: plan.model,
+    seed: plan.seed,
+    data_seed: plan.data_seed,
+    files,
+    evals: [...evals],
+    best: newBest?.dir ? { step: newBest.step, eval_loss: newBest.loss, dir: newBest.dir } : null,
+    created: new Date().toISOString(),
+  });
+  emit({ type: 'checkpoint', step, dir });
+  log.info({ dir, files: files.length }, 'checkpoint saved');
+  if (plan.save_total_limit !== null) {
+    const keep = new Set(listCheckpoints(plan.output_dir).slice(0, plan.save_total_limit).map((c) => c.dir));
+    if (newBest?.dir) keep.add(newBest.dir);
+    for (const c of listCheckpoints(plan.output_dir)) {
+      if (!keep.has(c.dir)) {
+        await rm(c.dir, { recursive: true, force: true });
+        log.info({ dir: c.dir }, 'deleted an old checkpoint (save_total_limit)');
+      }
+    }
+  }
+  return newBest;
 }

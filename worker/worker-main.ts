@@ -20,7 +20,9 @@ import { initT5FlatRange } from '../shared/weights/init.js';
 import { ReportKind, type Command, type Peer } from '../proto/gen/control/control.js';
 import { T5Engine } from './engine/t5-engine.js';
 import { ControlClient } from './control-client.js';
-import { ZeroTrainer, type StepCollective } from './zero-trainer.js';
+import { optimizerRange, ZeroTrainer, type StepCollective } from './zero-trainer.js';
+import { readVerifiedManifest } from '../shared/checkpoint/checkpoint-manifest.js';
+import { readRange, writeRangeShard, type ShardFile } from '../shared/checkpoint/range-shard.js';
 
 // A worker process: register, wait for Setup (peers known), build model, data, engine and
 // collectives, then execute the coordinator's commands in order until Shutdown.
@@ -103,6 +105,12 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
           await control.report({ rank, kind: ReportKind.EVAL_DONE, step: kind.value.step, lossSum: r.lossSum, tokenCount: r.tokens, samples: r.samples, seconds: (performance.now() - started) / 1000 });
           break;
         }
+        case 'saveCheckpoint': {
+          if (!setup) throw new KpCoordError('checkpoint before setup');
+          const file = await saveRangeShard(setup, rank, kind.value.dir);
+          await control.report({ rank, kind: ReportKind.CHECKPOINT_SAVED, step: kind.value.stepsDone, detail: JSON.stringify(file), seconds: (performance.now() - started) / 1000 });
+          break;
+        }
         case 'keepBest': {
           if (!setup) throw new KpCoordError('keep-best before setup');
           // Only rank 0 writes the final model, so only it keeps a copy (4 bytes per parameter).
@@ -156,7 +164,11 @@ async function buildSetup(
   // gathers the rest from the owners (init is keyed per parameter, so the bits are the same).
   let params: Float32Array;
   const weights = !plan.model.startsWith('preset:') && existsSync(join(plan.model, 'config.json')) ? plan.model : null;
-  if (weights) {
+  if (plan.resume) {
+    // Every rank needs all parameters; the checkpoint's ranges may be cut for another world size.
+    params = new Float32Array(shard.paddedSize);
+    await readRange(plan.resume.dir, plan.resume.files, 'params', 0, params);
+  } else if (weights) {
     params = (await loadHfModel(weights, { flatLength: shard.paddedSize })).flat;
   } else if (plan.zero_stage === 0) {
     params = new Float32Array(shard.paddedSize);
@@ -166,6 +178,25 @@ async function buildSetup(
     const end = Math.min(shard.end, layout.totalSize);
     if (shard.start < end) params.set(initT5FlatRange(config, layout, plan.seed, shard.start, end), shard.start);
     await collective.allGather(params, 'init/params');
+  }
+  const policy = SHARDING_POLICIES[plan.zero_stage];
+  let optimizerState: { m: Float32Array; v: Float32Array; step: number } | undefined;
+  if (plan.resume) {
+    const range = optimizerRange(shard, policy);
+    const m = new Float32Array(range.end - range.start);
+    const v = new Float32Array(range.end - range.start);
+    await readRange(plan.resume.dir, plan.resume.files, 'exp_avg', range.start, m);
+    await readRange(plan.resume.dir, plan.resume.files, 'exp_avg_sq', range.start, v);
+    optimizerState = { m, v, step: plan.resume.optimizer_step };
+  }
+  // Rank 0 keeps the best evaluation's weights for load_best_model_at_end; after a resume they
+  // come from the best checkpoint.
+  let best: Float32Array | null = null;
+  if (rank === 0 && plan.resume?.best_dir && plan.load_best_model_at_end) {
+    const bestManifest = await readVerifiedManifest(plan.resume.best_dir);
+    const full = new Float32Array(bestManifest.padded_size);
+    await readRange(plan.resume.best_dir, bestManifest.files, 'params', 0, full);
+    best = full.subarray(0, layout.totalSize);
   }
 
   const cache = openDataCache(plan.data_cache);
@@ -187,7 +218,8 @@ async function buildSetup(
   const engine = await T5Engine.create(config, { ...engineOptions, dropout: config.dropoutRate > 0 });
   const trainer = new ZeroTrainer({
     engine, layout, shard, params, collective, sampler,
-    policy: SHARDING_POLICIES[plan.zero_stage],
+    policy,
+    ...(optimizerState ? { optimizerState } : {}),
     adamw: parseAdamWOptions(plan.adamw, 'plan.adamw'),
     schedule: lrSchedule(parseLrScheduleOptions(plan.schedule, 'plan.schedule'), plan.total_steps),
     maxGradNorm: plan.max_grad_norm,
@@ -205,7 +237,21 @@ async function buildSetup(
         sampler: new DistributedSampler({ size: evalSplit.size, seed: 0, perDeviceBatch: plan.per_device_eval_batch_size, gradAccum: 1, world: plan.world, shuffle: false }),
       }
     : null;
-  return { plan, config, layout, shard, params, engine, trainer, collective, eval: evalSetup, best: null };
+  return { plan, config, layout, shard, params, engine, trainer, collective, eval: evalSetup, best };
+}
+
+/** This rank's FlatShard range of parameters and Adam moments, as one checkpoint file. */
+async function saveRangeShard(setup: Setup, rank: number, dir: string): Promise<ShardFile> {
+  const { shard, params, trainer } = setup;
+  const state = trainer.optimizer;
+  // The optimizer may own more than this rank's range (stage 0): write the shard's part of it.
+  const from = shard.start - state.start;
+  const to = shard.end - state.start;
+  return writeRangeShard(dir, rank, shard.world, shard, {
+    params: params.subarray(shard.start, shard.end),
+    exp_avg: state.m.subarray(from, to),
+    exp_avg_sq: state.v.subarray(from, to),
+  }, state.step);
 }
 
 /** This rank's loss sums over its share of the eval split (forward only, no dropout). */

@@ -45,6 +45,13 @@ export interface ZeroTrainerOptions {
   readonly padId: number;
   readonly collective: StepCollective;
   readonly scalars: ScalarAllReduce;
+  /** Adam moments and step count for `optimizerRange(shard, policy)`, e.g. from a checkpoint. */
+  readonly optimizerState?: { readonly m: Float32Array; readonly v: Float32Array; readonly step: number };
+}
+
+/** The range of the flat buffer a rank's optimizer owns under `policy`. */
+export function optimizerRange(shard: FlatShard, policy: ShardingPolicy): { start: number; end: number } {
+  return policy.optimizerRange === 'own' ? { start: shard.start, end: shard.end } : { start: 0, end: shard.paddedSize };
 }
 
 export interface ZeroStepResult {
@@ -71,8 +78,8 @@ export class ZeroTrainer {
     const { shard, policy } = o;
     if (o.params.length !== shard.paddedSize) throw new RangeError(`params: ${o.params.length} elements, the plan pads to ${shard.paddedSize}`);
     this.grad = new Float32Array(shard.paddedSize);
-    this.range = policy.optimizerRange === 'own' ? { start: shard.start, end: shard.end } : { start: 0, end: shard.paddedSize };
-    this.optimizer = new AdamWState(this.range.start, this.range.end);
+    this.range = optimizerRange(shard, policy);
+    this.optimizer = new AdamWState(this.range.start, this.range.end, o.optimizerState);
     this.decay = decayRanges(o.layout.params, this.range.start, this.range.end);
   }
 

@@ -37,6 +37,8 @@ export class EventMapper {
         return { kind: 'eval', body: { step: e.step + 1, epoch: e.epoch, eval_loss: e.evalLoss, best_eval_loss: e.bestEvalLoss, is_best: e.isBest, patience_left: e.patienceLeft } };
       case 'early_stop':
         return { kind: 'lifecycle', body: { event: 'early_stopped', step: e.step + 1, reason: `no eval_loss improvement; best ${e.bestEvalLoss} at step ${e.bestStep + 1}` } };
+      case 'checkpoint':
+        return { kind: 'lifecycle', body: { event: 'checkpoint_saved', step: e.step + 1, dir: e.dir } };
       case 'saved':
         return { kind: 'lifecycle', body: { event: 'checkpoint_saved', step: this.stepsDone, dir: e.dir } };
       case 'finished':

@@ -95,9 +95,6 @@ export const HF_KEYS_NOT_USED: Readonly<Record<string, string>> = Object.freeze(
  * Remove a key from here when the code that honours it lands.
  */
 export const KEYS_FOR_LATER_ISSUES: Readonly<Record<string, string>> = Object.freeze({
-  save_strategy: 'checkpoints arrive with the training lifecycle issue',
-  save_steps: 'checkpoints arrive with the training lifecycle issue',
-  save_total_limit: 'checkpoints arrive with the training lifecycle issue',
   predict_with_generate: 'generation arrives with the generate issue',
   heartbeat_interval_ms: 'heartbeats and failure detection arrive with the training lifecycle issue',
   heartbeat_timeout_ms: 'heartbeats and failure detection arrive with the training lifecycle issue',
@@ -165,6 +162,8 @@ export const RunConfigSchema = z
     save_steps: stepsOrRatio.default(500),
     /** Checkpoints kept (the best one is never deleted); absent: all. */
     save_total_limit: positiveInt.nullish(),
+    /** HF's name: a checkpoint directory, or true / "latest" for the newest valid one in output_dir. */
+    resume_from_checkpoint: z.union([z.string().min(1), z.boolean()]).nullish(),
     load_best_model_at_end: z.boolean().default(false),
     /** Only the eval loss is computed during training ("loss" means "eval_loss", as in HF). */
     metric_for_best_model: z.enum(['eval_loss', 'loss'], { error: () => 'expected "eval_loss" (the only metric computed during training)' }).nullish(),

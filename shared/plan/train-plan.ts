@@ -44,6 +44,20 @@ export const TrainPlanSchema = z.strictObject({
   early_stopping_patience: z.number().int().positive().nullable(),
   early_stopping_threshold: z.number().min(0),
   load_best_model_at_end: z.boolean(),
+  /** Save a checkpoint after these counts of steps done; empty = never. */
+  save_after_steps: z.array(z.number().int().positive()),
+  save_total_limit: z.number().int().positive().nullable(),
+  /** Continue from a verified checkpoint: its directory, steps done and shard files. */
+  resume: z
+    .strictObject({
+      dir: z.string(),
+      steps_done: z.number().int().nonnegative(),
+      optimizer_step: z.number().int().nonnegative(),
+      files: z.array(z.strictObject({ name: z.string(), rank: z.number().int(), start: z.number().int(), end: z.number().int(), bytes: z.number().int(), sha256: z.string() })),
+      /** The best evaluation's checkpoint, for load_best_model_at_end. */
+      best_dir: z.string().nullable(),
+    })
+    .nullable(),
 });
 
 export type TrainPlan = z.infer<typeof TrainPlanSchema>;

@@ -4,7 +4,7 @@ import { rootLogger } from '../../../shared/log.js';
 import { createRunPublisher, natsUrlOverrides, runNameOverrides, withNatsOption } from '../../nats/run-publisher.js';
 import { ProgressBar } from '../../progress-bar.js';
 import { runCoordinator } from '../../run-coordinator.js';
-import { resolveRunConfigArgs, withRunConfigOptions } from '../run-config-args.js';
+import { resolveRunConfigArgs, resumeOverrides, withRunConfigOptions } from '../run-config-args.js';
 
 // `kp-coord coordinator`: the coordinator alone (a cluster's Deployment); workers join over gRPC.
 export function registerCoordinator(cli: Argv): Argv {
@@ -17,7 +17,7 @@ export function registerCoordinator(cli: Argv): Argv {
         .example('KPCOORD_TOKEN_FILE=/secrets/token $0 coordinator --config run.yaml --listen 0.0.0.0:50051', ''),
     async (a) => {
       const token = tokenFromEnv();
-      const overrides = [...a.set, ...natsUrlOverrides(a.nats)];
+      const overrides = [...a.set, ...resumeOverrides(a.resume), ...natsUrlOverrides(a.nats)];
       let rc = resolveRunConfigArgs(a.config, overrides);
       const runName = runNameOverrides(rc);
       if (runName.length > 0) rc = resolveRunConfigArgs(a.config, [...overrides, ...runName]);

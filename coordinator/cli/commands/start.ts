@@ -9,7 +9,7 @@ import { LocalWorkers } from '../../local-workers.js';
 import { createRunPublisher, natsUrlOverrides, runNameOverrides, withNatsOption } from '../../nats/run-publisher.js';
 import { ProgressBar } from '../../progress-bar.js';
 import { runCoordinator } from '../../run-coordinator.js';
-import { resolveRunConfigArgs, withRunConfigOptions } from '../run-config-args.js';
+import { resolveRunConfigArgs, resumeOverrides, withRunConfigOptions } from '../run-config-args.js';
 
 // `kp-coord start --workers N`: a whole run on this machine — the coordinator in this process,
 // N worker processes, a progress bar; Ctrl-C stops everything.
@@ -29,7 +29,7 @@ export function registerStart(cli: Argv): Argv {
         .example('$0 start --workers 2', 'the embedded default: a small byte-level T5 on the shipped Korean sample set')
         .example('$0 start --workers 4 --config run.yaml --set zero_optimization.stage=1', ''),
     async (a) => {
-      const overrides = [...a.set, ...(a.workers !== undefined ? [`workers=${a.workers}`] : []), ...natsUrlOverrides(a.nats)];
+      const overrides = [...a.set, ...resumeOverrides(a.resume), ...(a.workers !== undefined ? [`workers=${a.workers}`] : []), ...natsUrlOverrides(a.nats)];
       let rc = resolveRunConfigArgs(a.config, overrides);
       const runName = runNameOverrides(rc);
       if (runName.length > 0) rc = resolveRunConfigArgs(a.config, [...overrides, ...runName]);

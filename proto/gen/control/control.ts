@@ -35,6 +35,7 @@ export const ReportKind = {
   SAVED: 3,
   FAILED: 4,
   EVAL_DONE: 5,
+  CHECKPOINT_SAVED: 6,
 } as const;
 
 export type ReportKind = typeof ReportKind[keyof typeof ReportKind];
@@ -46,6 +47,7 @@ export namespace ReportKind {
   export type SAVED = typeof ReportKind.SAVED;
   export type FAILED = typeof ReportKind.FAILED;
   export type EVAL_DONE = typeof ReportKind.EVAL_DONE;
+  export type CHECKPOINT_SAVED = typeof ReportKind.CHECKPOINT_SAVED;
 }
 
 export interface RegisterRequest {
@@ -83,7 +85,17 @@ export interface Command {
     | { $case: "shutdown"; value: Shutdown }
     | { $case: "evaluate"; value: Evaluate }
     | { $case: "keepBest"; value: KeepBest }
+    | { $case: "saveCheckpoint"; value: SaveCheckpoint }
     | undefined;
+}
+
+/**
+ * Write this rank's range of parameters and Adam moments into `dir`; report CHECKPOINT_SAVED
+ * with the file's description (JSON) in `detail`.
+ */
+export interface SaveCheckpoint {
+  dir: string;
+  stepsDone: number;
 }
 
 /** Forward-only loss over this rank's share of the eval split; report EVAL_DONE. */
@@ -498,6 +510,9 @@ export const Command: MessageFns<Command> = {
       case "keepBest":
         KeepBest.encode(message.kind.value, writer.uint32(50).fork()).join();
         break;
+      case "saveCheckpoint":
+        SaveCheckpoint.encode(message.kind.value, writer.uint32(58).fork()).join();
+        break;
     }
     return writer;
   },
@@ -563,6 +578,14 @@ export const Command: MessageFns<Command> = {
             message.kind = { $case: "keepBest", value: KeepBest.decode(reader, reader.uint32()) };
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.kind = { $case: "saveCheckpoint", value: SaveCheckpoint.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -617,7 +640,80 @@ export const Command: MessageFns<Command> = {
         }
         break;
       }
+      case "saveCheckpoint": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "saveCheckpoint", value: SaveCheckpoint.fromPartial(object.kind.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseSaveCheckpoint(): SaveCheckpoint {
+  return { dir: "", stepsDone: 0 };
+}
+
+export const SaveCheckpoint: MessageFns<SaveCheckpoint> = {
+  encode(message: SaveCheckpoint, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.dir !== "") {
+      writer.uint32(10).string(message.dir);
+    }
+    if (message.stepsDone !== 0) {
+      writer.uint32(16).uint64(message.stepsDone);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SaveCheckpoint {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSaveCheckpoint();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.dir = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.stepsDone = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<SaveCheckpoint>, I>>(base?: I): SaveCheckpoint {
+    return SaveCheckpoint.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SaveCheckpoint>, I>>(object: I): SaveCheckpoint {
+    const message = createBaseSaveCheckpoint();
+    message.dir = object.dir ?? "";
+    message.stepsDone = object.stepsDone ?? 0;
     return message;
   },
 };

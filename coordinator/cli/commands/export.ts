@@ -1,0 +1,29 @@
+import type { Argv } from 'yargs';
+import { readVerifiedManifest } from '../../../shared/checkpoint/checkpoint-manifest.js';
+import { readRange } from '../../../shared/checkpoint/range-shard.js';
+import { KpCoordError } from '../../../shared/errors.js';
+import { t5ParamSpecs, numel } from '../../../shared/models/t5-params.js';
+import { resolveModelConfig, saveHfModel } from '../../../shared/weights/hf-checkpoint.js';
+
+// `kp-coord export`: a checkpoint (any world size) as a Hugging Face model directory.
+export function registerExport(cli: Argv): Argv {
+  return cli.command(
+    'export',
+    'Write a checkpoint as a Hugging Face model directory (config.json + model.safetensors)',
+    (y) =>
+      y
+        .option('checkpoint', { type: 'string', demandOption: true, describe: 'A checkpoint directory (OUTPUT_DIR/checkpoint-<steps>)' })
+        .option('out', { type: 'string', demandOption: true, describe: 'Directory to write' })
+        .example('$0 export --checkpoint runs/kp-coord/checkpoint-55 --out hf_model/', ''),
+    async (a) => {
+      const manifest = await readVerifiedManifest(a.checkpoint);
+      const config = resolveModelConfig(manifest.model);
+      const size = t5ParamSpecs(config).reduce((n, p) => n + numel(p.shape), 0);
+      if (size !== manifest.param_count) throw new KpCoordError(`${a.checkpoint}: ${manifest.param_count} parameters, but ${manifest.model} has ${size}`);
+      const flat = new Float32Array(size);
+      await readRange(a.checkpoint, manifest.files, 'params', 0, flat);
+      await saveHfModel(a.out, config, flat);
+      process.stdout.write(`${JSON.stringify({ out: a.out, steps_done: manifest.steps_done, parameters: size })}\n`);
+    },
+  );
+}
