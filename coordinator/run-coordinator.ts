@@ -1,9 +1,9 @@
-import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ResolvedRunConfig } from '../shared/config/resolve-run-config.js';
 import { planSteps } from '../shared/config/step-plan.js';
 import { listCheckpoints, readVerifiedManifest, type CheckpointManifest } from '../shared/checkpoint/checkpoint-manifest.js';
+import { sha256File } from '../shared/checkpoint/range-shard.js';
 import { openDataCache } from '../shared/data/data-cache.js';
 import { resolveRules } from '../shared/data/data-rules.js';
 import { prepareData } from '../shared/data/prepare.js';
@@ -154,7 +154,8 @@ async function ensureDataCache(rc: ResolvedRunConfig, outputDir: string, log: Lo
   // Reuse a cache only if it was made from these exact files with this tokenizer.
   if (existsSync(join(dir, 'manifest.json'))) {
     const m = openDataCache(dir).manifest;
-    const same = m.tokenizer.fingerprint === tokenizer.fingerprint && inputs.length === m.sources.length && inputs.every((f) => m.sources.some((s) => s.sha256 === sha256File(f)));
+    const hashes = await Promise.all(inputs.map((f) => sha256File(f)));
+    const same = m.tokenizer.fingerprint === tokenizer.fingerprint && inputs.length === m.sources.length && hashes.every((h) => m.sources.some((s) => s.sha256 === h));
     if (same) {
       log.info({ dir }, 'using the data cache prepared earlier from the same files');
       return dir;
@@ -174,6 +175,3 @@ async function ensureDataCache(rc: ResolvedRunConfig, outputDir: string, log: Lo
   return dir;
 }
 
-function sha256File(path: string): string {
-  return createHash('sha256').update(readFileSync(path)).digest('hex');
-}

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SafetensorsFile, writeSafetensors } from '../weights/safetensors.js';
 
@@ -46,8 +47,11 @@ export async function writeRangeShard(
   return { name, rank, start: range.start, end: range.end, bytes, sha256: await sha256File(path) };
 }
 
+/** sha256 of a file, streamed (checkpoint shards can exceed Node's 2 GiB readFile limit). */
 export async function sha256File(path: string): Promise<string> {
-  return createHash('sha256').update(await readFile(path)).digest('hex');
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path, { highWaterMark: 4 * 1024 * 1024 })) hash.update(chunk as Buffer);
+  return hash.digest('hex');
 }
 
 /**
