@@ -93,6 +93,7 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
           if (!setup) throw new KpCoordError('step before setup');
           const { step, epoch, stepInEpoch } = kind.value;
           const r = await setup.trainer.step(epoch, stepInEpoch, step);
+          log.child({ step }).debug({ loss: r.lossSum / Math.max(1, r.tokens), gradNorm: r.gradNorm, bytesSent: r.bytesSent }, 'step done');
           await control.report({
             rank, kind: ReportKind.STEP_DONE, step, lossSum: r.lossSum, tokenCount: r.tokens, gradNorm: r.gradNorm, lr: r.lr,
             samples: r.samples, bytesSent: r.bytesSent, seconds: (performance.now() - started) / 1000, rssBytes: peakRssBytes(),

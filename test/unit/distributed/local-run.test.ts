@@ -58,6 +58,11 @@ test('kp-coord start: 1, 2 and 4 worker processes and ZeRO stages 0/1/2 reach th
       // Only float32 summation order differs (see test/unit/zero): 1e-6 of the largest weight.
       assert.ok(worst <= 1e-6 * pmax, `${runs[i]!.name}: weights differ from 1 worker by ${worst} (max ${pmax})`);
     });
+    // Worker logs (not a TTY): JSON lines, and every line after registration names the run and rank.
+    const lines = readFileSync(join(dir, 'n2-s2', 'logs', 'worker-1.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const registered = lines.findIndex((l) => l.msg === 'registered');
+    assert.ok(registered >= 0);
+    for (const l of lines.slice(registered)) assert.ok(typeof l.run === 'string' && typeof l.rank === 'number', JSON.stringify(l));
     // One world size, three stages: the same sums, so the same bits.
     assert.deepEqual(models[2]!.flat, models[1]!.flat, 'stage 1 differs from stage 0');
     assert.deepEqual(models[3]!.flat, models[1]!.flat, 'stage 2 differs from stage 0');
