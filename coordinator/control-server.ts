@@ -25,15 +25,16 @@ export interface ControlServerOptions {
   readonly world: number;
   readonly token: string;
   readonly runId: string;
-  /** The TrainPlan JSON every worker receives. */
-  readonly planJson: string;
   readonly log: Logger;
 }
 
 export class ControlServer {
   readonly scalars: ScalarAllReduce;
   readonly barrier: ReportBarrier;
-  /** grpc.health.v1 on the control port: ready once listening (the run config is loaded by then). */
+  /**
+   * grpc.health.v1 on the control port: NOT_SERVING while the run is being prepared (data cache,
+   * plan), SERVING once the plan is set and the server listens.
+   */
   readonly health = new HealthStatus();
   private readonly members: Member[] = [];
   private readonly streams = new Map<number, grpc.ServerWritableStream<unknown, Command>>();
@@ -42,6 +43,9 @@ export class ControlServer {
   private readonly connected = new Promise<void>((r) => (this.allConnected = r));
   private lost: ((e: Error) => void) | null = null;
   private closing = false;
+  private listening = false;
+  /** The TrainPlan JSON every worker receives; until it is set, Register answers UNAVAILABLE. */
+  private planJson: string | null = null;
 
   constructor(private readonly o: ControlServerOptions) {
     this.scalars = new ScalarAllReduce(o.world);
@@ -55,10 +59,17 @@ export class ControlServer {
     return new Promise((resolve, reject) => {
       this.server.bindAsync(address, credentials, (err, port) => {
         if (err) return reject(err);
-        this.health.setReady(true);
+        this.listening = true;
+        this.health.setReady(this.planJson !== null);
         resolve(port);
       });
     });
+  }
+
+  /** The run is planned: workers may register now. */
+  setPlan(planJson: string): void {
+    this.planJson = planJson;
+    this.health.setReady(this.listening);
   }
 
   /** Resolves when `world` workers registered and opened their command streams. */
@@ -105,6 +116,10 @@ export class ControlServer {
       register: (call, cb) => {
         if (!this.authorised(call, cb, 'Register')) return;
         const r = call.request;
+        if (this.planJson === null) {
+          cb({ code: grpc.status.UNAVAILABLE, details: 'the coordinator is still preparing the run; retry' });
+          return;
+        }
         if (this.members.length >= this.o.world) {
           cb({ code: grpc.status.RESOURCE_EXHAUSTED, details: `the run already has its ${this.o.world} workers` });
           return;
@@ -112,7 +127,7 @@ export class ControlServer {
         const member: Member = { rank: this.members.length, host: r.host, dataPort: r.dataPort, pid: r.pid, workerId: r.workerId };
         this.members.push(member);
         this.o.log.info({ ...member }, 'worker joined');
-        cb(null, { rank: member.rank, world: this.o.world, runId: this.o.runId, configJson: this.o.planJson });
+        cb(null, { rank: member.rank, world: this.o.world, runId: this.o.runId, configJson: this.planJson });
       },
       commands: (call) => {
         if (!hasToken(call.metadata, this.o.token)) {

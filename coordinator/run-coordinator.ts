@@ -34,6 +34,20 @@ export async function runCoordinator(rc: ResolvedRunConfig, o: CoordinatorOption
   for (const i of rc.ignored) log.info(i, 'config key not acted on');
   if (rc.ignored.length > 0) o.onEvent({ type: 'note', text: `config keys accepted but not acted on: ${rc.ignored.map((i) => i.key).join(', ')}` });
 
+  // Listen first: probes see NOT_SERVING (not "unreachable") while the data cache and plan are
+  // prepared, and workers that register early are told to retry.
+  const server = new ControlServer({ world: rc.worldSize, token: o.token, runId, log });
+  const port = await server.listen(o.listen);
+  o.onEvent({ type: 'listening', port });
+  try {
+    return await planAndDrive(rc, o, server, runId, outputDir, log);
+  } finally {
+    await server.close();
+  }
+}
+
+async function planAndDrive(rc: ResolvedRunConfig, o: CoordinatorOptions, server: ControlServer, runId: string, outputDir: string, log: Logger): Promise<RunSummary> {
+  const c = rc.config;
   const resume = await findResumePoint(c.resume_from_checkpoint ?? null, outputDir, log, o.onEvent);
   const dataCache = await ensureDataCache(rc, outputDir, log);
   const cache = openDataCache(dataCache);
@@ -80,9 +94,7 @@ export async function runCoordinator(rc: ResolvedRunConfig, o: CoordinatorOption
   }
   log.info({ world: plan.world, stage: plan.zero_stage, steps: plan.total_steps, perEpoch: plan.steps_per_epoch, train: cache.train.size }, 'run planned');
 
-  const server = new ControlServer({ world: plan.world, token: o.token, runId, planJson: JSON.stringify(plan), log });
-  const port = await server.listen(o.listen);
-  o.onEvent({ type: 'listening', port });
+  server.setPlan(JSON.stringify(plan));
   const lost = new Promise<never>((_, reject) => server.onWorkerLost(reject));
   try {
     return await Promise.race([driveRun(server, plan, log, o.onEvent), lost]);
@@ -92,7 +104,6 @@ export async function runCoordinator(rc: ResolvedRunConfig, o: CoordinatorOption
     throw err;
   } finally {
     lost.catch(() => undefined);
-    await server.close();
   }
 }
 

@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { status as grpcStatus } from '@grpc/grpc-js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { assembleBatch } from '../shared/data/assemble-batch.js';
@@ -72,7 +73,7 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
   let setup: Setup | null = null;
   let rank = -1;
   try {
-    const reg = await control.register({ host: o.advertiseHost, dataPort: dataPlane.port, pid: process.pid, workerId: `${hostname()}:${process.pid}` });
+    const reg = await registerWithBackoff(control, { host: o.advertiseHost, dataPort: dataPlane.port, pid: process.pid, workerId: `${hostname()}:${process.pid}` }, o.log);
     rank = reg.rank;
     const plan = parseTrainPlan(reg.configJson, `run ${reg.runId} plan`);
     const log = o.log.child({ run: reg.runId, rank });
@@ -239,6 +240,31 @@ async function buildSetup(
       }
     : null;
   return { plan, config, layout, shard, params, engine, trainer, collective, eval: evalSetup, best };
+}
+
+/**
+ * Register, retrying while the coordinator is unreachable or still preparing the run (it may be
+ * preparing a large data cache, or not started yet in a cluster): backoff from 0.2 s doubling to
+ * 5 s, for up to REGISTER_PATIENCE_MS. Other refusals (a wrong token, a full run) fail at once.
+ */
+const REGISTER_PATIENCE_MS = 15 * 60 * 1000;
+
+async function registerWithBackoff(control: ControlClient, req: Parameters<ControlClient['register']>[0], log: Logger) {
+  const deadline = Date.now() + REGISTER_PATIENCE_MS;
+  let delay = 200;
+  let told = false;
+  for (;;) {
+    try {
+      return await control.register(req);
+    } catch (err) {
+      const code = (err as { code?: number }).code;
+      if (code !== grpcStatus.UNAVAILABLE || Date.now() + delay > deadline) throw err;
+      if (!told) log.info({ reason: (err as Error).message }, 'coordinator not ready; retrying registration');
+      told = true;
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(5000, delay * 2);
+    }
+  }
 }
 
 /** This rank's FlatShard range of parameters and Adam moments, as one checkpoint file. */

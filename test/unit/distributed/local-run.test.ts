@@ -78,15 +78,31 @@ test('a worker with the wrong token is refused, and the refusal is logged', asyn
   const warnings: string[] = [];
   const log = rootLogger.child({});
   log.warn = ((obj: unknown, msg?: string) => void warnings.push(`${JSON.stringify(obj)} ${msg}`)) as typeof log.warn;
-  const server = new ControlServer({ world: 1, token: 'the-right-token-0123456789', runId: 't', planJson: '{}', log });
+  const server = new ControlServer({ world: 1, token: 'the-right-token-0123456789', runId: 't', log });
   const port = await server.listen('127.0.0.1:0');
   const bad = new ControlClient(`127.0.0.1:${port}`, 'a-wrong-token-0123456789');
   try {
     await assert.rejects(bad.register({ host: '127.0.0.1', dataPort: 1, pid: 1, workerId: 'x' }), /UNAUTHENTICATED|missing or wrong worker token/);
     await assert.rejects(bad.allReduce(0, 'k', [1]), /UNAUTHENTICATED/);
     assert.ok(warnings.some((w) => w.includes('refused a call without the worker token')));
-    // The same call with the right token is accepted.
+    // The right token is told to retry while the run is being prepared, then accepted.
     const good = new ControlClient(`127.0.0.1:${port}`, 'the-right-token-0123456789');
+    await assert.rejects(good.register({ host: '127.0.0.1', dataPort: 1, pid: 1, workerId: 'x' }), /still preparing the run/);
+    // Meanwhile the health service answers NOT_SERVING (exit 1), and SERVING (exit 0) once planned.
+    // (Async: the server runs in this process, so the test must not block its event loop.)
+    const { execFile } = await import('node:child_process');
+    const health = () =>
+      new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) =>
+        execFile(process.execPath, [CLI, 'health', '--target', `127.0.0.1:${port}`], { encoding: 'utf8', timeout: 30_000 }, (err, stdout, stderr) =>
+          resolve({ status: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+        ),
+      );
+    const before = await health();
+    assert.equal(before.status, 1);
+    assert.match(before.stdout + before.stderr, /NOT_SERVING/);
+    server.setPlan('{}');
+    const after = await health();
+    assert.equal(after.status, 0, after.stdout + after.stderr);
     const reply = await good.register({ host: '127.0.0.1', dataPort: 1, pid: 1, workerId: 'x' });
     assert.equal(reply.rank, 0);
     good.close();
