@@ -1,7 +1,6 @@
 import { z } from 'zod';
-import { InputFileError } from '../errors.js';
 import { readJsonFile } from '../json-file.js';
-import { formatZodIssues } from '../zod-issues.js';
+import { parseInput } from '../zod-issues.js';
 
 // A Hugging Face T5 `config.json`, as written by transformers for T5 v1.1 (pko-t5) and original T5.
 // Unknown keys are kept (HF configs carry many we do not use); the ones we use are checked.
@@ -56,12 +55,7 @@ export interface T5Config {
 
 /** Validate a parsed config.json object; `source` names the file in errors. */
 export function parseT5Config(json: unknown, source = 'config.json'): T5Config {
-  const parsed = T5ConfigSchema.safeParse(json);
-  if (!parsed.success) {
-    const fields = formatZodIssues(parsed.error);
-    throw new InputFileError(source, '', `invalid T5 config: ${fields}`);
-  }
-  const c = parsed.data;
+  const c = parseInput(T5ConfigSchema, json, source, 'T5 config');
   const ff = c.feed_forward_proj;
   return Object.freeze({
     raw: Object.freeze({ ...c }),

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { InputFileError, OptimizerError } from '../errors.js';
+import { OptimizerError } from '../errors.js';
 import { assertRangesWithin, type DecayRange } from './decay-ranges.js';
-import { formatZodIssues } from '../zod-issues.js';
+import { parseInput } from '../zod-issues.js';
 
 // AdamW as torch.optim.AdamW computes it (HF Trainer's default optimizer), on one contiguous range
 // [start, end) of the flat parameter buffer. Per element, with t the step count after incrementing:
@@ -40,12 +40,7 @@ export interface AdamWHyperParams {
 
 /** Validate AdamW options (HF names; other keys are ignored); `source` names the file in errors. */
 export function parseAdamWOptions(input: unknown, source = 'AdamW options'): AdamWHyperParams {
-  const parsed = AdamWOptionsSchema.safeParse(input);
-  if (!parsed.success) {
-    const fields = formatZodIssues(parsed.error);
-    throw new InputFileError(source, '', `invalid AdamW options: ${fields}`);
-  }
-  const o = parsed.data;
+  const o = parseInput(AdamWOptionsSchema, input, source, 'AdamW options');
   return Object.freeze({ beta1: o.adam_beta1, beta2: o.adam_beta2, eps: o.adam_epsilon, weightDecay: o.weight_decay });
 }
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { InputFileError, OptimizerError } from '../errors.js';
-import { formatZodIssues } from '../zod-issues.js';
+import { OptimizerError } from '../errors.js';
+import { parseInput } from '../zod-issues.js';
 
 // Learning-rate schedules as transformers' `get_scheduler` builds them: a torch LambdaLR whose
 // multiplier lambda(k) is applied to the base rate. LambdaLR evaluates lambda(0) when it is created
@@ -34,12 +34,7 @@ export interface LrScheduleOptions {
 
 /** Validate schedule options (HF names; other keys are ignored); `source` names the file in errors. */
 export function parseLrScheduleOptions(input: unknown, source = 'learning-rate schedule options'): LrScheduleOptions {
-  const parsed = LrScheduleOptionsSchema.safeParse(input);
-  if (!parsed.success) {
-    const fields = formatZodIssues(parsed.error);
-    throw new InputFileError(source, '', `invalid learning-rate schedule: ${fields}`);
-  }
-  const o = parsed.data;
+  const o = parseInput(LrScheduleOptionsSchema, input, source, 'learning-rate schedule');
   return Object.freeze({ learningRate: o.learning_rate, type: o.lr_scheduler_type, warmupRatio: o.warmup_ratio, warmupSteps: o.warmup_steps });
 }
 
