@@ -116,6 +116,11 @@ function evalSchedule(strategy: 'no' | 'steps' | 'epoch', evalSteps: number | un
   if (!hasEval) throw new KpCoordError(`eval_strategy is ${strategy} but the data cache has no eval split`);
   const every = strategy === 'epoch' ? perEpoch : evalSteps;
   if (!every) throw new KpCoordError('eval_strategy steps needs eval_steps (or logging_steps)');
+  return everySteps(every, total);
+}
+
+/** every, 2 x every, ... up to total (counts of steps done). */
+function everySteps(every: number, total: number): number[] {
   const out: number[] = [];
   for (let done = every; done <= total; done += every) out.push(done);
   return out;
@@ -125,10 +130,7 @@ function evalSchedule(strategy: 'no' | 'steps' | 'epoch', evalSteps: number | un
 function saveSchedule(strategy: 'no' | 'steps' | 'epoch' | 'best', saveSteps: number, perEpoch: number, total: number, evalAfter: number[]): number[] {
   if (strategy === 'no') return [];
   if (strategy === 'best') return evalAfter;
-  const every = strategy === 'epoch' ? perEpoch : saveSteps;
-  const out: number[] = [];
-  for (let done = every; done <= total; done += every) out.push(done);
-  return out;
+  return everySteps(strategy === 'epoch' ? perEpoch : saveSteps, total);
 }
 
 /**

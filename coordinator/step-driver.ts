@@ -208,9 +208,10 @@ async function saveCheckpoint(
   emit({ type: 'checkpoint', step, dir });
   log.info({ dir, files: files.length }, 'checkpoint saved');
   if (plan.save_total_limit !== null) {
-    const keep = new Set(listCheckpoints(plan.output_dir).slice(0, plan.save_total_limit).map((c) => c.dir));
+    const checkpoints = listCheckpoints(plan.output_dir);
+    const keep = new Set(checkpoints.slice(0, plan.save_total_limit).map((c) => c.dir));
     if (newBest?.dir) keep.add(newBest.dir);
-    for (const c of listCheckpoints(plan.output_dir)) {
+    for (const c of checkpoints) {
       if (!keep.has(c.dir)) {
         await rm(c.dir, { recursive: true, force: true });
         log.info({ dir: c.dir }, 'deleted an old checkpoint (save_total_limit)');

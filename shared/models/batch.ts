@@ -22,22 +22,25 @@ export interface Seq2SeqExample {
   readonly labelIds: ArrayLike<number>;
 }
 
-/** Pad examples to the longest row: inputs with `padId` (mask 0), labels with -100. */
-export function padSeq2SeqBatch(examples: readonly Seq2SeqExample[], padId: number): Seq2SeqBatch {
+/**
+ * Pad examples to the longest row: inputs with `padId` (mask 0), labels with -100. Lengths may be
+ * rounded up to a multiple of `padToMultipleOf` (fewer distinct shapes for ORT).
+ */
+export function padSeq2SeqBatch(examples: readonly Seq2SeqExample[], padId: number, padToMultipleOf = 1): Seq2SeqBatch {
   const batchSize = examples.length;
   if (batchSize === 0) throw new RangeError('padSeq2SeqBatch: no examples');
-  const srcLen = Math.max(...examples.map((e) => e.inputIds.length));
-  const tgtLen = Math.max(...examples.map((e) => e.labelIds.length));
+  if (!Number.isSafeInteger(padToMultipleOf) || padToMultipleOf < 1) throw new RangeError(`padSeq2SeqBatch: padToMultipleOf must be a positive integer, got ${padToMultipleOf}`);
+  const round = (n: number) => Math.ceil(n / padToMultipleOf) * padToMultipleOf;
+  const srcLen = round(Math.max(...examples.map((e) => e.inputIds.length)));
+  const tgtLen = round(Math.max(...examples.map((e) => e.labelIds.length)));
   if (srcLen === 0 || tgtLen === 0) throw new RangeError('padSeq2SeqBatch: an example has no input or no label tokens');
   const inputIds = new Int32Array(batchSize * srcLen).fill(padId);
   const attentionMask = new Int32Array(batchSize * srcLen);
   const labels = new Int32Array(batchSize * tgtLen).fill(IGNORE_INDEX);
-  examples.forEach((e, b) => {
-    for (let i = 0; i < e.inputIds.length; i++) {
-      inputIds[b * srcLen + i] = e.inputIds[i]!;
-      attentionMask[b * srcLen + i] = 1;
-    }
-    for (let i = 0; i < e.labelIds.length; i++) labels[b * tgtLen + i] = e.labelIds[i]!;
+  examples.forEach((e, r) => {
+    inputIds.set(e.inputIds, r * srcLen);
+    attentionMask.fill(1, r * srcLen, r * srcLen + e.inputIds.length);
+    labels.set(e.labelIds, r * tgtLen);
   });
   return { batchSize, srcLen, tgtLen, inputIds, attentionMask, labels };
 }
