@@ -37,7 +37,7 @@ export class ProgressBar {
           this.out.write(`\r${text.padEnd(this.lastLine)}`);
           this.lastLine = text.length;
           if (done === e.totalSteps) this.out.write('\n');
-        } else if (done % this.everySteps === 0 || done === 1 || done === e.totalSteps) {
+        } else if (done % this.every(e.totalSteps) === 0 || done === 1 || done === e.totalSteps) {
           this.line(text);
         }
         break;
@@ -63,8 +63,19 @@ export class ProgressBar {
       case 'failed':
         this.line(`run failed: ${e.reason}`);
         break;
+      case 'worker_lost':
+        this.line(`worker ${e.rank} lost (pid ${e.pid}): ${e.reason}`);
+        break;
+      case 'rolled_back':
+        this.line(`rolled back to step ${e.toStep}: ${e.reason}`);
+        break;
     }
   };
+
+  /** logging_steps below 1 is a ratio of the total steps, as in HF. */
+  private every(totalSteps: number): number {
+    return this.everySteps < 1 ? Math.max(1, Math.ceil(this.everySteps * totalSteps)) : this.everySteps;
+  }
 
   private line(text: string): void {
     if (this.lastLine > 0 && this.out.isTTY) this.out.write('\n');

@@ -1,5 +1,5 @@
-import { KpCoordError } from '../shared/errors.js';
 import { ReportKind, type WorkerReport } from '../proto/gen/control/control.js';
+import { WorkerFailedError } from './worker-lost-error.js';
 
 // Waits until every rank has reported a given (kind, step): "the step committed everywhere".
 // A FAILED report from any rank fails the wait with that rank's message.
@@ -26,7 +26,7 @@ export class ReportBarrier {
 
   add(report: WorkerReport): void {
     if (report.kind === ReportKind.FAILED) {
-      this.fail(new KpCoordError(`worker rank ${report.rank} failed: ${report.detail}`));
+      this.fail(new WorkerFailedError(report.rank, `worker rank ${report.rank} failed: ${report.detail}`));
       return;
     }
     const key = this.key(report.kind, report.step);

@@ -2,7 +2,6 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ResolvedRunConfig } from '../shared/config/resolve-run-config.js';
 import { planSteps } from '../shared/config/step-plan.js';
-import { listCheckpoints, readVerifiedManifest, type CheckpointManifest } from '../shared/checkpoint/checkpoint-manifest.js';
 import { sha256File } from '../shared/checkpoint/range-shard.js';
 import { openDataCache } from '../shared/data/data-cache.js';
 import { resolveRules } from '../shared/data/data-rules.js';
@@ -11,12 +10,15 @@ import { KpCoordError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { TrainPlanSchema, type TrainPlan } from '../shared/plan/train-plan.js';
 import { loadTokenizer } from '../shared/tokenizer/load-tokenizer.js';
-import { ControlServer } from './control-server.js';
+import { ControlServer, type Member } from './control-server.js';
+import { runWithRecovery } from './recovering-run.js';
+import { findResumePoint } from './resume-point.js';
+import { readUnfinishedRun, writeRunRecord } from './run-record.js';
 import type { RunEventListener } from './run-events.js';
-import { driveRun, type RunSummary } from './step-driver.js';
+import type { RunSummary } from './step-driver.js';
 
 // A coordinator's whole run: resolve the data cache (preparing raw files once), plan the steps,
-// serve the control plane, drive the run, and fail it if a worker is lost.
+// serve the control plane, and drive the run through lost workers (recovering-run.ts).
 
 export interface CoordinatorOptions {
   /** host:port to listen on (port 0 picks one). */
@@ -24,35 +26,60 @@ export interface CoordinatorOptions {
   readonly token: string;
   readonly log: Logger;
   readonly onEvent: RunEventListener;
+  /** Local mode: stop a lost worker's process if it still runs (so a replacement can start). */
+  readonly onWorkerLost?: (member: Member) => void;
 }
 
 export async function runCoordinator(rc: ResolvedRunConfig, o: CoordinatorOptions): Promise<RunSummary> {
   const c = rc.config;
-  const runId = c.run_name ?? `run-${new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14)}`;
   const outputDir = resolve(c.output_dir);
+  // A coordinator restarted on an unfinished run (it crashed, or its pod was rescheduled)
+  // continues it: same run id, from the newest valid checkpoint.
+  const unfinished = readUnfinishedRun(outputDir, c.run_name ?? null);
+  const runId = unfinished?.run_id ?? c.run_name ?? `run-${new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14)}`;
   const log = o.log.child({ run: runId });
   for (const i of rc.ignored) log.info(i, 'config key not acted on');
   if (rc.ignored.length > 0) o.onEvent({ type: 'note', text: `config keys accepted but not acted on: ${rc.ignored.map((i) => i.key).join(', ')}` });
 
   // Listen first: probes see NOT_SERVING (not "unreachable") while the data cache and plan are
   // prepared, and workers that register early are told to retry.
-  const server = new ControlServer({ world: rc.worldSize, token: o.token, runId, log });
+  const server = new ControlServer({ token: o.token, runId, log, heartbeatIntervalMs: c.heartbeat_interval_ms, heartbeatTimeoutMs: c.heartbeat_timeout_ms });
   const port = await server.listen(o.listen);
   o.onEvent({ type: 'listening', port });
+  await writeRunRecord(outputDir, { run_id: runId, status: 'running', pid: process.pid, updated: new Date().toISOString() });
   try {
-    return await planAndDrive(rc, o, server, runId, outputDir, log);
+    const resumeSpec = c.resume_from_checkpoint ?? (unfinished ? 'latest' : null);
+    if (unfinished && c.resume_from_checkpoint == null) {
+      o.onEvent({ type: 'note', text: `${outputDir} holds run ${runId}, unfinished (its coordinator stopped): continuing it from the newest valid checkpoint` });
+    }
+    const summary = await planAndDrive(rc, o, server, runId, outputDir, resumeSpec, log);
+    await writeRunRecord(outputDir, { run_id: runId, status: 'finished', pid: process.pid, updated: new Date().toISOString() });
+    return summary;
+  } catch (err) {
+    await writeRunRecord(outputDir, { run_id: runId, status: 'failed', pid: process.pid, updated: new Date().toISOString() });
+    throw err;
   } finally {
     await server.close();
   }
 }
 
-async function planAndDrive(rc: ResolvedRunConfig, o: CoordinatorOptions, server: ControlServer, runId: string, outputDir: string, log: Logger): Promise<RunSummary> {
+async function planAndDrive(
+  rc: ResolvedRunConfig,
+  o: CoordinatorOptions,
+  server: ControlServer,
+  runId: string,
+  outputDir: string,
+  resumeSpec: string | boolean | null,
+  log: Logger,
+): Promise<RunSummary> {
   const c = rc.config;
-  const resume = await findResumePoint(c.resume_from_checkpoint ?? null, outputDir, log, o.onEvent);
+  const resume = await findResumePoint(resumeSpec, outputDir, log, o.onEvent);
   const dataCache = await ensureDataCache(rc, outputDir, log);
   const cache = openDataCache(dataCache);
   const steps = planSteps(rc, cache.train.size);
   const evalAfter = evalSchedule(c.eval_strategy, steps.evalSteps, steps.stepsPerEpoch, steps.totalSteps, cache.eval !== undefined);
+  // The plan of a generation with every worker and no checkpoint; runWithRecovery fills in the
+  // world, batch split and checkpoint of each generation.
   const plan: TrainPlan = TrainPlanSchema.parse({
     version: 1,
     run_id: runId,
@@ -80,9 +107,7 @@ async function planAndDrive(rc: ResolvedRunConfig, o: CoordinatorOptions, server
     load_best_model_at_end: c.load_best_model_at_end,
     save_after_steps: saveSchedule(c.save_strategy, steps.saveSteps, steps.stepsPerEpoch, steps.totalSteps, evalAfter),
     save_total_limit: c.save_total_limit ?? null,
-    resume: resume
-      ? { dir: resume.dir, steps_done: resume.manifest.steps_done, optimizer_step: resume.manifest.steps_done, files: resume.manifest.files, best_dir: resume.manifest.best?.dir ?? null }
-      : null,
+    resume: null,
   });
   if (resume) {
     const m = resume.manifest;
@@ -94,16 +119,16 @@ async function planAndDrive(rc: ResolvedRunConfig, o: CoordinatorOptions, server
   }
   log.info({ world: plan.world, stage: plan.zero_stage, steps: plan.total_steps, perEpoch: plan.steps_per_epoch, train: cache.train.size }, 'run planned');
 
-  server.setPlan(JSON.stringify(plan));
-  const lost = new Promise<never>((_, reject) => server.onWorkerLost(reject));
   try {
-    return await Promise.race([driveRun(server, plan, log, o.onEvent), lost]);
+    return await runWithRecovery(server, plan, resume, {
+      maxRestarts: c.max_restarts,
+      replacementGraceMs: c.replacement_grace_ms,
+      ...(o.onWorkerLost ? { onWorkerLost: o.onWorkerLost } : {}),
+    }, log, o.onEvent);
   } catch (err) {
     o.onEvent({ type: 'failed', reason: (err as Error).message });
-    server.broadcast({ kind: { $case: 'shutdown', value: { reason: `run failed: ${(err as Error).message}` } } });
+    server.shutdown(`run failed: ${(err as Error).message}`);
     throw err;
-  } finally {
-    lost.catch(() => undefined);
   }
 }
 
@@ -131,31 +156,6 @@ function saveSchedule(strategy: 'no' | 'steps' | 'epoch' | 'best', saveSteps: nu
   if (strategy === 'no') return [];
   if (strategy === 'best') return evalAfter;
   return everySteps(strategy === 'epoch' ? perEpoch : saveSteps, total);
-}
-
-/**
- * The checkpoint to resume from: an explicit directory (verified, or an error), or the newest
- * valid one in output_dir. A checkpoint whose files fail their checksums is reported and the
- * previous one used.
- */
-async function findResumePoint(
-  spec: string | boolean | null,
-  outputDir: string,
-  log: Logger,
-  emit: CoordinatorOptions['onEvent'],
-): Promise<{ dir: string; manifest: CheckpointManifest } | null> {
-  if (spec === null || spec === false) return null;
-  if (typeof spec === 'string' && spec !== 'latest') return { dir: resolve(spec), manifest: await readVerifiedManifest(resolve(spec)) };
-  for (const c of listCheckpoints(outputDir)) {
-    try {
-      return { dir: c.dir, manifest: await readVerifiedManifest(c.dir) };
-    } catch (err) {
-      log.warn({ dir: c.dir, err: (err as Error).message }, 'checkpoint is corrupt; trying the previous one');
-      emit({ type: 'note', text: `checkpoint ${c.dir} is corrupt (${(err as Error).message}); using the previous one` });
-    }
-  }
-  emit({ type: 'note', text: `no valid checkpoint in ${outputDir}: starting from scratch` });
-  return null;
 }
 
 /** A cache directory as configured, or raw files prepared once into OUTPUT_DIR/data-cache. */

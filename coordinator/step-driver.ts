@@ -13,16 +13,22 @@ import { numel, t5ParamSpecs } from '../shared/models/t5-params.js';
 import { resolveModelConfig } from '../shared/weights/hf-checkpoint.js';
 import type { ControlServer } from './control-server.js';
 import type { RunEventListener } from './run-events.js';
+import type { RunHistory } from './run-history.js';
 
-// Drives one run: set the workers up, then step by step until total_steps, each step committed
-// only when every rank reported it done; then the final model and summary.json.
+// Drives one generation of a run: set its workers up (from the plan's checkpoint, or from the
+// start), then step by step until total_steps, each step committed only when every rank reported
+// it done; then the final model and summary.json. A lost worker rejects the barrier being waited
+// on, and the caller (recovering-run.ts) decides how to continue.
 
 export interface RunSummary {
   readonly run_id: string;
   readonly steps: number;
   readonly epochs: number;
+  /** Workers of the generation that finished the run (fewer than asked if it continued with survivors). */
   readonly world_size: number;
   readonly zero_stage: number;
+  /** Generations ended by a lost or failed worker (each rolled back to the last checkpoint). */
+  readonly restarts: number;
   readonly train_loss: readonly StepRecord[];
   /** Peak resident memory each rank reported (bytes), by rank. */
   readonly worker_peak_rss_bytes: readonly number[];
@@ -53,20 +59,19 @@ export interface StepRecord {
   readonly bytes_sent_per_worker: number;
 }
 
-export async function driveRun(server: ControlServer, plan: TrainPlan, log: Logger, emit: RunEventListener): Promise<RunSummary> {
-  const started = performance.now();
-  const members = await server.waitForWorkers();
+export async function driveGeneration(server: ControlServer, plan: TrainPlan, history: RunHistory, log: Logger, emit: RunEventListener): Promise<RunSummary> {
+  const members = server.seal(plan.world);
   for (const m of members) emit({ type: 'worker_joined', rank: m.rank, host: m.host, pid: m.pid, workerId: m.workerId });
-  server.broadcast({ kind: { $case: 'setup', value: { peers: server.peers() } } });
+  const planJson = JSON.stringify(plan);
+  server.broadcast({ kind: { $case: 'setup', value: { peers: server.peers(), planJson } } });
   await server.barrier.wait(ReportKind.READY, 0);
-  emit({ type: 'started', world: plan.world, totalSteps: plan.total_steps, zeroStage: plan.zero_stage });
-  log.info({ world: plan.world, steps: plan.total_steps, stage: plan.zero_stage }, 'training started');
+  if (history.trainStarted === null) {
+    emit({ type: 'started', world: plan.world, totalSteps: plan.total_steps, zeroStage: plan.zero_stage });
+    history.trainStarted = performance.now();
+  }
+  log.info({ world: plan.world, steps: plan.total_steps, stage: plan.zero_stage, generation: server.generation }, 'training started');
 
-  const trainLoss: StepRecord[] = [];
-  const peakRss = new Array<number>(plan.world).fill(0);
-  const trainStarted = performance.now();
-  let samples = 0;
-  let tokens = 0;
+  const trainStarted = history.trainStarted;
   const stopping = new EarlyStopping(plan.early_stopping_patience, plan.early_stopping_threshold);
   const evalAfter = new Set(plan.eval_after_steps);
   const saveAfter = new Set(plan.save_after_steps);
@@ -86,24 +91,22 @@ export async function driveRun(server: ControlServer, plan: TrainPlan, log: Logg
     const lossSum = reports.reduce((s, r) => s + r.lossSum, 0);
     const stepTokens = reports.reduce((s, r) => s + r.tokenCount, 0);
     const stepSamples = reports.reduce((s, r) => s + r.samples, 0);
-    samples += stepSamples;
-    tokens += stepTokens;
     const loss = lossSum / stepTokens;
     const { gradNorm, lr } = reports[0]!;
     if (!Number.isFinite(loss)) throw new KpCoordError(`step ${step}: loss is ${loss}`);
-    for (const r of reports) peakRss[r.rank] = Math.max(peakRss[r.rank]!, r.rssBytes);
-    trainLoss.push({
+    for (const r of reports) history.notePeakRss(r.rank, r.rssBytes);
+    history.addStep({
       step, epoch, loss, lr, grad_norm: gradNorm,
       seconds: (performance.now() - t0) / 1000,
       worker_seconds: Math.max(...reports.map((r) => r.seconds)),
       bytes_sent_per_worker: Math.max(...reports.map((r) => r.bytesSent)),
-    });
+    }, stepSamples, stepTokens);
     const elapsed = (performance.now() - trainStarted) / 1000;
     emit({
       type: 'step', step, totalSteps: plan.total_steps, epoch, loss, lr, gradNorm,
       samplesPerSecond: stepSamples / ((performance.now() - t0) / 1000),
-      tokensPerSecond: tokens / elapsed,
-      etaSeconds: (elapsed / (step + 1)) * (plan.total_steps - step - 1),
+      tokensPerSecond: history.tokens / elapsed,
+      etaSeconds: (elapsed / history.trainLoss.length) * (plan.total_steps - step - 1),
     });
     stepsDone = step + 1;
     if (saveAfter.has(step + 1) && !evalAfter.has(step + 1)) best = await saveCheckpoint(server, plan, step, epoch, evals, best, log, emit);
@@ -145,11 +148,12 @@ export async function driveRun(server: ControlServer, plan: TrainPlan, log: Logg
     epochs: stepsDone / plan.steps_per_epoch,
     world_size: plan.world,
     zero_stage: plan.zero_stage,
-    train_loss: trainLoss,
-    worker_peak_rss_bytes: peakRss,
-    samples_per_second: samples / trainSeconds,
-    tokens_per_second: tokens / trainSeconds,
-    wall_seconds: (performance.now() - started) / 1000,
+    train_loss: history.trainLoss,
+    worker_peak_rss_bytes: history.workerPeakRss,
+    samples_per_second: history.samples / trainSeconds,
+    tokens_per_second: history.tokens / trainSeconds,
+    wall_seconds: (performance.now() - history.started) / 1000,
+    restarts: history.restarts,
     final_model: finalDir,
     eval_loss: evals,
     best_eval_loss: best?.loss ?? null,
@@ -159,7 +163,7 @@ export async function driveRun(server: ControlServer, plan: TrainPlan, log: Logg
   };
   const summaryPath = join(plan.output_dir, 'summary.json');
   await writeBytesAtomically(summaryPath, `${JSON.stringify(summary, null, 2)}\n`);
-  server.broadcast({ kind: { $case: 'shutdown', value: { reason: 'finished' } } });
+  server.shutdown('finished');
   emit({ type: 'finished', summaryPath });
   return summary;
 }

@@ -5,6 +5,8 @@ import {
 } from '../proto/gen/control/control.js';
 
 // The worker's side of the control plane: promise-returning calls with the token attached.
+// Registration gives a seat (rank in one generation); every later call goes through the seat, so
+// it names its generation and a late call from an ended one is refused by the coordinator.
 export class ControlClient {
   private readonly client: CoordinatorClient;
   private readonly md: grpc.Metadata;
@@ -18,24 +20,40 @@ export class ControlClient {
     return new Promise((resolve, reject) => this.client.register(req, this.md, (e, r) => (e ? reject(e) : resolve(r))));
   }
 
-  allReduce(rank: number, key: string, values: number[]): Promise<number[]> {
-    return new Promise((resolve, reject) => this.client.allReduce({ rank, key, values }, this.md, (e, r) => (e ? reject(e) : resolve(r.values))));
-  }
-
-  report(report: Partial<WorkerReport> & Pick<WorkerReport, 'rank' | 'kind'>): Promise<void> {
-    const full: WorkerReport = {
-      step: 0, lossSum: 0, tokenCount: 0, gradNorm: 0, lr: 0, seconds: 0, detail: '', rssBytes: 0, bytesSent: 0, samples: 0, ...report,
-    };
-    return new Promise((resolve, reject) => this.client.report(full, this.md, (e) => (e ? reject(e) : resolve())));
-  }
-
-  /** The command stream, as an async iterable that ends when the coordinator ends it. */
-  commands(rank: number): AsyncIterable<Command> {
-    const call = this.client.commands({ rank }, this.md);
-    return call as AsyncIterable<Command>;
+  seat(rank: number, generation: number): WorkerSeat {
+    return new WorkerSeat(this.client, this.md, rank, generation);
   }
 
   close(): void {
     this.client.close();
+  }
+}
+
+export type ReportFields = Partial<Omit<WorkerReport, 'rank' | 'generation'>> & Pick<WorkerReport, 'kind'>;
+
+export class WorkerSeat {
+  constructor(
+    private readonly client: CoordinatorClient,
+    private readonly md: grpc.Metadata,
+    readonly rank: number,
+    readonly generation: number,
+  ) {}
+
+  allReduce(key: string, values: number[]): Promise<number[]> {
+    const req = { rank: this.rank, generation: this.generation, key, values };
+    return new Promise((resolve, reject) => this.client.allReduce(req, this.md, (e, r) => (e ? reject(e) : resolve(r.values))));
+  }
+
+  report(report: ReportFields): Promise<void> {
+    const full: WorkerReport = {
+      step: 0, lossSum: 0, tokenCount: 0, gradNorm: 0, lr: 0, seconds: 0, detail: '', rssBytes: 0, bytesSent: 0, samples: 0,
+      ...report, rank: this.rank, generation: this.generation,
+    };
+    return new Promise((resolve, reject) => this.client.report(full, this.md, (e) => (e ? reject(e) : resolve())));
+  }
+
+  /** The command stream: commands as 'data' events, until the coordinator ends it (or is gone). */
+  commands(): grpc.ClientReadableStream<Command> {
+    return this.client.commands({ rank: this.rank, generation: this.generation }, this.md);
   }
 }

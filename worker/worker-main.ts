@@ -20,13 +20,16 @@ import { loadHfModel, resolveModelConfig, saveHfModel } from '../shared/weights/
 import { initT5FlatRange } from '../shared/weights/init.js';
 import { ReportKind, type Command, type Peer } from '../proto/gen/control/control.js';
 import { T5Engine } from './engine/t5-engine.js';
-import { ControlClient } from './control-client.js';
+import { ControlClient, type WorkerSeat } from './control-client.js';
+import { HeartbeatThread } from './heartbeat-thread.js';
 import { optimizerRange, ZeroTrainer, type StepCollective } from './zero-trainer.js';
 import { readVerifiedManifest } from '../shared/checkpoint/checkpoint-manifest.js';
 import { readRange, writeRangeShard, type ShardFile } from '../shared/checkpoint/range-shard.js';
 
-// A worker process: register, wait for Setup (peers known), build model, data, engine and
-// collectives, then execute the coordinator's commands in order until Shutdown.
+// A worker process: register, wait for Setup (peers and plan known), build model, data, engine
+// and collectives, then execute the coordinator's commands in order until Shutdown. When the
+// coordinator ends the generation (a peer was lost) or goes away, drop everything but the
+// onnxruntime sessions and register again (with backoff while the coordinator is unreachable).
 
 export interface WorkerCollective extends StepCollective {
   close(): Promise<void>;
@@ -68,93 +71,174 @@ interface Setup {
 }
 
 export async function runWorker(o: WorkerOptions): Promise<void> {
-  const dataPlane = await o.startDataPlane();
   const control = new ControlClient(o.coordinator, o.token);
-  let setup: Setup | null = null;
-  let rank = -1;
+  const engines = new EngineCache({ intraOpThreads: o.intraOpThreads, executionProvider: o.executionProvider ?? 'cpu' });
   try {
-    const reg = await registerWithBackoff(control, { host: o.advertiseHost, dataPort: dataPlane.port, pid: process.pid, workerId: `${hostname()}:${process.pid}` }, o.log);
-    rank = reg.rank;
-    const plan = parseTrainPlan(reg.configJson, `run ${reg.runId} plan`);
-    const log = o.log.child({ run: reg.runId, rank });
-    log.info({ world: reg.world }, 'registered');
-    for await (const command of control.commands(rank)) {
-      const started = performance.now();
-      const kind = (command as Command).kind;
-      if (!kind) continue;
-      switch (kind.$case) {
-        case 'setup': {
-          setup = await buildSetup(plan, rank, kind.value.peers, dataPlane, control, { intraOpThreads: o.intraOpThreads, executionProvider: o.executionProvider ?? 'cpu' });
-          log.info({ params: setup.layout.totalSize, padded: setup.shard.paddedSize, range: [setup.shard.start, setup.shard.end] }, 'ready');
-          o.health?.setReady(true);
-          await control.report({ rank, kind: ReportKind.READY, seconds: (performance.now() - started) / 1000, rssBytes: peakRssBytes() });
-          break;
-        }
-        case 'step': {
-          if (!setup) throw new KpCoordError('step before setup');
-          const { step, epoch, stepInEpoch } = kind.value;
-          const r = await setup.trainer.step(epoch, stepInEpoch, step);
-          log.child({ step }).debug({ loss: r.lossSum / Math.max(1, r.tokens), gradNorm: r.gradNorm, bytesSent: r.bytesSent }, 'step done');
-          await control.report({
-            rank, kind: ReportKind.STEP_DONE, step, lossSum: r.lossSum, tokenCount: r.tokens, gradNorm: r.gradNorm, lr: r.lr,
-            samples: r.samples, bytesSent: r.bytesSent, seconds: (performance.now() - started) / 1000, rssBytes: peakRssBytes(),
-          });
-          break;
-        }
-        case 'evaluate': {
-          if (!setup) throw new KpCoordError('evaluate before setup');
-          const r = await evaluate(setup, rank);
-          await control.report({ rank, kind: ReportKind.EVAL_DONE, step: kind.value.step, lossSum: r.lossSum, tokenCount: r.tokens, samples: r.samples, seconds: (performance.now() - started) / 1000 });
-          break;
-        }
-        case 'saveCheckpoint': {
-          if (!setup) throw new KpCoordError('checkpoint before setup');
-          const file = await saveRangeShard(setup, rank, kind.value.dir);
-          await control.report({ rank, kind: ReportKind.CHECKPOINT_SAVED, step: kind.value.stepsDone, detail: JSON.stringify(file), seconds: (performance.now() - started) / 1000 });
-          break;
-        }
-        case 'keepBest': {
-          if (!setup) throw new KpCoordError('keep-best before setup');
-          // Only rank 0 writes the final model, so only it keeps a copy (4 bytes per parameter).
-          if (rank === 0) (setup.best ??= new Float32Array(setup.layout.totalSize)).set(setup.params.subarray(0, setup.layout.totalSize));
-          break;
-        }
-        case 'saveFinal': {
-          if (!setup) throw new KpCoordError('save before setup');
-          // Every rank holds the gathered parameters; rank 0 writes them (or the best kept ones).
-          if (rank === 0) {
-            const weights = kind.value.useBest ? setup.best : setup.params.subarray(0, setup.layout.totalSize);
-            if (!weights) throw new KpCoordError('asked to save the best weights, but none were kept');
-            await saveHfModel(kind.value.dir, setup.config, weights);
-          }
-          await control.report({ rank, kind: ReportKind.SAVED, step: plan.total_steps, detail: kind.value.dir });
-          break;
-        }
-        case 'shutdown':
-          log.info({ reason: kind.value.reason }, 'shutdown');
-          return;
-      }
-    }
-  } catch (err) {
-    if (rank >= 0) await control.report({ rank, kind: ReportKind.FAILED, detail: (err as Error).message }).catch(() => undefined);
-    throw err;
+    // One generation after another until the coordinator says the run is over.
+    while ((await runGeneration(o, control, engines)) === 'aborted') o.log.info('generation ended; registering again');
   } finally {
     o.health?.setReady(false);
-    await setup?.engine.release();
-    await setup?.collective.close();
-    await dataPlane.close();
+    await engines.release();
     control.close();
   }
 }
 
-async function buildSetup(
-  plan: TrainPlan,
-  rank: number,
-  peers: readonly Peer[],
-  dataPlane: DataPlane,
-  control: ControlClient,
-  engineOptions: { readonly intraOpThreads: number; readonly executionProvider: 'cpu' | 'cuda' },
-): Promise<Setup> {
+/**
+ * One generation: a fresh data plane (one world per data plane), register, run commands until
+ * Shutdown ('shutdown') or until the generation ends under us ('aborted': the coordinator aborted
+ * it, or went away). A command that fails is reported and the worker waits for the coordinator's
+ * verdict: the failure may be a peer that vanished, and the run goes on from its checkpoint.
+ */
+async function runGeneration(o: WorkerOptions, control: ControlClient, engines: EngineCache): Promise<'shutdown' | 'aborted'> {
+  const dataPlane = await o.startDataPlane();
+  let setup: Setup | null = null;
+  let heartbeat: HeartbeatThread | null = null;
+  try {
+    const reg = await registerWithBackoff(control, { host: o.advertiseHost, dataPort: dataPlane.port, pid: process.pid, workerId: `${hostname()}:${process.pid}` }, o.log);
+    const seat = control.seat(reg.rank, reg.generation);
+    const rank = reg.rank;
+    const log = o.log.child({ run: reg.runId, rank });
+    log.info({ generation: reg.generation, asked: reg.world }, 'registered');
+    heartbeat = new HeartbeatThread({ coordinator: o.coordinator, token: o.token, rank, generation: reg.generation, intervalMs: reg.heartbeatIntervalMs });
+
+    // Commands arrive while one runs: an Abort must interrupt a step blocked on a dead peer.
+    const queue: Command[] = [];
+    let ended: string | null = null;
+    let wake: () => void = () => undefined;
+    const end = (why: string) => {
+      if (ended !== null) return;
+      ended = why;
+      void setup?.collective.close();
+      wake();
+    };
+    const stream = seat.commands();
+    stream.on('data', (c: Command) => {
+      if (c.kind?.$case === 'abort') return end(`aborted by the coordinator: ${c.kind.value.reason}`);
+      queue.push(c);
+      wake();
+    });
+    stream.on('error', (e: Error) => end(`command stream failed: ${e.message}`));
+    stream.on('end', () => end('the coordinator ended the command stream'));
+
+    for (;;) {
+      if (queue.length === 0 && ended === null) await new Promise<void>((r) => (wake = r));
+      const command = queue.shift();
+      const kind = command?.kind;
+      if (kind?.$case === 'shutdown') {
+        log.info({ reason: kind.value.reason }, 'shutdown');
+        return 'shutdown';
+      }
+      if (ended !== null) {
+        log.warn({ reason: ended }, 'generation ended');
+        return 'aborted';
+      }
+      if (!kind) continue;
+      try {
+        setup = await execute(kind, setup, seat, dataPlane, engines, log, o.health);
+      } catch (err) {
+        if (ended !== null) continue;
+        log.error({ err: (err as Error).message, command: kind.$case }, 'command failed');
+        await seat.report({ kind: ReportKind.FAILED, detail: (err as Error).message }).catch(() => undefined);
+      }
+    }
+  } finally {
+    o.health?.setReady(false);
+    await heartbeat?.stop();
+    await setup?.collective.close();
+    await dataPlane.close();
+  }
+}
+
+/** Run one command; returns the (new) setup. */
+async function execute(kind: NonNullable<Command['kind']>, setup: Setup | null, seat: WorkerSeat, dataPlane: DataPlane, engines: EngineCache, log: Logger, health: HealthStatus | undefined): Promise<Setup | null> {
+  const started = performance.now();
+  const seconds = () => (performance.now() - started) / 1000;
+  const need = (what: string): Setup => {
+    if (!setup) throw new KpCoordError(`${what} before setup`);
+    return setup;
+  };
+  switch (kind.$case) {
+    case 'setup': {
+      const plan = parseTrainPlan(kind.value.planJson, 'setup plan');
+      const s = await buildSetup(plan, seat, kind.value.peers, dataPlane, engines);
+      log.info({ world: plan.world, params: s.layout.totalSize, padded: s.shard.paddedSize, range: [s.shard.start, s.shard.end], resume: plan.resume?.dir ?? null }, 'ready');
+      health?.setReady(true);
+      await seat.report({ kind: ReportKind.READY, seconds: seconds(), rssBytes: peakRssBytes() });
+      return s;
+    }
+    case 'step': {
+      const s = need('step');
+      const { step, epoch, stepInEpoch } = kind.value;
+      const r = await s.trainer.step(epoch, stepInEpoch, step);
+      log.child({ step }).debug({ loss: r.lossSum / Math.max(1, r.tokens), gradNorm: r.gradNorm, bytesSent: r.bytesSent }, 'step done');
+      await seat.report({
+        kind: ReportKind.STEP_DONE, step, lossSum: r.lossSum, tokenCount: r.tokens, gradNorm: r.gradNorm, lr: r.lr,
+        samples: r.samples, bytesSent: r.bytesSent, seconds: seconds(), rssBytes: peakRssBytes(),
+      });
+      return s;
+    }
+    case 'evaluate': {
+      const s = need('evaluate');
+      const r = await evaluate(s, seat.rank);
+      await seat.report({ kind: ReportKind.EVAL_DONE, step: kind.value.step, lossSum: r.lossSum, tokenCount: r.tokens, samples: r.samples, seconds: seconds() });
+      return s;
+    }
+    case 'saveCheckpoint': {
+      const s = need('checkpoint');
+      const file = await saveRangeShard(s, seat.rank, kind.value.dir);
+      await seat.report({ kind: ReportKind.CHECKPOINT_SAVED, step: kind.value.stepsDone, detail: JSON.stringify(file), seconds: seconds() });
+      return s;
+    }
+    case 'keepBest': {
+      const s = need('keep-best');
+      // Only rank 0 writes the final model, so only it keeps a copy (4 bytes per parameter).
+      if (seat.rank === 0) (s.best ??= new Float32Array(s.layout.totalSize)).set(s.params.subarray(0, s.layout.totalSize));
+      return s;
+    }
+    case 'saveFinal': {
+      const s = need('save');
+      // Every rank holds the gathered parameters; rank 0 writes them (or the best kept ones).
+      if (seat.rank === 0) {
+        const weights = kind.value.useBest ? s.best : s.params.subarray(0, s.layout.totalSize);
+        if (!weights) throw new KpCoordError('asked to save the best weights, but none were kept');
+        await saveHfModel(kind.value.dir, s.config, weights);
+      }
+      await seat.report({ kind: ReportKind.SAVED, step: s.plan.total_steps, detail: kind.value.dir });
+      return s;
+    }
+    case 'shutdown':
+    case 'abort':
+      // Handled by the command loop before execution.
+      return setup;
+  }
+}
+
+/** onnxruntime sessions outlive generations: a new generation of the same model reuses them. */
+class EngineCache {
+  private readonly engines = new Map<string, Promise<T5Engine>>();
+
+  constructor(private readonly options: { readonly intraOpThreads: number; readonly executionProvider: 'cpu' | 'cuda' }) {}
+
+  get(config: T5Config, dropout: boolean): Promise<T5Engine> {
+    const key = JSON.stringify([config.raw, dropout]);
+    let engine = this.engines.get(key);
+    if (!engine) {
+      engine = T5Engine.create(config, { ...this.options, dropout });
+      engine.catch(() => this.engines.delete(key));
+      this.engines.set(key, engine);
+    }
+    return engine;
+  }
+
+  async release(): Promise<void> {
+    for (const e of this.engines.values()) await (await e.catch(() => null))?.release();
+    this.engines.clear();
+  }
+}
+
+async function buildSetup(plan: TrainPlan, seat: WorkerSeat, peers: readonly Peer[], dataPlane: DataPlane, engines: EngineCache): Promise<Setup> {
+  const rank = seat.rank;
+  if (peers.length !== plan.world) throw new KpCoordError(`setup: ${peers.length} peers for a world of ${plan.world}`);
   let config = resolveModelConfig(plan.model);
   if (plan.dropout_rate !== null) config = parseT5Config({ ...config.raw, dropout_rate: plan.dropout_rate }, plan.model);
   const layout = FlatLayout.fromSpecs(t5ParamSpecs(config));
@@ -217,7 +301,7 @@ async function buildSetup(
   if (sampler.stepsPerEpoch !== plan.steps_per_epoch) {
     throw new KpCoordError(`plan says ${plan.steps_per_epoch} steps per epoch, the data cache gives ${sampler.stepsPerEpoch}`);
   }
-  const engine = await T5Engine.create(config, { ...engineOptions, dropout: config.dropoutRate > 0 });
+  const engine = await engines.get(config, config.dropoutRate > 0);
   const trainer = new ZeroTrainer({
     engine, layout, shard, params, collective, sampler,
     policy,
@@ -228,7 +312,7 @@ async function buildSetup(
     seed: plan.seed,
     train: cache.train,
     padId: cache.manifest.tokenizer.pad_id,
-    scalars: (key, values) => control.allReduce(rank, key, values),
+    scalars: (key, values) => seat.allReduce(key, values),
   });
   const evalSplit = cache.eval;
   const evalSetup = evalSplit && plan.eval_after_steps.length > 0

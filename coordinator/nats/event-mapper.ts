@@ -45,6 +45,11 @@ export class EventMapper {
         return { kind: 'lifecycle', body: { event: 'finished', step: this.stepsDone, summary_path: e.summaryPath } };
       case 'failed':
         return { kind: 'lifecycle', body: { event: 'failed', reason: e.reason } };
+      case 'worker_lost':
+        return { kind: 'lifecycle', body: { event: 'worker_left', rank: e.rank, host: e.host, pid: e.pid, reason: e.reason } };
+      case 'rolled_back':
+        this.stepsDone = e.toStep;
+        return { kind: 'lifecycle', body: { event: 'rolled_back', to_step: e.toStep, reason: e.reason } };
       default:
         // 'listening' and 'note' are for the local terminal only.
         return null;

@@ -96,8 +96,6 @@ export const HF_KEYS_NOT_USED: Readonly<Record<string, string>> = Object.freeze(
  */
 export const KEYS_FOR_LATER_ISSUES: Readonly<Record<string, string>> = Object.freeze({
   predict_with_generate: 'generation arrives with the generate issue',
-  heartbeat_interval_ms: 'heartbeats and failure detection arrive with the training lifecycle issue',
-  heartbeat_timeout_ms: 'heartbeats and failure detection arrive with the training lifecycle issue',
 });
 
 export const RunConfigSchema = z
@@ -188,6 +186,13 @@ export const RunConfigSchema = z
      * takes seconds, and a beat must not be lost to a busy event loop.
      */
     heartbeat_timeout_ms: z.number().int().min(100).default(30_000),
+    /** Lost workers survived (each rolls back to the last checkpoint) before the run fails, as torchrun's --max-restarts. */
+    max_restarts: z.number().int().min(0).default(3),
+    /**
+     * After a lost worker, how long to wait for a replacement to register before going on with
+     * the survivors (a cluster needs time to reschedule a pod; local mode restarts it at once).
+     */
+    replacement_grace_ms: z.number().int().min(0).default(60_000),
     nats: NatsSchema.optional(),
 
     // --- HF keys accepted and not used (HF_KEYS_NOT_USED)

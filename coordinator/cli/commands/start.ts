@@ -9,6 +9,7 @@ import { LocalWorkers } from '../../local-workers.js';
 import { createRunPublisher, natsUrlOverrides, runNameOverrides, withNatsOption } from '../../nats/run-publisher.js';
 import { ProgressBar } from '../../progress-bar.js';
 import { runCoordinator } from '../../run-coordinator.js';
+import { markRunInterrupted } from '../../run-record.js';
 import { resolveRunConfigArgs, resumeOverrides, withRunConfigOptions } from '../run-config-args.js';
 
 // `kp-coord start --workers N`: a whole run on this machine — the coordinator in this process,
@@ -39,7 +40,7 @@ export function registerStart(cli: Argv): Argv {
       // Local mode keeps the terminal for the progress bar; logs go to files unless asked for.
       const log = rootLogger.child({ role: 'coordinator' }, { level: process.env.KPCOORD_LOG_LEVEL ?? 'warn' });
       const token = process.env[TOKEN_ENV] ?? randomBytes(24).toString('hex');
-      const bar = new ProgressBar();
+      const bar = new ProgressBar(process.stderr, rc.config.logging_steps);
       const nats = createRunPublisher(rc, log);
       let workers: LocalWorkers | null = null;
       let failWorkers: (e: Error) => void = () => undefined;
@@ -48,6 +49,7 @@ export function registerStart(cli: Argv): Argv {
       const interrupted = () => {
         process.stderr.write('\ninterrupted: stopping workers\n');
         workers?.kill('SIGTERM');
+        markRunInterrupted(resolve(rc.config.output_dir));
         // Watchers on NATS learn why the run ended (given at most 2 s to publish it).
         nats?.fail('interrupted');
         void (nats?.close(2000) ?? Promise.resolve()).finally(() => process.exit(130));
@@ -59,6 +61,7 @@ export function registerStart(cli: Argv): Argv {
           listen: '127.0.0.1:0',
           token,
           log,
+          onWorkerLost: (member) => (workers as LocalWorkers | null)?.killLost(member.pid),
           onEvent: (e) => {
             bar.onEvent(e);
             nats?.onEvent(e);
@@ -70,6 +73,7 @@ export function registerStart(cli: Argv): Argv {
                 cliPath: CLI_PATH,
                 logDir: join(resolve(rc.config.output_dir), 'logs'),
                 extraArgs: ['--collective', a.collective],
+                maxRestarts: rc.config.max_restarts,
                 ...(a['threads-per-worker'] !== undefined ? { threadsPerWorker: a['threads-per-worker'] } : {}),
                 log,
               });

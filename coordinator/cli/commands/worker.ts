@@ -26,6 +26,14 @@ export function registerWorker(cli: Argv): Argv {
         .example('KPCOORD_TOKEN_FILE=/secrets/token $0 worker --coordinator kp-coord:50051 --data-listen 0.0.0.0 --data-port 50052', ''),
     async (a) => {
       const token = tokenFromEnv();
+      // A child of `kp-coord start` (an IPC channel to it) ends with its parent, even one killed
+      // with SIGKILL, instead of waiting for a coordinator that will not come back.
+      if (process.send) {
+        process.on('disconnect', () => {
+          rootLogger.warn('the local coordinator process is gone; exiting');
+          process.exit(1);
+        });
+      }
       const loopback = a['data-listen'] === '127.0.0.1' || a['data-listen'] === 'localhost';
       const health = a['health-port'] === undefined ? null : await HealthServer.listen(a['data-listen'], a['health-port']);
       try {

@@ -59,16 +59,24 @@ export interface RegisterRequest {
   workerId: string;
 }
 
+/**
+ * [Note: generations] Membership is per generation: a worker failure (or a restarted coordinator)
+ * ends the generation; every live worker registers again and gets a new one. Calls carry the
+ * generation so a late call from an ended generation is refused instead of mixing into the next.
+ */
 export interface RegisterReply {
   rank: number;
+  /** the workers this generation asks for (Setup says how many it got) */
   world: number;
   runId: string;
-  /** the resolved run config (zod-validated again by the worker) */
-  configJson: string;
+  generation: number;
+  /** beat this often from now on (a silent worker is lost) */
+  heartbeatIntervalMs: number;
 }
 
 export interface CommandsRequest {
   rank: number;
+  generation: number;
 }
 
 export interface Peer {
@@ -86,7 +94,16 @@ export interface Command {
     | { $case: "evaluate"; value: Evaluate }
     | { $case: "keepBest"; value: KeepBest }
     | { $case: "saveCheckpoint"; value: SaveCheckpoint }
+    | { $case: "abort"; value: Abort }
     | undefined;
+}
+
+/**
+ * The generation ended (a worker was lost): drop what is in flight, release the peers and
+ * register again; the run continues from the last checkpoint.
+ */
+export interface Abort {
+  reason: string;
 }
 
 /**
@@ -108,9 +125,14 @@ export interface KeepBest {
   step: number;
 }
 
-/** Everyone has registered: connect to peers, load model and data, then report READY. */
+/**
+ * Everyone has registered: connect to peers, load model and data, then report READY.
+ * `plan_json` is the generation's TrainPlan (zod-validated again by the worker); its world is
+ * the number of peers.
+ */
 export interface Setup {
   peers: Peer[];
+  planJson: string;
 }
 
 export interface Step {
@@ -133,6 +155,7 @@ export interface Shutdown {
 
 export interface AllReduceRequest {
   rank: number;
+  generation: number;
   /** e.g. "step-12/tokens"; all ranks use the same key for one reduction */
   key: string;
   values: number[];
@@ -160,10 +183,12 @@ export interface WorkerReport {
   /** data-plane bytes this rank sent for the command */
   bytesSent: number;
   samples: number;
+  generation: number;
 }
 
 export interface HeartbeatRequest {
   rank: number;
+  generation: number;
 }
 
 export interface Ack {
@@ -261,7 +286,7 @@ export const RegisterRequest: MessageFns<RegisterRequest> = {
 };
 
 function createBaseRegisterReply(): RegisterReply {
-  return { rank: 0, world: 0, runId: "", configJson: "" };
+  return { rank: 0, world: 0, runId: "", generation: 0, heartbeatIntervalMs: 0 };
 }
 
 export const RegisterReply: MessageFns<RegisterReply> = {
@@ -275,8 +300,11 @@ export const RegisterReply: MessageFns<RegisterReply> = {
     if (message.runId !== "") {
       writer.uint32(26).string(message.runId);
     }
-    if (message.configJson !== "") {
-      writer.uint32(34).string(message.configJson);
+    if (message.generation !== 0) {
+      writer.uint32(32).uint32(message.generation);
+    }
+    if (message.heartbeatIntervalMs !== 0) {
+      writer.uint32(40).uint32(message.heartbeatIntervalMs);
     }
     return writer;
   },
@@ -319,11 +347,19 @@ export const RegisterReply: MessageFns<RegisterReply> = {
             continue;
           }
           case 4: {
-            if (tag !== 34) {
+            if (tag !== 32) {
               break;
             }
 
-            message.configJson = reader.string();
+            message.generation = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.heartbeatIntervalMs = reader.uint32();
             continue;
           }
         }
@@ -346,19 +382,23 @@ export const RegisterReply: MessageFns<RegisterReply> = {
     message.rank = object.rank ?? 0;
     message.world = object.world ?? 0;
     message.runId = object.runId ?? "";
-    message.configJson = object.configJson ?? "";
+    message.generation = object.generation ?? 0;
+    message.heartbeatIntervalMs = object.heartbeatIntervalMs ?? 0;
     return message;
   },
 };
 
 function createBaseCommandsRequest(): CommandsRequest {
-  return { rank: 0 };
+  return { rank: 0, generation: 0 };
 }
 
 export const CommandsRequest: MessageFns<CommandsRequest> = {
   encode(message: CommandsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.rank !== 0) {
       writer.uint32(8).uint32(message.rank);
+    }
+    if (message.generation !== 0) {
+      writer.uint32(16).uint32(message.generation);
     }
     return writer;
   },
@@ -384,6 +424,14 @@ export const CommandsRequest: MessageFns<CommandsRequest> = {
             message.rank = reader.uint32();
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.generation = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -402,6 +450,7 @@ export const CommandsRequest: MessageFns<CommandsRequest> = {
   fromPartial<I extends Exact<DeepPartial<CommandsRequest>, I>>(object: I): CommandsRequest {
     const message = createBaseCommandsRequest();
     message.rank = object.rank ?? 0;
+    message.generation = object.generation ?? 0;
     return message;
   },
 };
@@ -513,6 +562,9 @@ export const Command: MessageFns<Command> = {
       case "saveCheckpoint":
         SaveCheckpoint.encode(message.kind.value, writer.uint32(58).fork()).join();
         break;
+      case "abort":
+        Abort.encode(message.kind.value, writer.uint32(66).fork()).join();
+        break;
     }
     return writer;
   },
@@ -586,6 +638,14 @@ export const Command: MessageFns<Command> = {
             message.kind = { $case: "saveCheckpoint", value: SaveCheckpoint.decode(reader, reader.uint32()) };
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.kind = { $case: "abort", value: Abort.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -646,7 +706,68 @@ export const Command: MessageFns<Command> = {
         }
         break;
       }
+      case "abort": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "abort", value: Abort.fromPartial(object.kind.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseAbort(): Abort {
+  return { reason: "" };
+}
+
+export const Abort: MessageFns<Abort> = {
+  encode(message: Abort, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.reason !== "") {
+      writer.uint32(10).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Abort {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAbort();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<Abort>, I>>(base?: I): Abort {
+    return Abort.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Abort>, I>>(object: I): Abort {
+    const message = createBaseAbort();
+    message.reason = object.reason ?? "";
     return message;
   },
 };
@@ -829,13 +950,16 @@ export const KeepBest: MessageFns<KeepBest> = {
 };
 
 function createBaseSetup(): Setup {
-  return { peers: [] };
+  return { peers: [], planJson: "" };
 }
 
 export const Setup: MessageFns<Setup> = {
   encode(message: Setup, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.peers) {
       Peer.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.planJson !== "") {
+      writer.uint32(18).string(message.planJson);
     }
     return writer;
   },
@@ -861,6 +985,14 @@ export const Setup: MessageFns<Setup> = {
             message.peers.push(Peer.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.planJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -879,6 +1011,7 @@ export const Setup: MessageFns<Setup> = {
   fromPartial<I extends Exact<DeepPartial<Setup>, I>>(object: I): Setup {
     const message = createBaseSetup();
     message.peers = object.peers?.map((e) => Peer.fromPartial(e)) || [];
+    message.planJson = object.planJson ?? "";
     return message;
   },
 };
@@ -1085,13 +1218,16 @@ export const Shutdown: MessageFns<Shutdown> = {
 };
 
 function createBaseAllReduceRequest(): AllReduceRequest {
-  return { rank: 0, key: "", values: [] };
+  return { rank: 0, generation: 0, key: "", values: [] };
 }
 
 export const AllReduceRequest: MessageFns<AllReduceRequest> = {
   encode(message: AllReduceRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.rank !== 0) {
       writer.uint32(8).uint32(message.rank);
+    }
+    if (message.generation !== 0) {
+      writer.uint32(32).uint32(message.generation);
     }
     if (message.key !== "") {
       writer.uint32(18).string(message.key);
@@ -1125,6 +1261,14 @@ export const AllReduceRequest: MessageFns<AllReduceRequest> = {
             }
 
             message.rank = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.generation = reader.uint32();
             continue;
           }
           case 2: {
@@ -1171,6 +1315,7 @@ export const AllReduceRequest: MessageFns<AllReduceRequest> = {
   fromPartial<I extends Exact<DeepPartial<AllReduceRequest>, I>>(object: I): AllReduceRequest {
     const message = createBaseAllReduceRequest();
     message.rank = object.rank ?? 0;
+    message.generation = object.generation ?? 0;
     message.key = object.key ?? "";
     message.values = object.values?.map((e) => e) || [];
     return message;
@@ -1260,6 +1405,7 @@ function createBaseWorkerReport(): WorkerReport {
     rssBytes: 0,
     bytesSent: 0,
     samples: 0,
+    generation: 0,
   };
 }
 
@@ -1300,6 +1446,9 @@ export const WorkerReport: MessageFns<WorkerReport> = {
     }
     if (message.samples !== 0) {
       writer.uint32(96).uint32(message.samples);
+    }
+    if (message.generation !== 0) {
+      writer.uint32(104).uint32(message.generation);
     }
     return writer;
   },
@@ -1413,6 +1562,14 @@ export const WorkerReport: MessageFns<WorkerReport> = {
             message.samples = reader.uint32();
             continue;
           }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.generation = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1442,18 +1599,22 @@ export const WorkerReport: MessageFns<WorkerReport> = {
     message.rssBytes = object.rssBytes ?? 0;
     message.bytesSent = object.bytesSent ?? 0;
     message.samples = object.samples ?? 0;
+    message.generation = object.generation ?? 0;
     return message;
   },
 };
 
 function createBaseHeartbeatRequest(): HeartbeatRequest {
-  return { rank: 0 };
+  return { rank: 0, generation: 0 };
 }
 
 export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
   encode(message: HeartbeatRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.rank !== 0) {
       writer.uint32(8).uint32(message.rank);
+    }
+    if (message.generation !== 0) {
+      writer.uint32(16).uint32(message.generation);
     }
     return writer;
   },
@@ -1479,6 +1640,14 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
             message.rank = reader.uint32();
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.generation = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1497,6 +1666,7 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
   fromPartial<I extends Exact<DeepPartial<HeartbeatRequest>, I>>(object: I): HeartbeatRequest {
     const message = createBaseHeartbeatRequest();
     message.rank = object.rank ?? 0;
+    message.generation = object.generation ?? 0;
     return message;
   },
 };

@@ -78,12 +78,12 @@ test('a worker with the wrong token is refused, and the refusal is logged', asyn
   const warnings: string[] = [];
   const log = rootLogger.child({});
   log.warn = ((obj: unknown, msg?: string) => void warnings.push(`${JSON.stringify(obj)} ${msg}`)) as typeof log.warn;
-  const server = new ControlServer({ world: 1, token: 'the-right-token-0123456789', runId: 't', log });
+  const server = new ControlServer({ token: 'the-right-token-0123456789', runId: 't', log, heartbeatIntervalMs: 1000, heartbeatTimeoutMs: 60_000 });
   const port = await server.listen('127.0.0.1:0');
   const bad = new ControlClient(`127.0.0.1:${port}`, 'a-wrong-token-0123456789');
   try {
     await assert.rejects(bad.register({ host: '127.0.0.1', dataPort: 1, pid: 1, workerId: 'x' }), /UNAUTHENTICATED|missing or wrong worker token/);
-    await assert.rejects(bad.allReduce(0, 'k', [1]), /UNAUTHENTICATED/);
+    await assert.rejects(bad.seat(0, 1).allReduce('k', [1]), /UNAUTHENTICATED/);
     assert.ok(warnings.some((w) => w.includes('refused a call without the worker token')));
     // The right token is told to retry while the run is being prepared, then accepted.
     const good = new ControlClient(`127.0.0.1:${port}`, 'the-right-token-0123456789');
@@ -100,7 +100,7 @@ test('a worker with the wrong token is refused, and the refusal is logged', asyn
     const before = await health();
     assert.equal(before.status, 1);
     assert.match(before.stdout + before.stderr, /NOT_SERVING/);
-    server.setPlan('{}');
+    server.open(1);
     const after = await health();
     assert.equal(after.status, 0, after.stdout + after.stderr);
     const reply = await good.register({ host: '127.0.0.1', dataPort: 1, pid: 1, workerId: 'x' });
@@ -153,6 +153,8 @@ test('Ctrl-C (SIGINT) stops kp-coord start and every worker process', async () =
     const until = Date.now() + 10_000;
     while (pids.some(alive) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
     assert.deepEqual(pids.filter(alive), [], 'worker processes still running after Ctrl-C');
+    // Stopped on purpose: the next start in this directory begins afresh (a crash would continue).
+    assert.equal((JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')) as { status: string }).status, 'interrupted');
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });

@@ -1,0 +1,27 @@
+import { KpCoordError } from '../shared/errors.js';
+import type { Member } from './control-server.js';
+
+/**
+ * A generation ended because a worker was lost: its command stream closed (the process died),
+ * its heartbeats stopped (stopped, or its host gone), or the coordinator aborted the generation.
+ * The run can continue from its last checkpoint; `member` is who was lost, when known.
+ */
+export class WorkerLostError extends KpCoordError {
+  constructor(
+    readonly member: Member | null,
+    readonly kind: 'disconnected' | 'heartbeat' | 'aborted',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A worker reported a failed command (its own error, or a peer that vanished under it). */
+export class WorkerFailedError extends KpCoordError {
+  constructor(
+    readonly rank: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,73 @@
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { ControlServer } from '../../../coordinator/control-server.js';
+import { WorkerLostError } from '../../../coordinator/worker-lost-error.js';
+import { ControlClient } from '../../../worker/control-client.js';
+import { HeartbeatThread } from '../../../worker/heartbeat-thread.js';
+import { rootLogger } from '../../../shared/log.js';
+import type { Command } from '../../../proto/gen/control/control.js';
+
+// Generations on a real gRPC server (in this process) with real clients: a silent worker is lost,
+// an aborted generation tells its workers, and calls from an ended generation are refused.
+
+const TOKEN = 'generation-test-token-0123456789';
+const log = rootLogger.child({}, { level: 'silent' });
+
+async function setUp(timeoutMs: number) {
+  const server = new ControlServer({ token: TOKEN, runId: 'gen-test', log, heartbeatIntervalMs: 50, heartbeatTimeoutMs: timeoutMs });
+  const port = await server.listen('127.0.0.1:0');
+  const address = `127.0.0.1:${port}`;
+  return { server, client: new ControlClient(address, TOKEN), address };
+}
+
+function collect(stream: AsyncIterable<Command>): { commands: string[]; done: Promise<void> } {
+  const commands: string[] = [];
+  const done = (async () => {
+    try {
+      for await (const c of stream) commands.push(c.kind?.$case ?? '?');
+    } catch {
+      // the stream ends with an error status when the server goes away
+    }
+  })();
+  return { commands, done };
+}
+
+test('a worker that stops beating is lost after the timeout; the others are told to abort', async () => {
+  const { server, client, address } = await setUp(400);
+  try {
+    server.open(2);
+    const a = await client.register({ host: 'h', dataPort: 1, pid: 11, workerId: 'a' });
+    const b = await client.register({ host: 'h', dataPort: 2, pid: 12, workerId: 'b' });
+    assert.equal(a.generation, b.generation);
+    assert.equal(a.heartbeatIntervalMs, 50);
+    const streamA = collect(client.seat(a.rank, a.generation).commands());
+    collect(client.seat(b.rank, b.generation).commands());
+    const members = await server.gather(2, null);
+    assert.deepEqual(members.map((m) => m.workerId), ['a', 'b']);
+    server.seal(2);
+    // Only a beats, from its heartbeat thread; b stays silent.
+    const beats = new HeartbeatThread({ coordinator: address, token: TOKEN, rank: a.rank, generation: a.generation, intervalMs: 50 });
+    const started = Date.now();
+    const pending = server.barrier.wait(1, 0);
+    pending.catch(() => undefined); // asserted below
+    const lost = await server.lost.catch((e: unknown) => e);
+    assert.ok(lost instanceof WorkerLostError, String(lost));
+    assert.equal(lost.kind, 'heartbeat');
+    assert.equal(lost.member?.workerId, 'b', 'the silent worker is the lost one');
+    await beats.stop();
+    assert.ok(Date.now() - started >= 300, 'lost before the timeout');
+    await assert.rejects(pending, WorkerLostError);
+    server.abort(lost.message);
+    await streamA.done;
+    assert.deepEqual(streamA.commands, ['abort']);
+    // Calls from the ended generation are refused; a new generation takes registrations again.
+    await assert.rejects(client.seat(a.rank, a.generation).allReduce('k', [1]), /ABORTED: generation \d+ has ended/);
+    server.open(1);
+    const again = await client.register({ host: 'h', dataPort: 3, pid: 11, workerId: 'a' });
+    assert.notEqual(again.generation, a.generation);
+    await assert.rejects(client.register({ host: 'h', dataPort: 4, pid: 12, workerId: 'b' }), /RESOURCE_EXHAUSTED/);
+  } finally {
+    client.close();
+    await server.close();
+  }
+});

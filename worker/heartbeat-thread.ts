@@ -1,0 +1,29 @@
+import { Worker } from 'node:worker_threads';
+
+// Heartbeats from a worker thread: onnxruntime-node runs a session synchronously on the main
+// thread (seconds per step on a large model), and the optimizer's loops block it too, so beats
+// sent from there would stop exactly when the worker is busiest. A thread of its own keeps beating
+// while the process runs, and stops when the process is stopped (SIGSTOP) or gone — which is
+// what the coordinator's timeout is for.
+
+export interface HeartbeatTarget {
+  readonly coordinator: string;
+  readonly token: string;
+  readonly rank: number;
+  readonly generation: number;
+  readonly intervalMs: number;
+}
+
+export class HeartbeatThread {
+  private readonly thread: Worker;
+
+  constructor(target: HeartbeatTarget) {
+    this.thread = new Worker(new URL('./heartbeat-loop.js', import.meta.url), { workerData: target });
+    // The process must be free to exit while the thread still beats.
+    this.thread.unref();
+  }
+
+  async stop(): Promise<void> {
+    await this.thread.terminate();
+  }
+}
