@@ -13,7 +13,7 @@ import { loadTokenizer } from '../shared/tokenizer/load-tokenizer.js';
 import { ControlServer, type Member } from './control-server.js';
 import { runWithRecovery } from './recovering-run.js';
 import { findResumePoint } from './resume-point.js';
-import { readUnfinishedRun, writeRunRecord } from './run-record.js';
+import { readRunRecord, writeRunRecord } from './run-record.js';
 import type { RunEventListener } from './run-events.js';
 import type { RunSummary } from './step-driver.js';
 
@@ -28,6 +28,12 @@ export interface CoordinatorOptions {
   readonly onEvent: RunEventListener;
   /** Local mode: stop a lost worker's process if it still runs (so a replacement can start). */
   readonly onWorkerLost?: (member: Member) => void;
+  /**
+   * Refuse to start over in an output directory whose run failed, unless resume_from_checkpoint
+   * says what to do: a cluster restarts a coordinator that exited with an error, and that restart
+   * must not begin a new run over the failed one's checkpoints.
+   */
+  readonly refuseAfterFailedRun?: boolean;
 }
 
 export async function runCoordinator(rc: ResolvedRunConfig, o: CoordinatorOptions): Promise<RunSummary> {
@@ -35,7 +41,14 @@ export async function runCoordinator(rc: ResolvedRunConfig, o: CoordinatorOption
   const outputDir = resolve(c.output_dir);
   // A coordinator restarted on an unfinished run (it crashed, or its pod was rescheduled)
   // continues it: same run id, from the newest valid checkpoint.
-  const unfinished = readUnfinishedRun(outputDir, c.run_name ?? null);
+  const record = readRunRecord(outputDir, c.run_name ?? null);
+  const unfinished = record?.status === 'running' ? record : null;
+  if (o.refuseAfterFailedRun && record?.status === 'failed' && c.resume_from_checkpoint == null) {
+    throw new KpCoordError(
+      `${join(outputDir, 'run.json')}: run ${record.run_id} failed here (${record.updated}); not starting over on its checkpoints. ` +
+        'Set resume_from_checkpoint (true/latest continues it, false starts afresh) or use another output_dir',
+    );
+  }
   const runId = unfinished?.run_id ?? c.run_name ?? `run-${new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14)}`;
   const log = o.log.child({ run: runId });
   for (const i of rc.ignored) log.info(i, 'config key not acted on');

@@ -28,12 +28,11 @@ export async function writeRunRecord(outputDir: string, record: RunRecord): Prom
   await writeBytesAtomically(join(outputDir, RUN_RECORD), `${JSON.stringify(RunRecordSchema.parse(record), null, 2)}\n`);
 }
 
-/** The run recorded in `outputDir` if it never finished (and has this name, when one is configured). */
-export function readUnfinishedRun(outputDir: string, runName: string | null): RunRecord | null {
+/** The run recorded in `outputDir` (of this name, when one is configured), or null. */
+export function readRunRecord(outputDir: string, runName: string | null): RunRecord | null {
   const path = join(outputDir, RUN_RECORD);
   if (!existsSync(path)) return null;
   const record = parseInput(RunRecordSchema, readJsonFile(path, 'run record'), path, 'run record');
-  if (record.status !== 'running') return null;
   if (runName !== null && record.run_id !== runName) return null;
   return record;
 }

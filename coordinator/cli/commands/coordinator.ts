@@ -6,7 +6,8 @@ import { ProgressBar } from '../../progress-bar.js';
 import { runCoordinator } from '../../run-coordinator.js';
 import { resolveRunConfigArgs, resumeOverrides, withRunConfigOptions } from '../run-config-args.js';
 
-// `kp-coord coordinator`: the coordinator alone (a cluster's Deployment); workers join over gRPC.
+// `kp-coord coordinator`: the coordinator alone (a cluster Job); workers join over gRPC. A restart
+// after a crash continues the run (run.json); a restart after a failed run refuses to start over.
 export function registerCoordinator(cli: Argv): Argv {
   return cli.command(
     'coordinator',
@@ -28,6 +29,7 @@ export function registerCoordinator(cli: Argv): Argv {
         listen: a.listen,
         token,
         log,
+        refuseAfterFailedRun: true,
         onEvent: (e) => {
           bar.onEvent(e);
           nats?.onEvent(e);

@@ -60,10 +60,13 @@ test('.dockerignore keeps the repo history, installs, outputs and secrets out of
 
 test('deploy/compose.yaml: NATS, a coordinator and 2 workers, wired like the cluster, no literal secrets', () => {
   const text = readFileSync(join(REPO_ROOT, 'deploy', 'compose.yaml'), 'utf8');
-  const compose = parse(text, { merge: true }) as { services: Record<string, { command?: string[]; environment?: Record<string, string>; healthcheck?: { test: string[] } }> };
+  const compose = parse(text, { merge: true }) as { services: Record<string, { command?: string[]; environment?: Record<string, string>; healthcheck?: { test: string[] }; restart?: string }> };
   assert.deepEqual(Object.keys(compose.services).sort(), ['coordinator', 'nats', 'worker-0', 'worker-1']);
   const coordinator = compose.services.coordinator!;
   assert.ok(coordinator.command!.includes('workers=2'), 'world size 2 = the two worker services');
+  // Restarted after a crash (it continues the run), never after a finished run ('always' or
+  // 'unless-stopped' would start a new one into the same output_dir).
+  assert.match(coordinator.restart ?? '', /^on-failure(:\d+)?$/u, 'coordinator restart policy');
   for (const name of ['worker-0', 'worker-1']) {
     const w = compose.services[name]!;
     const arg = (f: string): string | undefined => w.command![w.command!.indexOf(f) + 1];

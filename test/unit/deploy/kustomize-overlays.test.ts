@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { Namespace, ConfigMap, Service, PersistentVolumeClaim } from 'kubernetes-models/v1';
-import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
+import { StatefulSet } from 'kubernetes-models/apps/v1';
 import { Job } from 'kubernetes-models/batch/v1';
 import { resolveRunConfig } from '../../../shared/config/resolve-run-config.js';
 import { T5_PRESETS } from '../../../shared/models/presets.js';
@@ -42,6 +42,7 @@ interface Container {
 }
 interface PodSpec {
   containers: Container[];
+  restartPolicy?: string;
   subdomain?: string;
   nodeSelector?: Record<string, string>;
   tolerations?: { key: string; effect?: string }[];
@@ -56,7 +57,6 @@ const VALIDATORS: Record<string, (o: K8sObject) => { validate(): void }> = {
   'v1/ConfigMap': (o) => new ConfigMap(o as never),
   'v1/Service': (o) => new Service(o as never),
   'v1/PersistentVolumeClaim': (o) => new PersistentVolumeClaim(o as never),
-  'apps/v1/Deployment': (o) => new Deployment(o as never),
   'apps/v1/StatefulSet': (o) => new StatefulSet(o as never),
   'batch/v1/Job': (o) => new Job(o as never),
 };
@@ -102,7 +102,7 @@ function resolveOverlayRunConfig(yamlText: string, overlay: string) {
 for (const overlay of OVERLAYS) {
   test(`k8s/overlays/${overlay}: every object is valid against the Kubernetes schema`, { skip }, () => {
     const objects = render(overlay);
-    assert.deepEqual([...new Set(objects.map((o) => o.kind))].sort(), ['ConfigMap', 'Deployment', 'Job', 'Namespace', 'PersistentVolumeClaim', 'Service', 'StatefulSet']);
+    assert.deepEqual([...new Set(objects.map((o) => o.kind))].sort(), ['ConfigMap', 'Job', 'Namespace', 'PersistentVolumeClaim', 'Service', 'StatefulSet']);
     for (const o of objects) {
       const make = VALIDATORS[`${o.apiVersion}/${o.kind}`];
       assert.ok(make, `no validator for ${o.apiVersion} ${o.kind}`);
@@ -122,9 +122,17 @@ for (const overlay of OVERLAYS) {
     assert.equal(job.spec.parallelism, rc.worldSize, 'Job parallelism vs run config workers');
     assert.equal(job.spec.completions, rc.worldSize, 'Job completions vs run config workers');
 
-    // Coordinator: listens on the port its Service targets and its probes ask; reads the ConfigMap.
-    const coordinator = find(objects, 'Deployment', 'kp-coord-coordinator');
+    // Coordinator: a Job of one pod at a time that restarts on a crash and stays finished when its
+    // run ends (a Deployment would start a new run into the same output_dir).
+    const coordinator = find(objects, 'Job', 'kp-coord-coordinator') as K8sObject & { spec: { completions?: number; parallelism?: number; backoffLimit?: number; podReplacementPolicy?: string; completionMode?: string } };
     const cPod = podSpec(coordinator);
+    assert.equal(cPod.restartPolicy, 'OnFailure', 'a crashed coordinator restarts and continues its run');
+    assert.equal(coordinator.spec.completions, 1);
+    assert.equal(coordinator.spec.parallelism, 1, 'never two coordinators of one run');
+    assert.equal(coordinator.spec.podReplacementPolicy, 'Failed', 'no replacement while a deleted pod still runs');
+    assert.ok((coordinator.spec.backoffLimit ?? 0) >= 1, 'a crash is retried at least once');
+    assert.equal(coordinator.spec.completionMode ?? 'NonIndexed', 'NonIndexed');
+    // Listens on the port its Service targets and its probes ask; reads the ConfigMap.
     const c = cPod.containers[0]!;
     assert.equal(c.args[0], 'coordinator');
     const listenPort = Number(flag(c.args, 'listen')!.split(':')[1]);
@@ -136,6 +144,10 @@ for (const overlay of OVERLAYS) {
     assert.equal(flag(c.args, 'config'), `${configMount}/run.yaml`);
     const service = find(objects, 'Service', 'kp-coord-coordinator') as unknown as K8sObject & { spec: { ports: { port: number; targetPort: string }[]; selector: Record<string, string> } };
     assert.equal(service.spec.ports[0]!.port, listenPort);
+    // The Service reaches the Job's pods by their template labels.
+    const cLabels = (coordinator as unknown as { spec: { template: { metadata: { labels: Record<string, string> } } } }).spec.template.metadata.labels;
+    for (const [k, v] of Object.entries(service.spec.selector)) assert.equal(cLabels[k], v, `Service selector ${k}`);
+    assert.ok(Object.keys(service.spec.selector).length > 0, 'the Service selects pods');
 
     // Workers: reach the coordinator by its Service DNS name, listen on every interface, advertise
     // their pod IP, and serve health where the probes look.
@@ -158,6 +170,8 @@ for (const overlay of OVERLAYS) {
     assert.equal(headless.spec.clusterIP, 'None');
     assert.equal(headless.spec.publishNotReadyAddresses, true, 'peers must resolve workers before they are ready');
     assert.ok(wPod.affinity?.podAntiAffinity, 'workers spread over nodes');
+    const wLabels = (job as unknown as { spec: { template: { metadata: { labels: Record<string, string> } } } }).spec.template.metadata.labels;
+    assert.ok(Object.entries(service.spec.selector).some(([k, v]) => wLabels[k] !== v), 'the coordinator Service does not select workers');
     // onnxruntime's intra-op threads fit in the CPU the worker is given.
     const threads = Number(flag(w.args, 'threads'));
     assert.ok(threads >= 1 && threads <= Number(w.resources.requests.cpu), `--threads ${threads} vs cpu request ${w.resources.requests.cpu}`);
@@ -211,7 +225,7 @@ for (const overlay of OVERLAYS) {
     const objects = render(overlay);
     assert.equal(objects.filter((o) => o.kind === 'Secret').length, 0, 'no Secret objects in the repo');
     const referenced = new Set<string>();
-    for (const o of objects.filter((x) => ['Deployment', 'StatefulSet', 'Job'].includes(x.kind))) {
+    for (const o of objects.filter((x) => ['StatefulSet', 'Job'].includes(x.kind))) {
       const pod = podSpec(o);
       for (const v of pod.volumes ?? []) if (v.secret) referenced.add(v.secret.secretName);
       for (const ctr of pod.containers) {
