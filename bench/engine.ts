@@ -14,7 +14,7 @@ import { rngStream } from '../shared/random.js';
 import { FlatLayout } from '../shared/weights/flat-layout.js';
 import { initT5Flat } from '../shared/weights/init.js';
 import { fillDropoutMask, type DropoutKey } from '../worker/engine/dropout-masks.js';
-import { EngineOptionsSchema, sessionOptions } from '../worker/engine/session-options.js';
+import { EngineOptionsSchema, sessionOptions } from '../shared/onnx/session-options.js';
 import { T5Engine } from '../worker/engine/t5-engine.js';
 
 // `npm run bench:engine [-- --skip-base] [--runs N] [--threads N]`: the T5 engine's forward and

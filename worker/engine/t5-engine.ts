@@ -7,7 +7,7 @@ import type { T5Config } from '../../shared/models/t5-config.js';
 import { buildT5Graph, type T5Graph } from '../../shared/models/t5-graph.js';
 import { numel } from '../../shared/models/t5-params.js';
 import { fillDropoutMask, type DropoutKey } from './dropout-masks.js';
-import { EngineOptionsSchema, sessionOptions, type EngineOptions } from './session-options.js';
+import { EngineOptionsSchema, sessionOptions, type EngineOptions } from '../../shared/onnx/session-options.js';
 import { T5Feeds } from './t5-feeds.js';
 
 // Runs T5 forward+backward and forward-only loss with onnxruntime sessions. All parameters live

@@ -1,7 +1,7 @@
 import * as ort from 'onnxruntime-node';
 import { z } from 'zod';
 
-// How the engine runs ONNX Runtime. CUDA needs onnxruntime-node's CUDA EP binaries, which a GPU
+// How kp-coord runs ONNX Runtime (the training engine and the generator). CUDA needs onnxruntime-node's CUDA EP binaries, which a GPU
 // host installs with ONNXRUNTIME_NODE_INSTALL=cuda12 at `npm ci` time (see README).
 export const EngineOptionsSchema = z.object({
   intraOpThreads: z.number().int().positive().default(2),
