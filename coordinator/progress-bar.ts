@@ -48,6 +48,9 @@ export class ProgressBar {
             (e.patienceLeft === null ? '' : `, patience left ${e.patienceLeft}`),
         );
         break;
+      case 'generate_eval':
+        this.line(`generated the eval split (${e.documents} articles): ${Object.entries(e.metrics).map(([k, v]) => `${k} ${v}`).join(', ')}; report in ${e.reportFile}`);
+        break;
       case 'early_stop':
         this.line(`early stop after step ${e.step + 1}: no improvement; best eval_loss ${e.bestEvalLoss.toFixed(4)} at step ${e.bestStep + 1}`);
         break;

@@ -90,6 +90,7 @@ async function planAndDrive(
   const dataCache = await ensureDataCache(rc, outputDir, log);
   const cache = openDataCache(dataCache);
   const steps = planSteps(rc, cache.train.size);
+  if (c.predict_with_generate && cache.eval === undefined) throw new KpCoordError('predict_with_generate needs an eval split in the data cache (eval_file, or an eval share when preparing)');
   const evalAfter = evalSchedule(c.eval_strategy, steps.evalSteps, steps.stepsPerEpoch, steps.totalSteps, cache.eval !== undefined);
   // The plan of a generation with every worker and no checkpoint; runWithRecovery fills in the
   // world, batch split and checkpoint of each generation.
@@ -120,6 +121,9 @@ async function planAndDrive(
     load_best_model_at_end: c.load_best_model_at_end,
     save_after_steps: saveSchedule(c.save_strategy, steps.saveSteps, steps.stepsPerEpoch, steps.totalSteps, evalAfter),
     save_total_limit: c.save_total_limit ?? null,
+    generate: c.predict_with_generate
+      ? { max_new_tokens: c.generation_max_length ?? 64, num_beams: c.generation_num_beams ?? 1, no_repeat_ngram_size: c.generation_no_repeat_ngram_size }
+      : null,
     resume: null,
   });
   if (resume) {

@@ -28,6 +28,8 @@ export type RunEvent =
       /** Evaluations left before early stopping; null without early stopping. */
       readonly patienceLeft: number | null;
     }
+  /** predict_with_generate: the eval split decoded with the final model, scored. */
+  | { readonly type: 'generate_eval'; readonly stepsDone: number; readonly documents: number; readonly metrics: Readonly<Record<string, number>>; readonly reportFile: string }
   | { readonly type: 'early_stop'; readonly step: number; readonly bestEvalLoss: number; readonly bestStep: number }
   | { readonly type: 'checkpoint'; readonly step: number; readonly dir: string }
   | { readonly type: 'saved'; readonly dir: string }

@@ -14,6 +14,7 @@ import { resolveModelConfig } from '../shared/weights/hf-checkpoint.js';
 import type { ControlServer } from './control-server.js';
 import type { RunEventListener } from './run-events.js';
 import type { RunHistory } from './run-history.js';
+import { predictWithGenerate, type GenerateSummary } from './predict-with-generate.js';
 
 // Drives one generation of a run: set its workers up (from the plan's checkpoint, or from the
 // start), then step by step until total_steps, each step committed only when every rank reported
@@ -43,6 +44,8 @@ export interface RunSummary {
   readonly stopped_early: boolean;
   /** Whether final/ holds the best evaluation's weights (load_best_model_at_end) or the last step's. */
   readonly final_weights: 'best' | 'last';
+  /** predict_with_generate: the final model's decoding of the eval split, scored; null when off. */
+  readonly generate: GenerateSummary | null;
 }
 
 export interface StepRecord {
@@ -141,6 +144,7 @@ export async function driveGeneration(server: ControlServer, plan: TrainPlan, hi
   server.broadcast({ kind: { $case: 'saveFinal', value: { dir: finalDir, useBest } } });
   await server.barrier.wait(ReportKind.SAVED, plan.total_steps);
   emit({ type: 'saved', dir: finalDir });
+  const generate = plan.generate ? await predictWithGenerate(server, plan, finalDir, stepsDone, log, emit) : null;
 
   const summary: RunSummary = {
     run_id: plan.run_id,
@@ -160,6 +164,7 @@ export async function driveGeneration(server: ControlServer, plan: TrainPlan, hi
     best_step: best?.step ?? null,
     stopped_early: stoppedEarly,
     final_weights: useBest ? 'best' : 'last',
+    generate,
   };
   const summaryPath = join(plan.output_dir, 'summary.json');
   await writeBytesAtomically(summaryPath, `${JSON.stringify(summary, null, 2)}\n`);

@@ -22,6 +22,7 @@ import { ReportKind, type Command, type Peer } from '../proto/gen/control/contro
 import { T5Engine } from './engine/t5-engine.js';
 import { ControlClient, type WorkerSeat } from './control-client.js';
 import { HeartbeatThread } from './heartbeat-thread.js';
+import { generateShare } from './generate-share.js';
 import { optimizerRange, ZeroTrainer, type StepCollective } from './zero-trainer.js';
 import { readVerifiedManifest } from '../shared/checkpoint/checkpoint-manifest.js';
 import { readRange, writeRangeShard, type ShardFile } from '../shared/checkpoint/range-shard.js';
@@ -206,6 +207,14 @@ async function execute(kind: NonNullable<Command['kind']>, setup: Setup | null, 
       await seat.report({ kind: ReportKind.SAVED, step: s.plan.total_steps, detail: kind.value.dir });
       return s;
     }
+    case 'generate': {
+      const s = need('generate');
+      if (!s.eval) throw new KpCoordError('generate: the run has no eval split');
+      const r = await generateShare(s.eval, seat.rank, kind.value, engines.options);
+      log.info({ samples: r.samples, tokens: r.tokens, seconds: seconds() }, 'eval split share generated');
+      await seat.report({ kind: ReportKind.GENERATED, detail: r.file, samples: r.samples, tokenCount: r.tokens, seconds: seconds() });
+      return s;
+    }
     case 'shutdown':
     case 'abort':
       // Handled by the command loop before execution.
@@ -217,7 +226,7 @@ async function execute(kind: NonNullable<Command['kind']>, setup: Setup | null, 
 class EngineCache {
   private readonly engines = new Map<string, Promise<T5Engine>>();
 
-  constructor(private readonly options: { readonly intraOpThreads: number; readonly executionProvider: 'cpu' | 'cuda' }) {}
+  constructor(readonly options: { readonly intraOpThreads: number; readonly executionProvider: 'cpu' | 'cuda' }) {}
 
   get(config: T5Config, dropout: boolean): Promise<T5Engine> {
     const key = JSON.stringify([config.raw, dropout]);
@@ -315,7 +324,7 @@ async function buildSetup(plan: TrainPlan, seat: WorkerSeat, peers: readonly Pee
     scalars: (key, values) => seat.allReduce(key, values),
   });
   const evalSplit = cache.eval;
-  const evalSetup = evalSplit && plan.eval_after_steps.length > 0
+  const evalSetup = evalSplit && (plan.eval_after_steps.length > 0 || plan.generate !== null)
     ? {
         split: evalSplit,
         padId: cache.manifest.tokenizer.pad_id,

@@ -35,6 +35,8 @@ export class EventMapper {
         };
       case 'eval':
         return { kind: 'eval', body: { step: e.step + 1, epoch: e.epoch, eval_loss: e.evalLoss, best_eval_loss: e.bestEvalLoss, is_best: e.isBest, patience_left: e.patienceLeft } };
+      case 'generate_eval':
+        return { kind: 'eval', body: { step: e.stepsDone, documents: e.documents, metrics: { ...e.metrics } } };
       case 'early_stop':
         return { kind: 'lifecycle', body: { event: 'early_stopped', step: e.step + 1, reason: `no eval_loss improvement; best ${e.bestEvalLoss} at step ${e.bestStep + 1}` } };
       case 'checkpoint':

@@ -16,6 +16,8 @@ export interface RunState {
   samples_per_second: number | null;
   eta_seconds: number | null;
   last_eval_loss: number | null;
+  /** predict_with_generate's scores, once published. */
+  generate_metrics: Record<string, number> | null;
   best_eval_loss: number | null;
   patience_left: number | null;
   workers: { rank: number; host: string; pid: number }[];
@@ -31,7 +33,7 @@ export interface RunState {
 export function emptyRunState(run: string): RunState {
   return {
     run, phase: 'starting', config: null, step: 0, total_steps: null, epoch: null, loss: null, lr: null, samples_per_second: null, eta_seconds: null,
-    last_eval_loss: null, best_eval_loss: null, patience_left: null, workers: [], last_checkpoint: null, failure: null, early_stopped: false,
+    last_eval_loss: null, generate_metrics: null, best_eval_loss: null, patience_left: null, workers: [], last_checkpoint: null, failure: null, early_stopped: false,
     updated: null, dropped: { progress: 0, eval: 0, lifecycle: 0 },
   };
 }
@@ -47,7 +49,8 @@ export function applyEvent(s: RunState, e: KpcoordEvent): RunState {
       break;
     }
     case 'eval':
-      Object.assign(s, { last_eval_loss: e.event.eval_loss, best_eval_loss: e.event.best_eval_loss, patience_left: e.event.patience_left });
+      if ('eval_loss' in e.event) Object.assign(s, { last_eval_loss: e.event.eval_loss, best_eval_loss: e.event.best_eval_loss, patience_left: e.event.patience_left });
+      else s.generate_metrics = e.event.metrics;
       break;
     case 'lifecycle': {
       const l = e.event;

@@ -37,6 +37,7 @@ export function formatEventLine(e: KpcoordEvent): string | null {
   if (e.kind === 'progress') return null;
   if (e.kind === 'eval') {
     const v = e.event;
+    if (!('eval_loss' in v)) return `generated the eval split (${v.documents} articles): ${Object.entries(v.metrics).map(([k, x]) => `${k} ${x}`).join(', ')}`;
     return `eval at step ${v.step}: loss ${v.eval_loss.toFixed(4)}${v.is_best ? ' (best)' : ` (best ${v.best_eval_loss.toFixed(4)})`}${v.patience_left === null ? '' : `, patience left ${v.patience_left}`}`;
   }
   const l = e.event;

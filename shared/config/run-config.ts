@@ -95,7 +95,6 @@ export const HF_KEYS_NOT_USED: Readonly<Record<string, string>> = Object.freeze(
  * Remove a key from here when the code that honours it lands.
  */
 export const KEYS_FOR_LATER_ISSUES: Readonly<Record<string, string>> = Object.freeze({
-  predict_with_generate: 'generation arrives with the generate issue',
 });
 
 export const RunConfigSchema = z
@@ -169,8 +168,17 @@ export const RunConfigSchema = z
     /** EarlyStoppingCallback's arguments: evaluations without improvement before stopping. */
     early_stopping_patience: positiveInt.nullish(),
     early_stopping_threshold: z.number().min(0).default(0),
-    /** Seq2SeqTrainingArguments: generate keyphrases during evaluation. */
+    /**
+     * Seq2SeqTrainingArguments: at the end, decode the eval split with the final model (the best
+     * one with load_best_model_at_end), score it with `kp-coord evaluate`'s metrics.
+     */
     predict_with_generate: z.boolean().default(false),
+    /** Seq2SeqTrainingArguments' name; here the new tokens decoded at most (eos included). Absent: 64. */
+    generation_max_length: positiveInt.nullish(),
+    /** Seq2SeqTrainingArguments' name; absent: 1 (greedy). */
+    generation_num_beams: positiveInt.max(64).nullish(),
+    /** HF generate()'s no_repeat_ngram_size for predict_with_generate; 0 is off. */
+    generation_no_repeat_ngram_size: z.number().int().min(0).default(0),
 
     // --- ZeRO (DeepSpeed names)
     zero_optimization: ZeroOptimizationSchema.prefault({}),

@@ -39,7 +39,7 @@ export const ProgressEventSchema = z
   })
   .strict();
 
-export const EvalEventSchema = z
+export const LossEvalEventSchema = z
   .object({
     ...envelope,
     step: z.number().int().min(1),
@@ -52,6 +52,21 @@ export const EvalEventSchema = z
     patience_left: count.nullable(),
   })
   .strict();
+
+/** predict_with_generate: the eval split decoded with the final model and scored (kp-coord evaluate's metrics). */
+export const GenerateEvalEventSchema = z
+  .object({
+    ...envelope,
+    /** Steps done when the final model was saved. */
+    step: count,
+    documents: count,
+    /** Percentages as `kp-coord evaluate` prints them: seed_f1_at_10, field_f1_at_5, rouge1, ... */
+    metrics: z.record(z.string(), finite),
+  })
+  .strict();
+
+/** Both travel on the eval subject; `eval_loss` tells them apart. */
+export const EvalEventSchema = z.union([LossEvalEventSchema, GenerateEvalEventSchema]);
 
 /** What a watcher needs to know about a run's setup, published once when training starts. */
 export const RunConfigSummarySchema = z

@@ -47,6 +47,14 @@ export const TrainPlanSchema = z.strictObject({
   /** Save a checkpoint after these counts of steps done; empty = never. */
   save_after_steps: z.array(z.number().int().positive()),
   save_total_limit: z.number().int().positive().nullable(),
+  /** predict_with_generate: decode the eval split at the end with these settings; null: do not. */
+  generate: z
+    .strictObject({
+      max_new_tokens: z.number().int().positive(),
+      num_beams: z.number().int().positive(),
+      no_repeat_ngram_size: z.number().int().nonnegative(),
+    })
+    .nullable(),
   /** Continue from a verified checkpoint: its directory, steps done and shard files. */
   resume: z
     .strictObject({

@@ -36,6 +36,7 @@ export const ReportKind = {
   FAILED: 4,
   EVAL_DONE: 5,
   CHECKPOINT_SAVED: 6,
+  GENERATED: 7,
 } as const;
 
 export type ReportKind = typeof ReportKind[keyof typeof ReportKind];
@@ -48,6 +49,7 @@ export namespace ReportKind {
   export type FAILED = typeof ReportKind.FAILED;
   export type EVAL_DONE = typeof ReportKind.EVAL_DONE;
   export type CHECKPOINT_SAVED = typeof ReportKind.CHECKPOINT_SAVED;
+  export type GENERATED = typeof ReportKind.GENERATED;
 }
 
 export interface RegisterRequest {
@@ -95,7 +97,22 @@ export interface Command {
     | { $case: "keepBest"; value: KeepBest }
     | { $case: "saveCheckpoint"; value: SaveCheckpoint }
     | { $case: "abort"; value: Abort }
+    | { $case: "generate"; value: Generate }
     | undefined;
+}
+
+/**
+ * predict_with_generate: decode this rank's share of the eval split with the model saved in
+ * `model_dir` (the final one: the best weights when load_best_model_at_end), write the token ids
+ * to `out_dir`/rank-<r>.json and report GENERATED with that path in `detail`.
+ */
+export interface Generate {
+  modelDir: string;
+  outDir: string;
+  maxNewTokens: number;
+  numBeams: number;
+  noRepeatNgramSize: number;
+  batchSize: number;
 }
 
 /**
@@ -565,6 +582,9 @@ export const Command: MessageFns<Command> = {
       case "abort":
         Abort.encode(message.kind.value, writer.uint32(66).fork()).join();
         break;
+      case "generate":
+        Generate.encode(message.kind.value, writer.uint32(74).fork()).join();
+        break;
     }
     return writer;
   },
@@ -646,6 +666,14 @@ export const Command: MessageFns<Command> = {
             message.kind = { $case: "abort", value: Abort.decode(reader, reader.uint32()) };
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.kind = { $case: "generate", value: Generate.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -712,7 +740,128 @@ export const Command: MessageFns<Command> = {
         }
         break;
       }
+      case "generate": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "generate", value: Generate.fromPartial(object.kind.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseGenerate(): Generate {
+  return { modelDir: "", outDir: "", maxNewTokens: 0, numBeams: 0, noRepeatNgramSize: 0, batchSize: 0 };
+}
+
+export const Generate: MessageFns<Generate> = {
+  encode(message: Generate, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.modelDir !== "") {
+      writer.uint32(10).string(message.modelDir);
+    }
+    if (message.outDir !== "") {
+      writer.uint32(18).string(message.outDir);
+    }
+    if (message.maxNewTokens !== 0) {
+      writer.uint32(24).uint32(message.maxNewTokens);
+    }
+    if (message.numBeams !== 0) {
+      writer.uint32(32).uint32(message.numBeams);
+    }
+    if (message.noRepeatNgramSize !== 0) {
+      writer.uint32(40).uint32(message.noRepeatNgramSize);
+    }
+    if (message.batchSize !== 0) {
+      writer.uint32(48).uint32(message.batchSize);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Generate {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGenerate();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.modelDir = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.outDir = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.maxNewTokens = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.numBeams = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.noRepeatNgramSize = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.batchSize = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<Generate>, I>>(base?: I): Generate {
+    return Generate.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Generate>, I>>(object: I): Generate {
+    const message = createBaseGenerate();
+    message.modelDir = object.modelDir ?? "";
+    message.outDir = object.outDir ?? "";
+    message.maxNewTokens = object.maxNewTokens ?? 0;
+    message.numBeams = object.numBeams ?? 0;
+    message.noRepeatNgramSize = object.noRepeatNgramSize ?? 0;
+    message.batchSize = object.batchSize ?? 0;
     return message;
   },
 };

@@ -1,0 +1,55 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import type { DataSplit } from '../shared/data/data-cache.js';
+import type { DistributedSampler } from '../shared/data/sampler.js';
+import { T5Generator } from '../shared/generate/t5-generator.js';
+import { writeBytesAtomically } from '../shared/weights/atomic-file.js';
+import { loadHfModel } from '../shared/weights/hf-checkpoint.js';
+import type { Generate } from '../proto/gen/control/control.js';
+import type { EngineOptions } from '../shared/onnx/session-options.js';
+
+// predict_with_generate on one rank: decode its share of the eval split (the same partition as
+// the eval loss, so every sample is decoded exactly once) with the saved final model, and write
+// the generated ids where the coordinator merges them. Ids, not text: the coordinator holds the
+// tokenizer and the metrics.
+
+export const GeneratedShareSchema = z.strictObject({
+  rank: z.number().int().nonnegative(),
+  rows: z.array(z.strictObject({ index: z.number().int().nonnegative(), ids: z.array(z.number().int().nonnegative()) })),
+});
+export type GeneratedShare = z.infer<typeof GeneratedShareSchema>;
+
+export function generatedShareFile(outDir: string, rank: number): string {
+  return join(outDir, `rank-${rank}.json`);
+}
+
+export async function generateShare(
+  eval_: { readonly split: DataSplit; readonly sampler: DistributedSampler },
+  rank: number,
+  command: Generate,
+  engine: Partial<EngineOptions>,
+): Promise<{ file: string; samples: number; tokens: number }> {
+  const indices: number[] = [];
+  for (let step = 0; step < eval_.sampler.stepsPerEpoch; step++) {
+    for (const mb of eval_.sampler.microBatches(0, step, rank)) indices.push(...mb);
+  }
+  const model = await loadHfModel(command.modelDir);
+  const generator = await T5Generator.create(model.config, model.flat, engine);
+  let out: number[][];
+  try {
+    out = await generator.generate(indices.map((i) => eval_.split.inputIds(i)), {
+      maxNewTokens: command.maxNewTokens,
+      numBeams: command.numBeams,
+      noRepeatNgramSize: command.noRepeatNgramSize,
+      batchSize: command.batchSize,
+    });
+  } finally {
+    await generator.release();
+  }
+  const share: GeneratedShare = { rank, rows: indices.map((index, j) => ({ index, ids: out[j]! })) };
+  await mkdir(command.outDir, { recursive: true });
+  const file = generatedShareFile(command.outDir, rank);
+  await writeBytesAtomically(file, `${JSON.stringify(share)}\n`);
+  return { file, samples: indices.length, tokens: out.reduce((n, ids) => n + ids.length, 0) };
+}
