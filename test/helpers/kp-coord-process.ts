@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { loadHfModel } from '../../shared/weights/hf-checkpoint.js';
@@ -53,6 +54,31 @@ export class CliProcess {
       clearTimeout(timer);
       if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
     }
+  }
+}
+
+/**
+ * Run `kp-coord args` to the end without blocking the event loop (unlike spawnSync): its exit code
+ * and everything it wrote. Waits for 'close', not 'exit', so the last lines are in `output`;
+ * a process still running after `timeoutMs` is killed and the call rejects with its output.
+ */
+export async function runToExit(
+  args: readonly string[],
+  options: { readonly env?: NodeJS.ProcessEnv; readonly timeoutMs?: number } = {},
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string }> {
+  const timeoutMs = options.timeoutMs ?? 300_000;
+  const p = new CliProcess(args, options.env);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    p.child.kill('SIGKILL');
+  }, timeoutMs);
+  try {
+    const [code, signal] = (await once(p.child, 'close')) as [number | null, NodeJS.Signals | null];
+    if (timedOut) throw new Error(`kp-coord ${args.join(' ')}: still running after ${timeoutMs} ms:\n${p.output}`);
+    return { code, signal, output: p.output };
+  } finally {
+    clearTimeout(timer);
   }
 }
 

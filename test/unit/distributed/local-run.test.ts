@@ -1,15 +1,13 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { loadHfModel } from '../../../shared/weights/hf-checkpoint.js';
-import { REPO_ROOT } from '../../helpers/sample-cache.js';
+import { CliProcess, runToExit, weightDiff, workerPids } from '../../helpers/kp-coord-process.js';
 
 // Real runs: `kp-coord start` with worker processes talking gRPC on loopback.
-const CLI = join(REPO_ROOT, 'dist', 'coordinator', 'cli', 'main.js');
 
 const SummarySchema = z.object({
   steps: z.number(),
@@ -22,15 +20,13 @@ const SummarySchema = z.object({
   wall_seconds: z.number().positive(),
 });
 
-function start(outputDir: string, args: string[]): { summary: z.infer<typeof SummarySchema>; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, 'start', '--set', `output_dir=${outputDir}`, '--set', 'model=preset:t5-tiny', '--set', 'max_steps=2', ...args], {
-    encoding: 'utf8',
-    cwd: REPO_ROOT,
-    timeout: 240_000,
+async function start(outputDir: string, args: string[]): Promise<z.infer<typeof SummarySchema>> {
+  const r = await runToExit(['start', '--set', `output_dir=${outputDir}`, '--set', 'model=preset:t5-tiny', '--set', 'max_steps=2', ...args], {
+    timeoutMs: 240_000,
     env: { ...process.env, KPCOORD_TOKEN: 'a-test-token-of-enough-length' },
   });
-  assert.equal(r.status, 0, `kp-coord start failed:\n${r.stderr}`);
-  return { summary: SummarySchema.parse(JSON.parse(readFileSync(join(outputDir, 'summary.json'), 'utf8'))), stderr: r.stderr };
+  assert.equal(r.code, 0, `kp-coord start failed:\n${r.output}`);
+  return SummarySchema.parse(JSON.parse(readFileSync(join(outputDir, 'summary.json'), 'utf8')));
 }
 
 test('kp-coord start: 1, 2 and 4 worker processes and ZeRO stages 0/1/2 reach the same weights', async () => {
@@ -45,27 +41,26 @@ test('kp-coord start: 1, 2 and 4 worker processes and ZeRO stages 0/1/2 reach th
       { name: 'n2-s2', args: ['--workers', '2', '--set', 'per_device_train_batch_size=4', '--set', 'zero_optimization.stage=2'] },
       { name: 'n4-s2', args: ['--workers', '4', '--set', 'per_device_train_batch_size=2', '--set', 'zero_optimization.stage=2'] },
     ];
-    const summaries = runs.map((r) => start(join(dir, r.name), [...r.args, '--threads-per-worker', '1']).summary);
+    const summaries: z.infer<typeof SummarySchema>[] = [];
+    for (const r of runs) summaries.push(await start(join(dir, r.name), [...r.args, '--threads-per-worker', '1']));
     assert.deepEqual(summaries.map((s) => s.world_size), [1, 2, 2, 2, 4]);
     assert.deepEqual(summaries.map((s) => s.zero_stage), [2, 0, 1, 2, 2]);
     for (const s of summaries) assert.equal(s.train_loss.length, 2);
-    const models = await Promise.all(runs.map((r) => loadHfModel(join(dir, r.name, 'final'))));
-    const ref = models[0]!.flat;
-    const pmax = ref.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
-    models.forEach((m, i) => {
-      let worst = 0;
-      for (let k = 0; k < ref.length; k++) worst = Math.max(worst, Math.abs(m.flat[k]! - ref[k]!));
+    const final = (name: string) => join(dir, name, 'final');
+    for (const r of runs.slice(1)) {
+      const { worst, pmax } = await weightDiff(final(runs[0]!.name), final(r.name));
       // Only float32 summation order differs (see test/unit/zero): 1e-6 of the largest weight.
-      assert.ok(worst <= 1e-6 * pmax, `${runs[i]!.name}: weights differ from 1 worker by ${worst} (max ${pmax})`);
-    });
+      assert.ok(worst <= 1e-6 * pmax, `${r.name}: weights differ from 1 worker by ${worst} (max ${pmax})`);
+    }
     // Worker logs (not a TTY): JSON lines, and every line after registration names the run and rank.
     const lines = readFileSync(join(dir, 'n2-s2', 'logs', 'worker-1.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     const registered = lines.findIndex((l) => l.msg === 'registered');
     assert.ok(registered >= 0);
     for (const l of lines.slice(registered)) assert.ok(typeof l.run === 'string' && typeof l.rank === 'number', JSON.stringify(l));
     // One world size, three stages: the same sums, so the same bits.
-    assert.deepEqual(models[2]!.flat, models[1]!.flat, 'stage 1 differs from stage 0');
-    assert.deepEqual(models[3]!.flat, models[1]!.flat, 'stage 2 differs from stage 0');
+    const [s0, s1, s2] = await Promise.all(['n2-s0', 'n2-s1', 'n2-s2'].map((name) => loadHfModel(final(name))));
+    assert.deepEqual(s1!.flat, s0!.flat, 'stage 1 differs from stage 0');
+    assert.deepEqual(s2!.flat, s0!.flat, 'stage 2 differs from stage 0');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -90,19 +85,13 @@ test('a worker with the wrong token is refused, and the refusal is logged', asyn
     await assert.rejects(good.register({ host: '127.0.0.1', dataPort: 1, pid: 1, workerId: 'x' }), /still preparing the run/);
     // Meanwhile the health service answers NOT_SERVING (exit 1), and SERVING (exit 0) once planned.
     // (Async: the server runs in this process, so the test must not block its event loop.)
-    const { execFile } = await import('node:child_process');
-    const health = () =>
-      new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) =>
-        execFile(process.execPath, [CLI, 'health', '--target', `127.0.0.1:${port}`], { encoding: 'utf8', timeout: 30_000 }, (err, stdout, stderr) =>
-          resolve({ status: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-        ),
-      );
+    const health = () => runToExit(['health', '--target', `127.0.0.1:${port}`], { timeoutMs: 30_000 });
     const before = await health();
-    assert.equal(before.status, 1);
-    assert.match(before.stdout + before.stderr, /NOT_SERVING/);
+    assert.equal(before.code, 1);
+    assert.match(before.output, /NOT_SERVING/);
     server.open(1);
     const after = await health();
-    assert.equal(after.status, 0, after.stdout + after.stderr);
+    assert.equal(after.code, 0, after.output);
     const reply = await good.register({ host: '127.0.0.1', dataPort: 1, pid: 1, workerId: 'x' });
     assert.equal(reply.rank, 0);
     good.close();
@@ -112,34 +101,24 @@ test('a worker with the wrong token is refused, and the refusal is logged', asyn
   }
 });
 
-test('kp-coord worker without a token exits with a clear error', () => {
+test('kp-coord worker without a token exits with a clear error', async () => {
   const env = { ...process.env };
   delete env.KPCOORD_TOKEN;
   delete env.KPCOORD_TOKEN_FILE;
-  const r = spawnSync(process.execPath, [CLI, 'worker', '--coordinator', '127.0.0.1:1'], { encoding: 'utf8', env, timeout: 30_000 });
-  assert.equal(r.status, 1);
-  assert.match(r.stderr, /no worker token: set KPCOORD_TOKEN or KPCOORD_TOKEN_FILE/);
+  const r = await runToExit(['worker', '--coordinator', '127.0.0.1:1'], { env, timeoutMs: 30_000 });
+  assert.equal(r.code, 1);
+  assert.match(r.output, /no worker token: set KPCOORD_TOKEN or KPCOORD_TOKEN_FILE/);
 });
 
 test('Ctrl-C (SIGINT) stops kp-coord start and every worker process', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'kp-sigint-'));
-  const { spawn } = await import('node:child_process');
-  const child = spawn(process.execPath, [CLI, 'start', '--workers', '2', '--set', `output_dir=${dir}`, '--set', 'model=preset:t5-tiny', '--set', 'max_steps=1000'], {
-    cwd: REPO_ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const run = new CliProcess(['start', '--workers', '2', '--set', `output_dir=${dir}`, '--set', 'model=preset:t5-tiny', '--set', 'max_steps=1000']);
   try {
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const deadline = Date.now() + 60_000;
-    while (!/step \d+\/1000/.test(stderr)) {
-      if (Date.now() > deadline || child.exitCode !== null) assert.fail(`the run never reached a step:\n${stderr}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    const pids = [...stderr.matchAll(/worker \d joined \([^:]+:(\d+)\)/g)].map((m) => Number(m[1]));
+    await run.waitFor(/step \d+\/1000/, 60_000);
+    const pids = [...workerPids(run.output).values()];
     assert.equal(pids.length, 2);
-    child.kill('SIGINT');
-    const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    run.child.kill('SIGINT');
+    const { code } = await run.exited;
     assert.equal(code, 130);
     // The workers go down with it (SIGTERM from the parent); give them a moment to exit.
     const alive = (pid: number) => {
@@ -156,7 +135,7 @@ test('Ctrl-C (SIGINT) stops kp-coord start and every worker process', async () =
     // Stopped on purpose: the next start in this directory begins afresh (a crash would continue).
     assert.equal((JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')) as { status: string }).status, 'interrupted');
   } finally {
-    if (child.exitCode === null) child.kill('SIGKILL');
+    if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -1,13 +1,10 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadHfModel } from '../../../shared/weights/hf-checkpoint.js';
-import { REPO_ROOT } from '../../helpers/sample-cache.js';
-
-const CLI = join(REPO_ROOT, 'dist', 'coordinator', 'cli', 'main.js');
+import { runToExit } from '../../helpers/kp-coord-process.js';
 
 interface Summary {
   steps: number;
@@ -18,12 +15,12 @@ interface Summary {
   eval_loss: { step: number; eval_loss: number }[];
 }
 
-function start(out: string, sets: string[]): { summary: Summary; stderr: string } {
-  const args = [CLI, 'start', '--workers', '2', '--threads-per-worker', '1', '--set', `output_dir=${out}`, '--set', 'model=preset:t5-tiny', '--set', 'lr_scheduler_type=constant', '--set', 'warmup_ratio=0'];
+async function start(out: string, sets: string[]): Promise<{ summary: Summary; output: string }> {
+  const args = ['start', '--workers', '2', '--threads-per-worker', '1', '--set', `output_dir=${out}`, '--set', 'model=preset:t5-tiny', '--set', 'lr_scheduler_type=constant', '--set', 'warmup_ratio=0'];
   for (const s of sets) args.push('--set', s);
-  const r = spawnSync(process.execPath, args, { cwd: REPO_ROOT, encoding: 'utf8', timeout: 240_000 });
-  assert.equal(r.status, 0, r.stderr);
-  return { summary: JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as Summary, stderr: r.stderr };
+  const r = await runToExit(args, { timeoutMs: 240_000 });
+  assert.equal(r.code, 0, r.output);
+  return { summary: JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as Summary, output: r.output };
 }
 
 test('a real run evaluates, stops early at the right evaluation, and exports the best weights', async () => {
@@ -31,19 +28,19 @@ test('a real run evaluates, stops early at the right evaluation, and exports the
   try {
     // A learning rate so small that eval_loss moves by far less than the 0.01 threshold: after the
     // first evaluation, two without a real improvement exhaust patience 2 -> stop after step 3.
-    const { summary, stderr } = start(join(dir, 'a'), [
+    const { summary, output } = await start(join(dir, 'a'), [
       'max_steps=20', 'learning_rate=1e-7', 'eval_strategy=steps', 'eval_steps=1', 'save_strategy=steps', 'save_steps=1',
       'early_stopping_patience=2', 'early_stopping_threshold=0.01', 'load_best_model_at_end=true',
     ]);
     assert.equal(summary.stopped_early, true);
     assert.equal(summary.steps, 3);
     assert.deepEqual(summary.eval_loss.map((e) => e.step), [0, 1, 2]);
-    assert.match(stderr, /early stop after step 3/);
+    assert.match(output, /early stop after step 3/);
     assert.equal(summary.final_weights, 'best');
     const best = summary.best_step!;
     assert.equal(summary.best_eval_loss, Math.min(...summary.eval_loss.map((e) => e.eval_loss)));
     // The best step's weights, reproduced by a run that simply stops there (constant lr, same seed).
-    start(join(dir, 'b'), [`max_steps=${best + 1}`, 'learning_rate=1e-7']);
+    await start(join(dir, 'b'), [`max_steps=${best + 1}`, 'learning_rate=1e-7']);
     const a = await loadHfModel(join(dir, 'a', 'final'));
     const b = await loadHfModel(join(dir, 'b', 'final'));
     assert.deepEqual(a.flat, b.flat, `final/ is not the weights of step ${best}`);
