@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { FAULT_KINDS, faultTrial, referenceRun, TOTAL_STEPS, type FaultKind, type TrialResult } from '../test/helpers/fault-trial.js';
+import { FAULT_KINDS, faultTrial, matchesReference, referenceRun, TOTAL_STEPS, type FaultKind, type TrialResult } from '../test/helpers/fault-trial.js';
 
 const { values } = parseArgs({
   options: {
@@ -47,7 +47,7 @@ try {
     try {
       const r = await faultTrial(kind, join(dir, `trial-${i}`), reference, afterStep, rank, pick(0, 300));
       results.push(r);
-      const ok = r.diff.identical && r.victimGone;
+      const ok = matchesReference(r) && r.victimGone;
       if (!ok) failures++;
       console.log(
         `trial ${String(i + 1).padStart(2)} ${kind.padEnd(16)} after step ${afterStep} on ${r.victim.padEnd(24)} ` +

@@ -48,6 +48,8 @@ interface Generation {
   changed: () => void;
   sealed: { readonly scalars: ScalarAllReduce; readonly barrier: ReportBarrier } | null;
   ended: boolean;
+  /** Why it ended: what a send to it throws, so the driver sees a lost worker, not a missing stream. */
+  endedWith: WorkerLostError | null;
 }
 
 export class ControlServer {
@@ -61,6 +63,7 @@ export class ControlServer {
   private nextId = randomInt(1, 2 ** 30);
   private gen: Generation | null = null;
   private closing = false;
+  private closed: Promise<void> | null = null;
   private readonly watchdog: NodeJS.Timeout;
 
   constructor(private readonly o: ControlServerOptions) {
@@ -83,7 +86,7 @@ export class ControlServer {
     let loseWith!: (e: WorkerLostError) => void;
     const lost = new Promise<never>((_, reject) => (loseWith = reject));
     lost.catch(() => undefined);
-    this.gen = { id: this.nextId++, capacity, members: [], streams: new Map(), lastBeat: new Map(), lost, loseWith, changed: () => undefined, sealed: null, ended: false };
+    this.gen = { id: this.nextId++, capacity, members: [], streams: new Map(), lastBeat: new Map(), lost, loseWith, changed: () => undefined, sealed: null, ended: false, endedWith: null };
     this.health.setReady(true);
   }
 
@@ -104,8 +107,16 @@ export class ControlServer {
     const g = this.current();
     const deadline = graceMs === null ? Infinity : Date.now() + graceMs;
     for (;;) {
+      if (g.ended) throw g.endedWith!;
       const ready = g.members.filter((m) => g.streams.has(m.rank));
-      if (ready.length >= want || (Date.now() >= deadline && ready.length > 0)) return ready;
+      if (ready.length >= want) return ready;
+      if (Date.now() >= deadline && ready.length > 0) {
+        // Ranks are registration order: one registered without a stream would be sealed in.
+        const silent = g.members.filter((m) => !g.streams.has(m.rank));
+        if (silent.length === 0) return ready;
+        this.lose(g, silent, 'disconnected', 'registered but never opened its command stream');
+        throw g.endedWith!;
+      }
       const woken = new Promise<void>((r) => (g.changed = r));
       const wait = Number.isFinite(deadline) ? Math.max(10, deadline - Date.now()) : 60_000;
       let timer: NodeJS.Timeout | undefined;
@@ -142,7 +153,9 @@ export class ControlServer {
   }
 
   send(rank: number, command: Command): void {
-    const stream = this.current().streams.get(rank);
+    const g = this.current();
+    if (g.ended) throw g.endedWith!;
+    const stream = g.streams.get(rank);
     if (!stream) throw new KpCoordError(`no command stream for rank ${rank}`);
     stream.write(command);
   }
@@ -156,7 +169,7 @@ export class ControlServer {
     const g = this.gen;
     if (!g) return;
     // The generation may have ended already (a loss ends it); its streams are told either way.
-    this.endGeneration(g, new WorkerLostError(null, 'aborted', reason));
+    this.endGeneration(g, new WorkerLostError([], 'aborted', reason));
     for (const stream of g.streams.values()) {
       stream.write({ kind: { $case: 'abort', value: { reason } } });
       stream.end();
@@ -176,7 +189,14 @@ export class ControlServer {
     g.ended = true;
   }
 
-  async close(): Promise<void> {
+  /** Stop serving; a pending `gather` rejects. Idempotent. */
+  close(): Promise<void> {
+    this.closed ??= this.shutdownServer();
+    return this.closed;
+  }
+
+  private async shutdownServer(): Promise<void> {
+    if (this.gen) this.endGeneration(this.gen, new WorkerLostError([], 'aborted', 'the coordinator is closing'));
     this.closing = true;
     clearInterval(this.watchdog);
     this.health.shutdown();
@@ -208,6 +228,7 @@ export class ControlServer {
   private endGeneration(g: Generation, error: WorkerLostError): void {
     if (g.ended) return;
     g.ended = true;
+    g.endedWith = error;
     g.sealed?.scalars.fail(error);
     g.sealed?.barrier.fail(error);
     g.loseWith(error);
@@ -299,25 +320,23 @@ export class ControlServer {
     const g = this.gen;
     if (!g || g.ended || this.closing) return;
     const now = Date.now();
-    for (const m of g.members) {
-      const silent = now - (g.lastBeat.get(m.rank) ?? now);
-      if (silent > this.o.heartbeatTimeoutMs) {
-        this.lose(g, m, 'heartbeat', `no heartbeat for ${silent} ms (timeout ${this.o.heartbeatTimeoutMs} ms)`);
-        return;
-      }
-    }
+    const silentMs = (m: Member) => now - (g.lastBeat.get(m.rank) ?? now);
+    // All of them at once: local mode must stop every stopped process, not only the first.
+    const silent = g.members.filter((m) => silentMs(m) > this.o.heartbeatTimeoutMs);
+    if (silent.length > 0) this.lose(g, silent, 'heartbeat', `no heartbeat for ${silentMs(silent[0]!)} ms (timeout ${this.o.heartbeatTimeoutMs} ms)`);
   }
 
   private workerGone(g: Generation, rank: number, why: string): void {
     if (!g.streams.has(rank)) return;
     g.streams.delete(rank);
     if (this.closing || g.ended) return;
-    this.lose(g, g.members[rank]!, 'disconnected', why);
+    this.lose(g, [g.members[rank]!], 'disconnected', why);
   }
 
-  private lose(g: Generation, member: Member, kind: 'disconnected' | 'heartbeat', why: string): void {
-    const error = new WorkerLostError(member, kind, `worker rank ${member.rank} (${member.workerId}) lost: ${why}`);
-    this.o.log.error({ rank: member.rank, workerId: member.workerId, generation: g.id, reason: why }, 'worker lost');
+  private lose(g: Generation, members: readonly Member[], kind: 'disconnected' | 'heartbeat', why: string): void {
+    const who = members.map((m) => `worker rank ${m.rank} (${m.workerId})`).join(', ');
+    const error = new WorkerLostError(members, kind, `${who} lost: ${why}`);
+    for (const m of members) this.o.log.error({ rank: m.rank, workerId: m.workerId, generation: g.id, reason: why }, 'worker lost');
     this.endGeneration(g, error);
   }
 }

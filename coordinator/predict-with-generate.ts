@@ -42,8 +42,10 @@ export async function predictWithGenerate(server: ControlServer, plan: TrainPlan
   const settings = plan.generate;
   if (!settings) throw new KpCoordError('predict_with_generate is off in this plan');
   const started = performance.now();
-  const outDir = join(plan.output_dir, 'generate');
-  await rm(outDir, { recursive: true, force: true });
+  // One folder per generation: a worker of an aborted one that is still decoding cannot overwrite
+  // this generation's files.
+  await rm(join(plan.output_dir, 'generate'), { recursive: true, force: true });
+  const outDir = join(plan.output_dir, 'generate', `generation-${server.generation}`);
   server.broadcast({
     kind: {
       $case: 'generate',

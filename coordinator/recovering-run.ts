@@ -23,6 +23,8 @@ export interface RecoveryOptions {
   readonly replacementGraceMs: number;
   /** Told about each lost worker (local mode kills a stopped one and starts another). */
   readonly onWorkerLost?: (member: Member) => void;
+  /** The run is being stopped from outside: a generation that ends now is not replaced. */
+  readonly signal?: AbortSignal;
 }
 
 export async function runWithRecovery(
@@ -44,11 +46,9 @@ export async function runWithRecovery(
     try {
       members = await server.gather(basePlan.world, graceMs);
     } catch (err) {
-      // A worker lost before training resumed: nothing to roll back, gather again.
+      // A worker lost before training resumed: nothing to roll back; gather again (it counts).
       if (!(err instanceof WorkerLostError)) throw err;
-      if (err.member) o.onWorkerLost?.(err.member);
-      emit({ type: 'note', text: `${err.message}; gathering workers again` });
-      server.abort(err.message);
+      await endGeneration(server, history, o, err, emit);
       continue;
     }
     const shape = batchShapeFor(members.length, globalBatch, basePlan.per_device_train_batch_size);
@@ -68,13 +68,7 @@ export async function runWithRecovery(
       return await driveGeneration(server, plan, history, log, emit);
     } catch (err) {
       if (!(err instanceof WorkerLostError || err instanceof WorkerFailedError)) throw err;
-      const lost = err instanceof WorkerLostError ? err.member : null;
-      if (lost) {
-        emit({ type: 'worker_lost', rank: lost.rank, host: lost.host, pid: lost.pid, reason: err.message });
-        o.onWorkerLost?.(lost);
-      }
-      server.abort(err.message);
-      if (history.restarts >= o.maxRestarts) throw new KpCoordError(`giving up after ${o.maxRestarts} restarts (max_restarts): ${err.message}`, { cause: err });
+      await endGeneration(server, history, o, err, emit);
       // The newest valid checkpoint in output_dir, or the one this run started from if newer.
       const latest = await findResumePoint('latest', basePlan.output_dir, log, emit);
       resume = (latest?.manifest.steps_done ?? -1) >= (firstResume?.manifest.steps_done ?? -1) ? latest : firstResume;
@@ -86,3 +80,30 @@ export async function runWithRecovery(
     }
   }
 }
+
+/**
+ * A generation failed: name the lost workers (a survivor's FAILED report can arrive before the dead
+ * worker's stream closes, so wait a moment for the loss), count the restart, and either abort the
+ * generation on everyone (they register again) or, with the restarts used up, shut them down and fail.
+ */
+async function endGeneration(server: ControlServer, history: RunHistory, o: RecoveryOptions, err: WorkerLostError | WorkerFailedError, emit: RunEventListener): Promise<void> {
+  if (o.signal?.aborted) throw new KpCoordError(`the run was stopped: ${String(o.signal.reason)}`, { cause: err });
+  let lost = err instanceof WorkerLostError ? err : null;
+  if (!lost) {
+    const seen = await Promise.race([server.lost.catch((e: unknown) => e), new Promise((r) => setTimeout(r, LOSS_SETTLE_MS))]);
+    if (seen instanceof WorkerLostError) lost = seen;
+  }
+  for (const m of lost?.members ?? []) {
+    emit({ type: 'worker_lost', rank: m.rank, host: m.host, pid: m.pid, reason: lost!.message });
+    o.onWorkerLost?.(m);
+  }
+  history.restarts++;
+  if (history.restarts > o.maxRestarts) {
+    server.shutdown(`run failed: ${err.message}`);
+    throw new KpCoordError(`giving up after ${o.maxRestarts} restarts (max_restarts): ${err.message}`, { cause: err });
+  }
+  server.abort(err.message);
+}
+
+/** How long a FAILED report waits for the loss that may have caused it. */
+const LOSS_SETTLE_MS = 1000;

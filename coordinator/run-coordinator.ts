@@ -34,6 +34,8 @@ export interface CoordinatorOptions {
    * must not begin a new run over the failed one's checkpoints.
    */
   readonly refuseAfterFailedRun?: boolean;
+  /** Stops the run from outside (local mode, when its workers cannot be restarted any more). */
+  readonly signal?: AbortSignal;
 }
 
 export async function runCoordinator(rc: ResolvedRunConfig, o: CoordinatorOptions): Promise<RunSummary> {
@@ -59,6 +61,9 @@ export async function runCoordinator(rc: ResolvedRunConfig, o: CoordinatorOption
   const server = new ControlServer({ token: o.token, runId, log, heartbeatIntervalMs: c.heartbeat_interval_ms, heartbeatTimeoutMs: c.heartbeat_timeout_ms });
   const port = await server.listen(o.listen);
   o.onEvent({ type: 'listening', port });
+  // Closing the server ends the generation: whatever the driver awaits rejects, and nothing restarts.
+  const stop = () => void server.close();
+  o.signal?.addEventListener('abort', stop, { once: true });
   await writeRunRecord(outputDir, { run_id: runId, status: 'running', pid: process.pid, updated: new Date().toISOString() });
   try {
     const resumeSpec = c.resume_from_checkpoint ?? (unfinished ? 'latest' : null);
@@ -72,6 +77,7 @@ export async function runCoordinator(rc: ResolvedRunConfig, o: CoordinatorOption
     await writeRunRecord(outputDir, { run_id: runId, status: 'failed', pid: process.pid, updated: new Date().toISOString() });
     throw err;
   } finally {
+    o.signal?.removeEventListener('abort', stop);
     await server.close();
   }
 }
@@ -141,6 +147,7 @@ async function planAndDrive(
       maxRestarts: c.max_restarts,
       replacementGraceMs: c.replacement_grace_ms,
       ...(o.onWorkerLost ? { onWorkerLost: o.onWorkerLost } : {}),
+      ...(o.signal ? { signal: o.signal } : {}),
     }, log, o.onEvent);
   } catch (err) {
     o.onEvent({ type: 'failed', reason: (err as Error).message });

@@ -7,11 +7,11 @@ import type { StepRecord } from './step-driver.js';
 export class RunHistory {
   readonly started = performance.now();
   trainStarted: number | null = null;
-  private records: StepRecord[] = [];
+  private records: (StepRecord & { readonly samples: number; readonly tokens: number })[] = [];
   private readonly peakRss: number[] = [];
   samples = 0;
   tokens = 0;
-  /** Generations that ended with a lost or failed worker. */
+  /** Generations that ended with a lost or failed worker (before or during training). */
   restarts = 0;
 
   get trainLoss(): readonly StepRecord[] {
@@ -19,7 +19,7 @@ export class RunHistory {
   }
 
   addStep(record: StepRecord, samples: number, tokens: number): void {
-    this.records.push(record);
+    this.records.push({ ...record, samples, tokens });
     this.samples += samples;
     this.tokens += tokens;
   }
@@ -35,7 +35,11 @@ export class RunHistory {
 
   /** Forget the steps at or after `stepsDone` (they will be done again). */
   rollBackTo(stepsDone: number): void {
-    this.records = this.records.filter((r) => r.step < stepsDone);
-    this.restarts++;
+    const kept = this.records.filter((r) => r.step < stepsDone);
+    for (const r of this.records.slice(kept.length)) {
+      this.samples -= r.samples;
+      this.tokens -= r.tokens;
+    }
+    this.records = kept;
   }
 }

@@ -81,12 +81,13 @@ export async function driveGeneration(server: ControlServer, plan: TrainPlan, hi
   const resumed = plan.resume ? await readVerifiedManifest(plan.resume.dir) : null;
   // Resuming replays the evaluations so far, so early stopping continues where it was.
   const evals: { step: number; epoch: number; eval_loss: number }[] = [...(resumed?.evals ?? [])];
-  for (const e of evals) stopping.evaluate(e.eval_loss, e.step);
+  // A run that stopped early saved the stopping evaluation's checkpoint; one resumed from it
+  // (after a fault in saveFinal, or a restarted coordinator) stops there again.
+  let stoppedEarly = evals.map((e) => stopping.evaluate(e.eval_loss, e.step)).at(-1)?.shouldStop ?? false;
   let best: { loss: number; step: number; dir: string | null } | null = resumed?.best ? { loss: resumed.best.eval_loss, step: resumed.best.step, dir: resumed.best.dir } : null;
-  let stoppedEarly = false;
   let stepsDone = plan.resume?.steps_done ?? 0;
-  if (plan.resume) log.info({ dir: plan.resume.dir, stepsDone }, 'resumed from checkpoint');
-  for (let step = stepsDone; step < plan.total_steps; step++) {
+  if (plan.resume) log.info({ dir: plan.resume.dir, stepsDone, stoppedEarly }, 'resumed from checkpoint');
+  for (let step = stepsDone; step < plan.total_steps && !stoppedEarly; step++) {
     const epoch = Math.floor(step / plan.steps_per_epoch);
     const t0 = performance.now();
     server.broadcast({ kind: { $case: 'step', value: { step, epoch, stepInEpoch: step % plan.steps_per_epoch } } });

@@ -4,11 +4,11 @@ import type { Member } from './control-server.js';
 /**
  * A generation ended because a worker was lost: its command stream closed (the process died),
  * its heartbeats stopped (stopped, or its host gone), or the coordinator aborted the generation.
- * The run can continue from its last checkpoint; `member` is who was lost, when known.
+ * The run can continue from its last checkpoint; `members` are who was lost (none when aborted).
  */
 export class WorkerLostError extends KpCoordError {
   constructor(
-    readonly member: Member | null,
+    readonly members: readonly Member[],
     readonly kind: 'disconnected' | 'heartbeat' | 'aborted',
     message: string,
   ) {

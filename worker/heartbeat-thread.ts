@@ -1,4 +1,5 @@
 import { Worker } from 'node:worker_threads';
+import { rootLogger } from '../shared/log.js';
 
 // Heartbeats from a worker thread: onnxruntime-node runs a session synchronously on the main
 // thread (seconds per step on a large model), and the optimizer's loops block it too, so beats
@@ -19,6 +20,9 @@ export class HeartbeatThread {
 
   constructor(target: HeartbeatTarget) {
     this.thread = new Worker(new URL('./heartbeat-loop.js', import.meta.url), { workerData: target });
+    // A thread that cannot start or dies stops the beats: the coordinator then times this worker out,
+    // which is the right outcome; log it so the reason is visible.
+    this.thread.on('error', (err) => rootLogger.error({ err: err.message }, 'heartbeat thread failed'));
     // The process must be free to exit while the thread still beats.
     this.thread.unref();
   }

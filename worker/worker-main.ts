@@ -91,7 +91,10 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
  * verdict: the failure may be a peer that vanished, and the run goes on from its checkpoint.
  */
 async function runGeneration(o: WorkerOptions, control: ControlClient, engines: EngineCache): Promise<'shutdown' | 'aborted'> {
-  const dataPlane = await o.startDataPlane();
+  const plane = await o.startDataPlane();
+  // The collective as soon as Setup connects it, so an Abort can close it before Setup returns.
+  let connected: WorkerCollective | null = null;
+  const dataPlane: DataPlane = { port: plane.port, close: () => plane.close(), connect: async (...a) => (connected = await plane.connect(...a)) };
   let setup: Setup | null = null;
   let heartbeat: HeartbeatThread | null = null;
   try {
@@ -109,7 +112,8 @@ async function runGeneration(o: WorkerOptions, control: ControlClient, engines: 
     const end = (why: string) => {
       if (ended !== null) return;
       ended = why;
-      void setup?.collective.close();
+      // Also the collective of a Setup still running (its init all-gather may wait on a dead peer).
+      void (setup?.collective ?? connected)?.close();
       wake();
     };
     const stream = seat.commands();
@@ -145,7 +149,7 @@ async function runGeneration(o: WorkerOptions, control: ControlClient, engines: 
   } finally {
     o.health?.setReady(false);
     await heartbeat?.stop();
-    await setup?.collective.close();
+    await (setup?.collective ?? connected)?.close();
     await dataPlane.close();
   }
 }
@@ -338,7 +342,8 @@ async function buildSetup(plan: TrainPlan, seat: WorkerSeat, peers: readonly Pee
 /**
  * Register, retrying while the coordinator is unreachable or still preparing the run (it may be
  * preparing a large data cache, or not started yet in a cluster): backoff from 0.2 s doubling to
- * 5 s, for up to REGISTER_PATIENCE_MS. Other refusals (a wrong token, a full run) fail at once.
+ * 5 s, for up to REGISTER_PATIENCE_MS; also while the generation is full (a survivor that came back
+ * late waits for the next one). Other refusals (a wrong token) fail at once.
  */
 const REGISTER_PATIENCE_MS = 15 * 60 * 1000;
 
@@ -351,7 +356,9 @@ async function registerWithBackoff(control: ControlClient, req: Parameters<Contr
       return await control.register(req);
     } catch (err) {
       const code = (err as { code?: number }).code;
-      if (code !== grpcStatus.UNAVAILABLE || Date.now() + delay > deadline) throw err;
+      // UNAVAILABLE: not up or still preparing. RESOURCE_EXHAUSTED: this generation is full (this
+      // worker was too slow to rejoin it); the next one, after a failure, may need it.
+      if ((code !== grpcStatus.UNAVAILABLE && code !== grpcStatus.RESOURCE_EXHAUSTED) || Date.now() + delay > deadline) throw err;
       if (!told) log.info({ reason: (err as Error).message }, 'coordinator not ready; retrying registration');
       told = true;
       await new Promise((r) => setTimeout(r, delay));

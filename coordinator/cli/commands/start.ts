@@ -56,11 +56,14 @@ export function registerStart(cli: Argv): Argv {
       };
       process.once('SIGINT', interrupted);
       process.once('SIGTERM', interrupted);
+      const stopRun = new AbortController();
+      let run: Promise<unknown> = Promise.resolve();
       try {
-        const run = runCoordinator(rc, {
+        run = runCoordinator(rc, {
           listen: '127.0.0.1:0',
           token,
           log,
+          signal: stopRun.signal,
           onWorkerLost: (member) => (workers as LocalWorkers | null)?.killLost(member.pid),
           onEvent: (e) => {
             bar.onEvent(e);
@@ -81,11 +84,16 @@ export function registerStart(cli: Argv): Argv {
             }
           },
         });
-        const summary = await Promise.race([run, workerFailure]);
+        const summary = (await Promise.race([run, workerFailure])) as Awaited<ReturnType<typeof runCoordinator>>;
         await (workers as LocalWorkers | null)?.stop();
         process.stdout.write(`${JSON.stringify({ summary: join(resolve(rc.config.output_dir), 'summary.json'), final_model: summary.final_model, steps: summary.steps, final_loss: summary.train_loss.at(-1)?.loss, wall_seconds: summary.wall_seconds })}\n`);
       } catch (err) {
+        // Stop the coordinator too (its server would keep this process alive), then the workers:
+        // SIGTERM, and SIGKILL for any that do not go (a stopped one cannot).
+        stopRun.abort((err as Error).message);
+        await run.catch(() => undefined);
         (workers as LocalWorkers | null)?.kill('SIGTERM');
+        await (workers as LocalWorkers | null)?.stop(5000);
         nats?.fail((err as Error).message);
         throw err;
       } finally {

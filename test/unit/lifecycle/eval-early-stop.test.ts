@@ -39,6 +39,16 @@ test('a real run evaluates, stops early at the right evaluation, and exports the
     assert.equal(summary.final_weights, 'best');
     const best = summary.best_step!;
     assert.equal(summary.best_eval_loss, Math.min(...summary.eval_loss.map((e) => e.eval_loss)));
+    // Resuming from the checkpoint of the stopping evaluation (what a fault during saveFinal or a
+    // restarted coordinator does) stops there again instead of training on.
+    const resumed = await start(join(dir, 'a'), [
+      'max_steps=20', 'learning_rate=1e-7', 'eval_strategy=steps', 'eval_steps=1', 'save_strategy=steps', 'save_steps=1',
+      'early_stopping_patience=2', 'early_stopping_threshold=0.01', 'load_best_model_at_end=true', 'resume_from_checkpoint=latest',
+    ]);
+    assert.equal(resumed.summary.stopped_early, true);
+    assert.equal(resumed.summary.steps, 3);
+    assert.deepEqual(resumed.summary.eval_loss.map((e) => e.step), [0, 1, 2]);
+    assert.equal(resumed.summary.final_weights, 'best');
     // The best step's weights, reproduced by a run that simply stops there (constant lr, same seed).
     await start(join(dir, 'b'), [`max_steps=${best + 1}`, 'learning_rate=1e-7']);
     const a = await loadHfModel(join(dir, 'a', 'final'));

@@ -3,17 +3,18 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { faultTrial, referenceRun, TOTAL_STEPS, type FaultKind } from '../../helpers/fault-trial.js';
+import { faultRunSettings, faultTrial, matchesReference, processExists, referenceRun, TOTAL_STEPS, type FaultKind } from '../../helpers/fault-trial.js';
+import { CliProcess, workerPids } from '../../helpers/kp-coord-process.js';
 
 // Faults injected into real runs (worker processes on gRPC, real files): each run must finish by
 // itself and end with the uninterrupted run's weights. A few trials here; bench/faults.ts runs
 // the 20-trial soak. The step and victim are random; the seed is printed so a failure can be
 // replayed (KP_FAULT_SEED=<seed>).
 //
-// Tolerance: bit-identical. A rollback redoes the same steps with the same samples, dropout
-// masks and summation order (same world, one thread per worker); with a survivor alone the
-// ring's sum of two ranks becomes one rank's accumulation of the same two micro-batches, and a
-// sum of two float32 values does not depend on their order, so it too is exact.
+// Tolerance (matchesReference in test/helpers/fault-trial.ts): bit-identical when the world is
+// unchanged — a rollback redoes the same steps with the same samples, dropout masks and summation
+// order (one thread per worker). When a survivor goes on alone: within 1e-6 of max |w|, since the
+// gradient norm's float64 sum is then split differently and can flip a float32 rounding.
 
 const seed = Number(process.env.KP_FAULT_SEED ?? Date.now() % 100_000);
 let state = seed;
@@ -42,7 +43,7 @@ test(`faults: kill -9, SIGSTOP, truncated shard, coordinator killed, worker lost
       const rank = pick(0, 1);
       const r = await faultTrial(kind, join(dir, kind), reference, afterStep, rank, pick(0, 300));
       const where = `${kind} after step ${afterStep} on ${r.victim} (seed ${seed})`;
-      assert.ok(r.diff.identical, `${where}: final weights differ from the uninterrupted run by ${r.diff.worst}\n${r.output}`);
+      assert.ok(matchesReference(r), `${where}: final weights differ from the uninterrupted run by ${r.diff.worst} (max |w| ${r.diff.pmax})\n${r.output}`);
       const summary = JSON.parse(readFileSync(join(dir, kind, 'summary.json'), 'utf8')) as { steps: number; restarts: number; train_loss: { step: number }[]; world_size: number };
       assert.equal(summary.steps, TOTAL_STEPS, where);
       const steps = summary.train_loss.map((s) => s.step);
@@ -70,6 +71,27 @@ test(`faults: kill -9, SIGSTOP, truncated shard, coordinator killed, worker lost
         assert.equal(summary.world_size, 1, where);
       }
     }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('with its restarts used up, kp-coord start fails promptly and leaves no worker behind', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kp-faults-giveup-'));
+  try {
+    const run = new CliProcess(['start', '--threads-per-worker', '1', ...faultRunSettings(join(dir, 'run')), '--set', 'max_restarts=0']);
+    await run.waitFor(/step 1\/\d+ /);
+    const pids = [...workerPids(run.output).values()];
+    process.kill(pids[1]!, 'SIGSTOP'); // a stopped worker is the hard case: only SIGKILL ends it
+    process.kill(pids[0]!, 'SIGKILL');
+    const { code } = await run.exited;
+    assert.equal(code, 1, run.output);
+    assert.match(run.output, /restarts are used up|giving up after 0 restarts/);
+    const until = Date.now() + 10_000;
+    while (pids.some(processExists) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(pids.filter(processExists), [], 'worker processes left running');
+    const record = JSON.parse(readFileSync(join(dir, 'run', 'run.json'), 'utf8')) as { status: string };
+    assert.equal(record.status, 'failed');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
