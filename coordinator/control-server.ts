@@ -268,7 +268,7 @@ export class ControlServer {
         g.members.push(member);
         g.lastBeat.set(member.rank, Date.now());
         this.o.log.info({ ...member, generation: g.id }, 'worker joined');
-        cb(null, { rank: member.rank, world: g.capacity, runId: this.o.runId, generation: g.id, heartbeatIntervalMs: this.o.heartbeatIntervalMs });
+        cb(null, { rank: member.rank, world: g.capacity, runId: this.o.runId, generation: g.id, heartbeatIntervalMs: this.o.heartbeatIntervalMs, heartbeatTimeoutMs: this.o.heartbeatTimeoutMs });
       },
       commands: (call) => {
         if (!hasToken(call.metadata, this.o.token)) {

@@ -1,18 +1,33 @@
-import { workerData } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import * as grpc from '@grpc/grpc-js';
 import { authMetadata } from '../shared/auth.js';
 import { CoordinatorClient } from '../proto/gen/control/control.js';
-import type { HeartbeatTarget } from './heartbeat-thread.js';
+import type { CoordinatorLost, HeartbeatTarget } from './heartbeat-thread.js';
 
 // The body of HeartbeatThread: one Heartbeat call per interval, each with a deadline of one
-// interval so a slow coordinator does not pile calls up. Failures are not fatal here: the main
-// thread learns of a lost coordinator from its command stream.
+// interval so a slow coordinator does not pile calls up. A single failure means nothing; no answer
+// for the timeout, or ABORTED (this generation has ended), is posted once to the main thread.
 const target = workerData as HeartbeatTarget;
 const client = new CoordinatorClient(target.coordinator, grpc.credentials.createInsecure());
 const md = authMetadata(target.token);
+let lastAnswer = Date.now();
+let told = false;
+
+function tell(reason: string): void {
+  if (told) return;
+  told = true;
+  parentPort?.postMessage({ reason } satisfies CoordinatorLost);
+}
 
 function beat(): void {
-  client.heartbeat({ rank: target.rank, generation: target.generation }, md, { deadline: Date.now() + target.intervalMs }, () => undefined);
+  client.heartbeat({ rank: target.rank, generation: target.generation }, md, { deadline: Date.now() + target.intervalMs }, (err) => {
+    if (!err) {
+      lastAnswer = Date.now();
+      return;
+    }
+    if (err.code === grpc.status.ABORTED) tell(`heartbeat refused: ${err.details}`);
+    else if (Date.now() - lastAnswer > target.timeoutMs) tell(`the coordinator has not answered heartbeats for ${Date.now() - lastAnswer} ms (${err.details})`);
+  });
 }
 
 beat();

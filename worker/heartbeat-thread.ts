@@ -5,7 +5,9 @@ import { rootLogger } from '../shared/log.js';
 // thread (seconds per step on a large model), and the optimizer's loops block it too, so beats
 // sent from there would stop exactly when the worker is busiest. A thread of its own keeps beating
 // while the process runs, and stops when the process is stopped (SIGSTOP) or gone — which is
-// what the coordinator's timeout is for.
+// what the coordinator's timeout is for. The beats work the other way too: when the coordinator
+// has not answered for the timeout (its host vanished without closing the connection), or says
+// the generation has ended, the thread tells the main thread, which gives the generation up.
 
 export interface HeartbeatTarget {
   readonly coordinator: string;
@@ -13,13 +15,20 @@ export interface HeartbeatTarget {
   readonly rank: number;
   readonly generation: number;
   readonly intervalMs: number;
+  readonly timeoutMs: number;
+}
+
+/** What the thread posts when the coordinator is lost to this worker. */
+export interface CoordinatorLost {
+  readonly reason: string;
 }
 
 export class HeartbeatThread {
   private readonly thread: Worker;
 
-  constructor(target: HeartbeatTarget) {
+  constructor(target: HeartbeatTarget, onCoordinatorLost: (reason: string) => void) {
     this.thread = new Worker(new URL('./heartbeat-loop.js', import.meta.url), { workerData: target });
+    this.thread.on('message', (m: CoordinatorLost) => onCoordinatorLost(m.reason));
     // A thread that cannot start or dies stops the beats: the coordinator then times this worker out,
     // which is the right outcome; log it so the reason is visible.
     this.thread.on('error', (err) => rootLogger.error({ err: err.message }, 'heartbeat thread failed'));

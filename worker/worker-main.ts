@@ -103,7 +103,6 @@ async function runGeneration(o: WorkerOptions, control: ControlClient, engines: 
     const rank = reg.rank;
     const log = o.log.child({ run: reg.runId, rank });
     log.info({ generation: reg.generation, asked: reg.world }, 'registered');
-    heartbeat = new HeartbeatThread({ coordinator: o.coordinator, token: o.token, rank, generation: reg.generation, intervalMs: reg.heartbeatIntervalMs });
 
     // Commands arrive while one runs: an Abort must interrupt a step blocked on a dead peer.
     const queue: Command[] = [];
@@ -116,6 +115,10 @@ async function runGeneration(o: WorkerOptions, control: ControlClient, engines: 
       void (setup?.collective ?? connected)?.close();
       wake();
     };
+    heartbeat = new HeartbeatThread(
+      { coordinator: o.coordinator, token: o.token, rank, generation: reg.generation, intervalMs: reg.heartbeatIntervalMs, timeoutMs: reg.heartbeatTimeoutMs },
+      (reason) => end(reason),
+    );
     const stream = seat.commands();
     stream.on('data', (c: Command) => {
       if (c.kind?.$case === 'abort') return end(`aborted by the coordinator: ${c.kind.value.reason}`);

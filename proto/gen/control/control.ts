@@ -74,6 +74,8 @@ export interface RegisterReply {
   generation: number;
   /** beat this often from now on (a silent worker is lost) */
   heartbeatIntervalMs: number;
+  /** and a coordinator unanswering this long is lost to the worker */
+  heartbeatTimeoutMs: number;
 }
 
 export interface CommandsRequest {
@@ -303,7 +305,7 @@ export const RegisterRequest: MessageFns<RegisterRequest> = {
 };
 
 function createBaseRegisterReply(): RegisterReply {
-  return { rank: 0, world: 0, runId: "", generation: 0, heartbeatIntervalMs: 0 };
+  return { rank: 0, world: 0, runId: "", generation: 0, heartbeatIntervalMs: 0, heartbeatTimeoutMs: 0 };
 }
 
 export const RegisterReply: MessageFns<RegisterReply> = {
@@ -322,6 +324,9 @@ export const RegisterReply: MessageFns<RegisterReply> = {
     }
     if (message.heartbeatIntervalMs !== 0) {
       writer.uint32(40).uint32(message.heartbeatIntervalMs);
+    }
+    if (message.heartbeatTimeoutMs !== 0) {
+      writer.uint32(48).uint32(message.heartbeatTimeoutMs);
     }
     return writer;
   },
@@ -379,6 +384,14 @@ export const RegisterReply: MessageFns<RegisterReply> = {
             message.heartbeatIntervalMs = reader.uint32();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.heartbeatTimeoutMs = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -401,6 +414,7 @@ export const RegisterReply: MessageFns<RegisterReply> = {
     message.runId = object.runId ?? "";
     message.generation = object.generation ?? 0;
     message.heartbeatIntervalMs = object.heartbeatIntervalMs ?? 0;
+    message.heartbeatTimeoutMs = object.heartbeatTimeoutMs ?? 0;
     return message;
   },
 };

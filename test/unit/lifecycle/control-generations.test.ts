@@ -46,7 +46,8 @@ test('a worker that stops beating is lost after the timeout; the others are told
     assert.deepEqual(members.map((m) => m.workerId), ['a', 'b']);
     server.seal(2);
     // Only a beats, from its heartbeat thread; b stays silent.
-    const beats = new HeartbeatThread({ coordinator: address, token: TOKEN, rank: a.rank, generation: a.generation, intervalMs: 50 });
+    const told: string[] = [];
+    const beats = new HeartbeatThread({ coordinator: address, token: TOKEN, rank: a.rank, generation: a.generation, intervalMs: 50, timeoutMs: 400 }, (why) => told.push(why));
     const started = Date.now();
     const pending = server.barrier.wait(1, 0);
     pending.catch(() => undefined); // asserted below
@@ -54,12 +55,17 @@ test('a worker that stops beating is lost after the timeout; the others are told
     assert.ok(lost instanceof WorkerLostError, String(lost));
     assert.equal(lost.kind, 'heartbeat');
     assert.deepEqual(lost.members.map((m) => m.workerId), ['b'], 'the silent worker is the lost one');
-    await beats.stop();
     assert.ok(Date.now() - started >= 300, 'lost before the timeout');
     await assert.rejects(pending, WorkerLostError);
     server.abort(lost.message);
     await streamA.done;
     assert.deepEqual(streamA.commands, ['abort']);
+    // a's heartbeat thread is refused now, and tells its main thread (once).
+    const deadline = Date.now() + 5000;
+    while (told.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await beats.stop();
+    assert.equal(told.length, 1);
+    assert.match(told[0]!, /heartbeat refused: generation \d+ has ended/);
     // Calls from the ended generation are refused; a new generation takes registrations again.
     await assert.rejects(client.seat(a.rank, a.generation).allReduce('k', [1]), /ABORTED: generation \d+ has ended/);
     server.open(1);
@@ -69,5 +75,21 @@ test('a worker that stops beating is lost after the timeout; the others are told
   } finally {
     client.close();
     await server.close();
+  }
+});
+
+test('a heartbeat thread whose coordinator does not answer tells its main thread after the timeout', async () => {
+  const { freePort } = await import('../../helpers/kp-coord-process.js');
+  const nobody = `127.0.0.1:${await freePort()}`;
+  const told: string[] = [];
+  const started = Date.now();
+  const beats = new HeartbeatThread({ coordinator: nobody, token: TOKEN, rank: 0, generation: 1, intervalMs: 50, timeoutMs: 300 }, (why) => told.push(why));
+  try {
+    while (told.length === 0 && Date.now() - started < 10_000) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(told.length, 1);
+    assert.match(told[0]!, /has not answered heartbeats for \d+ ms/);
+    assert.ok(Date.now() - started >= 300, 'told before the timeout');
+  } finally {
+    await beats.stop();
   }
 });
