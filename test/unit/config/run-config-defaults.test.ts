@@ -204,6 +204,8 @@ test('the embedded default: t5-small-bytes on the sample, 2 workers, stage 2', (
   assert.equal(c.per_device_train_batch_size, 4);
   assert.equal(c.dropout_rate, 0.1);
   assert.equal(c.zero_optimization.stage, 2);
+  assert.equal(c.predict_with_generate, true);
+  assert.deepEqual(r.ignored, [], 'the embedded default sets no key kp-coord ignores');
   assert.deepEqual([r.worldSize, r.globalBatchSize, r.sharding], [2, 8, 'partition-gradients']);
   assert.ok(c.learning_rate >= 5e-4 && c.learning_rate <= 3e-3, `lr ${c.learning_rate}`);
   // A fresh object every call: callers may change it before resolving.
