@@ -63,7 +63,9 @@ async function waitForEvents(url: string, run: string, child: Child, pred: (es: 
   }
 }
 
-const label = (e: KpcoordEvent) => (e.kind === 'lifecycle' ? e.event.event : e.kind === 'progress' ? `progress ${e.event.step}` : 'eval');
+// An eval event is the eval loss, or predict_with_generate's scores (the embedded default ends with it).
+const label = (e: KpcoordEvent) =>
+  e.kind === 'lifecycle' ? e.event.event : e.kind === 'progress' ? `progress ${e.event.step}` : 'eval_loss' in e.event ? 'eval' : 'generate_eval';
 
 test('a run publishes its events in order; status shows its state, --follow ends with it', { skip, timeout: 180_000 }, async (t) => {
   const server = await NatsTestServer.start();
@@ -86,14 +88,14 @@ test('a run publishes its events in order; status shows its state, --follow ends
 
   assert.equal(await run.done, 0, run.stderr());
   const events = await readAll(server.url, 'it-run');
-  assert.deepEqual(events.map(label), ['worker_joined', 'worker_joined', 'run_started', 'progress 1', 'progress 2', 'progress 3', 'checkpoint_saved', 'finished']);
-  assert.deepEqual(events.map((e) => e.event.seq), [0, 1, 2, 3, 4, 5, 6, 7]);
+  assert.deepEqual(events.map(label), ['worker_joined', 'worker_joined', 'run_started', 'progress 1', 'progress 2', 'progress 3', 'checkpoint_saved', 'generate_eval', 'finished']);
+  assert.deepEqual(events.map((e) => e.event.seq), [0, 1, 2, 3, 4, 5, 6, 7, 8]);
   const times = events.map((e) => Date.parse(e.event.time));
   assert.ok(times.every((x, i) => i === 0 || x >= times[i - 1]!), 'times in order');
 
   assert.equal(await follow.done, 0, follow.stderr());
   const followed = follow.stdout().trim().split('\n').map((l) => JSON.parse(l) as { kind: string; event?: string; seq: number });
-  assert.deepEqual(followed.map((f) => f.seq), [0, 1, 2, 3, 4, 5, 6, 7]);
+  assert.deepEqual(followed.map((f) => f.seq), [0, 1, 2, 3, 4, 5, 6, 7, 8]);
   assert.equal(followed.at(-1)?.event, 'finished');
 
   const snap = runCli(['status', '--nats', server.url, '--run', 'it-run', '--json']);
@@ -136,9 +138,9 @@ test('NATS stopped mid-run and restarted after the run ended: training goes on a
   assert.equal(await run.done, 0, run.stderr());
   assert.match(run.stderr(), /NATS unreachable: training continues/u);
   const events = await readAll(server.url, 'restart-run');
-  assert.deepEqual(events.map(label), ['worker_joined', 'worker_joined', 'run_started', 'progress 1', 'progress 2', 'progress 3', 'progress 4', 'checkpoint_saved', 'finished']);
+  assert.deepEqual(events.map(label), ['worker_joined', 'worker_joined', 'run_started', 'progress 1', 'progress 2', 'progress 3', 'progress 4', 'checkpoint_saved', 'generate_eval', 'finished']);
   // Consecutive publisher sequence numbers: nothing dropped, nothing stored twice.
-  assert.deepEqual(events.map((e) => e.event.seq), [0, 1, 2, 3, 4, 5, 6, 7, 8]);
+  assert.deepEqual(events.map((e) => e.event.seq), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
 });
 
 test('a publisher started while NATS is down publishes once it is up; --follow of a failed run exits 1', { skip, timeout: 60_000 }, async (t) => {
