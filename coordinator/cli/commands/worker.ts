@@ -31,7 +31,9 @@ export function registerWorker(cli: Argv): Argv {
       if (process.send) {
         process.on('disconnect', () => {
           rootLogger.warn('the local coordinator process is gone; exiting');
-          process.exit(1);
+          // Not process.exit: once it was seen to hang in native teardown (main thread in a futex
+          // wait, an orphan left behind). The parent is gone, so nothing is lost by dying at once.
+          process.kill(process.pid, 'SIGKILL');
         });
       }
       const loopback = a['data-listen'] === '127.0.0.1' || a['data-listen'] === 'localhost';
