@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { FAULT_KINDS, faultTrial, matchesReference, referenceRun, TOTAL_STEPS, type FaultKind, type TrialResult } from '../test/helpers/fault-trial.js';
+import { FAULT_KINDS, faultTrial, matchesReference, referenceRun, seededPicker, TOTAL_STEPS, type FaultKind, type TrialResult } from '../test/helpers/fault-trial.js';
 
 const { values } = parseArgs({
   options: {
@@ -22,14 +22,7 @@ const { values } = parseArgs({
 const trials = Number(values.trials);
 const kinds = values.kinds.split(',') as FaultKind[];
 for (const k of kinds) if (!FAULT_KINDS.includes(k)) throw new Error(`--kinds: unknown fault ${k} (known: ${FAULT_KINDS.join(', ')})`);
-let state = Number(values.seed);
-function random(): number {
-  state = (state + 0x6d2b79f5) | 0;
-  let t = Math.imul(state ^ (state >>> 15), 1 | state);
-  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-}
-const pick = (lo: number, hi: number) => lo + Math.floor(random() * (hi - lo + 1));
+const pick = seededPicker(Number(values.seed));
 
 const dir = mkdtempSync(join(tmpdir(), 'kp-bench-faults-'));
 console.log(`bench/faults: ${trials} trials of ${kinds.join(', ')}; seed ${values.seed}; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);

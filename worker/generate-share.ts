@@ -30,10 +30,7 @@ export async function generateShare(
   command: Generate,
   engine: Partial<EngineOptions>,
 ): Promise<{ file: string; samples: number; tokens: number }> {
-  const indices: number[] = [];
-  for (let step = 0; step < eval_.sampler.stepsPerEpoch; step++) {
-    for (const mb of eval_.sampler.microBatches(0, step, rank)) indices.push(...mb);
-  }
+  const indices = eval_.sampler.epochMicroBatches(0, rank).flatMap((mb) => Array.from(mb));
   const model = await loadHfModel(command.modelDir);
   const generator = await T5Generator.create(model.config, model.flat, engine);
   let out: number[][];

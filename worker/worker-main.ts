@@ -391,14 +391,12 @@ async function evaluate(setup: Setup, rank: number): Promise<{ lossSum: number; 
   let lossSum = 0;
   let tokens = 0;
   let samples = 0;
-  for (let step = 0; step < sampler.stepsPerEpoch; step++) {
-    for (const indices of sampler.microBatches(0, step, rank)) {
-      if (indices.length === 0) continue;
-      const r = await setup.engine.forwardLoss(setup.params, assembleBatch(split, indices, padId));
-      lossSum += r.lossSum;
-      tokens += r.tokenCount;
-      samples += indices.length;
-    }
+  for (const indices of sampler.epochMicroBatches(0, rank)) {
+    if (indices.length === 0) continue;
+    const r = await setup.engine.forwardLoss(setup.params, assembleBatch(split, indices, padId));
+    lossSum += r.lossSum;
+    tokens += r.tokenCount;
+    samples += indices.length;
   }
   return { lossSum, tokens, samples };
 }

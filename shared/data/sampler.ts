@@ -124,6 +124,13 @@ export class DistributedSampler {
     return batch.subarray(start, start + length);
   }
 
+  /** Every micro-batch rank `rank` runs in epoch `epoch`, step by step (a pass over its share, e.g. of an eval split). */
+  epochMicroBatches(epoch: number, rank: number): Int32Array[] {
+    const out: Int32Array[] = [];
+    for (let step = 0; step < this.stepsPerEpoch; step++) out.push(...this.microBatches(epoch, step, rank));
+    return out;
+  }
+
   /** The micro-batches rank `rank` runs in step `step`: at most grad_accum, each at most per_device_batch. */
   microBatches(epoch: number, step: number, rank: number): Int32Array[] {
     const share = this.rankShare(epoch, step, rank);

@@ -1,6 +1,7 @@
 import { readdirSync, statSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
-import { CliProcess, freePort, weightDiff, workerPids } from './kp-coord-process.js';
+import { rngStream } from '../../shared/random.js';
+import { CliProcess, freePort, processExists, weightDiff, workerPids } from './kp-coord-process.js';
 
 // One fault, injected into a real run from outside (kill -9, SIGSTOP, a truncated shard, the
 // coordinator killed), at a chosen step; the run must finish by itself, and its final weights are
@@ -148,18 +149,18 @@ export function matchesReference(r: TrialResult): boolean {
   return r.kind === 'lose-worker' ? r.diff.worst <= 1e-6 * r.diff.pmax : r.diff.identical;
 }
 
+/**
+ * Random whole numbers in [lo, hi] from `seed` (the counter-based generator of shared/random.ts),
+ * so a trial's step and victim can be replayed from the seed a test or bench prints.
+ */
+export function seededPicker(seed: number): (lo: number, hi: number) => number {
+  const stream = rngStream(seed);
+  return (lo, hi) => lo + Math.floor(stream.uniform() * (hi - lo + 1));
+}
+
 function newestCheckpoint(outputDir: string): string | null {
   const steps = readdirSync(outputDir).map((n) => /^checkpoint-(\d+)$/.exec(n)).filter((m) => m !== null).map((m) => Number(m[1]));
   return steps.length === 0 ? null : join(outputDir, `checkpoint-${Math.max(...steps)}`);
-}
-
-export function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function killQuietly(pid: number): void {

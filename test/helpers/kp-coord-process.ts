@@ -89,6 +89,23 @@ export function workerPids(output: string): Map<number, number> {
   return pids;
 }
 
+/** Whether a process with this pid exists (signal 0 probes without signalling). */
+export function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The pids still running after waiting up to `ms` for them all to exit. */
+export async function survivors(pids: readonly number[], ms = 10_000): Promise<number[]> {
+  const until = Date.now() + ms;
+  while (pids.some(processExists) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+  return pids.filter(processExists);
+}
+
 /** A TCP port free at the time of asking (for a coordinator that must come back on the same one). */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -34,6 +34,11 @@ test('every sample exactly once per epoch across all ranks, for world 1..5 and u
               for (const i of mb) seen[i]!++;
             }
             assert.ok(seen.every((c) => c === 1), `size ${size} world ${world} pd ${perDeviceBatch} ga ${gradAccum} bucketing ${!!bucketing} epoch ${epoch}`);
+            // One rank's pass over the epoch (eval and generation use it) is its micro-batches in step order.
+            for (let rank = 0; rank < world; rank++) {
+              const mine = epochMicroBatches(s, epoch).filter(([, r]) => r === rank).map(([, , mb]) => mb);
+              assert.deepEqual(s.epochMicroBatches(epoch, rank).map((mb) => [...mb]), mine);
+            }
           }
         }
       }

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { loadHfModel } from '../../../shared/weights/hf-checkpoint.js';
-import { CliProcess, runToExit, weightDiff, workerPids } from '../../helpers/kp-coord-process.js';
+import { CliProcess, runToExit, survivors, weightDiff, workerPids } from '../../helpers/kp-coord-process.js';
 
 // Real runs: `kp-coord start` with worker processes talking gRPC on loopback.
 
@@ -121,17 +121,7 @@ test('Ctrl-C (SIGINT) stops kp-coord start and every worker process', async () =
     const { code } = await run.exited;
     assert.equal(code, 130);
     // The workers go down with it (SIGTERM from the parent); give them a moment to exit.
-    const alive = (pid: number) => {
-      try {
-        process.kill(pid, 0);
-        return true;
-      } catch {
-        return false;
-      }
-    };
-    const until = Date.now() + 10_000;
-    while (pids.some(alive) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
-    assert.deepEqual(pids.filter(alive), [], 'worker processes still running after Ctrl-C');
+    assert.deepEqual(await survivors(pids), [], 'worker processes still running after Ctrl-C');
     // Stopped on purpose: the next start in this directory begins afresh (a crash would continue).
     assert.equal((JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')) as { status: string }).status, 'interrupted');
   } finally {

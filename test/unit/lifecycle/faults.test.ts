@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { faultRunSettings, faultTrial, matchesReference, processExists, referenceRun, TOTAL_STEPS, type FaultKind } from '../../helpers/fault-trial.js';
-import { CliProcess, workerPids } from '../../helpers/kp-coord-process.js';
+import { faultRunSettings, faultTrial, matchesReference, referenceRun, seededPicker, TOTAL_STEPS, type FaultKind } from '../../helpers/fault-trial.js';
+import { CliProcess, survivors, workerPids } from '../../helpers/kp-coord-process.js';
 
 // Faults injected into real runs (worker processes on gRPC, real files): each run must finish by
 // itself and end with the uninterrupted run's weights. A few trials here; bench/faults.ts runs
@@ -17,15 +17,7 @@ import { CliProcess, workerPids } from '../../helpers/kp-coord-process.js';
 // gradient norm's float64 sum is then split differently and can flip a float32 rounding.
 
 const seed = Number(process.env.KP_FAULT_SEED ?? Date.now() % 100_000);
-let state = seed;
-/** mulberry32: a small seeded generator, so a failing trial can be replayed. */
-function random(): number {
-  state = (state + 0x6d2b79f5) | 0;
-  let t = Math.imul(state ^ (state >>> 15), 1 | state);
-  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-}
-const pick = (lo: number, hi: number) => lo + Math.floor(random() * (hi - lo + 1));
+const pick = seededPicker(seed);
 
 test(`faults: kill -9, SIGSTOP, truncated shard, coordinator killed, worker lost for good (seed ${seed})`, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'kp-faults-'));
@@ -87,9 +79,7 @@ test('with its restarts used up, kp-coord start fails promptly and leaves no wor
     const { code } = await run.exited;
     assert.equal(code, 1, run.output);
     assert.match(run.output, /restarts are used up|giving up after 0 restarts/);
-    const until = Date.now() + 10_000;
-    while (pids.some(processExists) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
-    assert.deepEqual(pids.filter(processExists), [], 'worker processes left running');
+    assert.deepEqual(await survivors(pids), [], 'worker processes left running');
     const record = JSON.parse(readFileSync(join(dir, 'run', 'run.json'), 'utf8')) as { status: string };
     assert.equal(record.status, 'failed');
   } finally {
