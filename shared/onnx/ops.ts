@@ -40,6 +40,19 @@ export const min = (a: Value, b: Value) => binary('Min', a, b);
 /** Integer modulo (fmod = 0): non-negative operands only in this project. */
 export const mod = (a: Value, b: Value) => binary('Mod', a, b);
 
+/**
+ * Variadic Sum of same-dtype operands (numpy broadcasting): one pass over n inputs instead of
+ * n - 1 Adds that each write an intermediate (autodiff's fan-out sums, e.g. a bias used by every layer).
+ */
+export function sum(xs: readonly Value[]): Value {
+  const first = xs[0];
+  if (!first) throw new GraphBuildError('Sum: no operands');
+  if (xs.length === 1) return first;
+  for (const x of xs) sameDtype('Sum', first, x);
+  const shape = xs.slice(1).reduce<Shape>((s, x) => broadcastShapes('Sum', s, x.shape), first.shape);
+  return one('Sum', [...xs], {}, first.dtype, shape);
+}
+
 function compare(op: string, a: Value, b: Value): Value {
   sameDtype(op, a, b);
   return one(op, [a, b], {}, 'bool', broadcastShapes(op, a.shape, b.shape));
@@ -143,10 +156,21 @@ export function matmul(a: Value, b: Value): Value {
 
 // ---- shape manipulation --------------------------------------------------------------------
 
+/**
+ * Transpose. A transpose of a transpose becomes one transpose of the original (the identity
+ * permutation: the original itself), so gradient rules can transpose freely: a weight used as
+ * W^T gets its gradient back in W's own layout without a weight-sized Transpose at run time.
+ */
 export function transpose(x: Value, perm: readonly number[]): Value {
   if (perm.length !== x.rank || [...perm].sort((p, q) => p - q).some((p, i) => p !== i)) {
     fail('Transpose', `perm [${perm.join(', ')}] is not a permutation of rank ${x.rank}`, x);
   }
+  const inner = x.producer?.op === 'Transpose' ? x.producer : null;
+  if (inner) {
+    const innerPerm = (inner.attrs.perm as { ints: readonly number[] }).ints;
+    return transpose(inner.inputs[0]!, perm.map((p) => innerPerm[p]!));
+  }
+  if (perm.every((p, i) => p === i)) return x;
   return one('Transpose', [x], { perm: { ints: perm } }, x.dtype, perm.map((p) => x.shape[p]!));
 }
 

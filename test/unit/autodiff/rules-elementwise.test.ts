@@ -1,4 +1,4 @@
-import { add, div, exp, identity, log, mul, neg, pow, reciprocal, relu, sigmoid, sqrt, sub, tanh } from '../../../shared/onnx/ops.js';
+import { add, div, exp, identity, log, mul, neg, pow, reciprocal, relu, sigmoid, sqrt, sub, sum, tanh } from '../../../shared/onnx/ops.js';
 import { binaryCase, draws, gradTest, unaryCase } from '../../helpers/gradcheck.js';
 
 // One finite-difference check per elementwise rule (tolerances: see test/helpers/gradcheck.ts).
@@ -39,3 +39,13 @@ for (const [label, sa, sb] of broadcasts) {
 // must hold for negative bases too (RMSNorm and gelu_new use exactly these).
 gradTest('Pow with constant exponent 2, negative bases', unaryCase((x) => pow(x, x.graph.scalar(2, 'float64')), [2, 3], awayFromZero));
 gradTest('Pow with constant exponent 3', unaryCase((x) => pow(x, x.graph.scalar(3, 'float64'))));
+
+// Sum (variadic, autodiff's fan-out sums): three operands, one broadcast from a row, one scalar.
+gradTest('Sum of three, equal shapes', (g) => {
+  const xs = [0, 1, 2].map((i) => g.input(`x${i}`, 'float64', [2, 3]));
+  return { y: sum(xs), wrt: xs };
+});
+gradTest('Sum of [2,3], [3] and a scalar (broadcast)', (g) => {
+  const xs = [g.input('a', 'float64', [2, 3]), g.input('b', 'float64', [3]), g.input('c', 'float64', [])];
+  return { y: sum(xs), wrt: xs };
+});

@@ -221,3 +221,43 @@ test('scalar constants are shared per dtype and value', () => {
   const values = model.initializer.map((t) => Buffer.from(t.rawData).readDoubleLE(0)).sort();
   assert.deepEqual(values, [2, 3]);
 });
+
+test('a transpose of a transpose is one transpose of the original, and the identity is no node', async () => {
+  const g = new Graph();
+  const x = g.input('x', 'float64', [2, 3, 4]);
+  const once = transpose(x, [1, 2, 0]); // [3, 4, 2]
+  const twice = transpose(once, [2, 0, 1]); // back to [2, 3, 4]
+  assert.equal(twice, x, 'inverse permutations cancel to the original value');
+  const composed = transpose(once, [1, 0, 2]); // [4, 3, 2] = x's axes [2, 1, 0]
+  assert.deepEqual(composed.shape, [4, 3, 2]);
+  assert.equal(composed.producer!.inputs[0], x, 'built from x directly, not from the inner transpose');
+  assert.deepEqual((composed.producer!.attrs.perm as { ints: number[] }).ints, [2, 1, 0]);
+  assert.equal(transpose(x, [0, 1, 2]), x);
+  // Same values as running the two transposes one after the other.
+  g.output('y', composed);
+  const data = Float64Array.from({ length: 24 }, (_, i) => i);
+  const out = await runGraph(g, { x: data });
+  const expected: number[] = [];
+  for (let k = 0; k < 4; k++) for (let j = 0; j < 3; j++) for (let i = 0; i < 2; i++) expected.push(data[i * 12 + j * 4 + k]!);
+  assert.deepEqual(Array.from(out.y as Float64Array), expected);
+});
+
+test('a Linear weight gets its gradient in its own [out, in] layout: dY^T X, no weight-sized Transpose', () => {
+  const g = new Graph();
+  const x = g.input('x', 'float64', ['batch', 5, 4]);
+  const w = g.input('w', 'float64', [3, 4]); // nn.Linear(4, 3).weight
+  const y = matmul(x, transpose(w, [1, 0]));
+  const loss = reduceSum(mul(y, y), [0, 1, 2], false);
+  const [gw, gx] = gradients([{ value: loss }], [w, x]);
+  assert.equal(gw!.producer!.op, 'MatMul', `dW comes from a ${gw!.producer!.op}`);
+  const [left, right] = gw!.producer!.inputs;
+  assert.equal(left!.producer!.op, 'Transpose', 'the left operand is dY^T (an activation-side transpose, fused by ORT)');
+  assert.deepEqual(left!.shape, [3, '5*batch']);
+  assert.deepEqual(right!.shape, ['5*batch', 4]);
+  assert.equal(gx!.producer!.op, 'MatMul');
+  assert.equal(gx!.producer!.inputs[1], w, 'dX = dY W reads the weight as stored');
+  g.output('gw', gw!);
+  g.output('gx', gx!);
+  const weightSized = g.nodes.filter((n) => n.op === 'Transpose' && n.inputs[0] === w);
+  assert.equal(weightSized.length, 1, 'only the forward W^T (which ORT fuses into the GEMM) transposes the weight');
+});
