@@ -1,9 +1,9 @@
 import { MissingGradientError } from '../errors.js';
 import { isFloat } from '../onnx/dtype.js';
 import type { Node, Value } from '../onnx/graph.js';
-import { add, scalarLike, zerosLike } from '../onnx/ops.js';
+import { scalarLike, sum, zerosLike } from '../onnx/ops.js';
 import { sameShape } from '../onnx/shape.js';
-import { gradRules } from './rules.js';
+import { denseRows, gradRules, type Gradient, type RowGradient } from './rules.js';
 
 /** What to differentiate: a value and the gradient flowing into it (default 1 for a scalar loss). */
 export interface GradientTarget {
@@ -12,15 +12,35 @@ export interface GradientTarget {
   readonly seed?: Value;
 }
 
+/** The gradient of one `wrt` value in parts: a dense sum (null: none) and row gradients to add to it. */
+export interface GradientParts {
+  readonly dense: Value | null;
+  readonly rows: readonly RowGradient[];
+}
+
 /**
  * Reverse-mode autodiff: append to the graph the nodes that compute d(targets)/d(wrt), and return
- * one gradient per `wrt` value (zeros where a value does not reach the targets).
+ * one dense gradient per `wrt` value (zeros where a value does not reach the targets).
+ */
+export function gradients(targets: readonly GradientTarget[], wrt: readonly Value[]): Value[] {
+  return gradientParts(targets, wrt).map((p, i) => {
+    const w = wrt[i]!;
+    const parts = [...(p.dense ? [p.dense] : []), ...p.rows.map((r) => denseRows(r, w))];
+    return parts.length > 0 ? sum(parts) : zerosLike(w);
+  });
+}
+
+/**
+ * The same, with each `wrt` value's row gradients (embedding lookups) left as rows for the caller
+ * to add into its own buffer, instead of scattered into a dense zero table in the graph.
  *
  * Only nodes on a path from some `wrt` to some target are differentiated (pruning); a value used
  * by several nodes sums their contributions (fan-out). Nodes are walked in reverse creation order,
- * which is a topological order because a node can only use values that already exist.
+ * which is a topological order because a node can only use values that already exist. A value
+ * that is not a `wrt` and got row gradients (a computed table) has them made dense before its own
+ * producer's rule runs.
  */
-export function gradients(targets: readonly GradientTarget[], wrt: readonly Value[]): Value[] {
+export function gradientParts(targets: readonly GradientTarget[], wrt: readonly Value[]): GradientParts[] {
   const graph = targets[0]?.value.graph;
   if (!graph) throw new MissingGradientError('gradients: no targets');
   const forward = graph.nodes.slice();
@@ -40,19 +60,26 @@ export function gradients(targets: readonly GradientTarget[], wrt: readonly Valu
     if (node.outputs.some((o) => dependsOnWrt.has(o))) onPath.push(node);
   }
 
-  const contributions = new Map<Value, Value[]>();
-  const contribute = (v: Value, g: Value) => {
-    if (!sameShape(g.shape, v.shape) || g.dtype !== v.dtype) {
-      throw new MissingGradientError(`gradient for ${v} came out as ${g}: a rule returned the wrong shape`);
+  const contributions = new Map<Value, Gradient[]>();
+  const contribute = (v: Value, g: Gradient) => {
+    const shapeOk = 'kind' in g ? g.rows.rank === 2 && g.rows.shape[1] === v.shape[1] && v.rank === 2 : sameShape(g.shape, v.shape);
+    const dtype = 'kind' in g ? g.rows.dtype : g.dtype;
+    if (!shapeOk || dtype !== v.dtype) {
+      throw new MissingGradientError(`gradient for ${v} came out as ${'kind' in g ? g.rows : g}: a rule returned the wrong shape`);
     }
     const list = contributions.get(v);
     if (list) list.push(g);
     else contributions.set(v, [g]);
   };
+  const parts = (v: Value): GradientParts => {
+    const list = contributions.get(v) ?? [];
+    const dense = list.filter((g): g is Value => !('kind' in g));
+    return { dense: dense.length > 0 ? sum(dense) : null, rows: list.filter((g): g is RowGradient => 'kind' in g) };
+  };
   const total = (v: Value): Value | null => {
-    const list = contributions.get(v);
-    if (!list || list.length === 0) return null;
-    return list.reduce((acc, g) => add(acc, g));
+    const { dense, rows } = parts(v);
+    const all = [...(dense ? [dense] : []), ...rows.map((r) => denseRows(r, v))];
+    return all.length > 0 ? sum(all) : null;
   };
 
   for (const t of targets) {
@@ -77,5 +104,5 @@ export function gradients(targets: readonly GradientTarget[], wrt: readonly Valu
       if (g && dependsOnWrt.has(v) && reachesTarget.has(v)) contribute(v, g);
     });
   }
-  return wrt.map((w) => total(w) ?? zerosLike(w));
+  return wrt.map(parts);
 }

@@ -22,7 +22,23 @@ export interface GradArgs {
   readonly gy: Value;
 }
 
-export type GradRule = (a: GradArgs) => (Value | null)[];
+/**
+ * A gradient that is zero except at some rows of a 2-D table: `rows[i]` belongs at row
+ * `indices[i]` (repeats add up). An embedding lookup touches a few hundred of 50k rows, so its
+ * gradient travels as rows and is summed into the table's gradient by whoever holds it (the
+ * engine adds them into the flat gradient; `gradients()` scatters them into a dense table).
+ */
+export interface RowGradient {
+  readonly kind: 'rows';
+  /** int32 or int64 [n]; negative indices count from the end, as Gather's do. */
+  readonly indices: Value;
+  /** [n, columns] */
+  readonly rows: Value;
+}
+
+export type Gradient = Value | RowGradient;
+
+export type GradRule = (a: GradArgs) => (Gradient | null)[];
 
 const intAttr = (node: Node, name: string): number => {
   const a = node.attrs[name];
@@ -52,6 +68,7 @@ export const gradRules: Readonly<Record<string, GradRule>> = {
   Identity: ({ gy }) => [gy],
   Neg: ({ gy }) => [neg(gy)],
   Add: ({ x: [a, b], gy }) => [unbroadcast(gy, a!), unbroadcast(gy, b!)],
+  Sum: ({ x, gy }) => x.map((a) => unbroadcast(gy, a)),
   Sub: ({ x: [a, b], gy }) => [unbroadcast(gy, a!), unbroadcast(neg(gy), b!)],
   Mul: ({ x: [a, b], gy }) => [unbroadcast(mul(gy, b!), a!), unbroadcast(mul(gy, a!), b!)],
   // d(a/b)/db = -a/b^2 = -y/b
@@ -100,36 +117,44 @@ export const gradRules: Readonly<Record<string, GradRule>> = {
     return [sub(gy, mul(exp(ls!), reduceSum(gy, [axis], true)))];
   },
   MatMul: ({ x: [a, b], gy }) => matmulGrad(a!, b!, gy),
-  // Gather along axis 0 (embedding lookup, position-bias table): add each looked-up row's gradient
-  // back into a zero table. ScatterElements (indices repeated along the row) rather than
-  // ScatterND: ORT's CPU ScatterND splits duplicate indices across threads without ordering
-  // (a race), while ScatterElements adds them in index order.
+  // Gather along axis 0 (embedding lookup, position-bias table): each looked-up row's gradient
+  // goes back to its row, as a RowGradient (no dense zero table per lookup).
   Gather: ({ node, x: [table, idx], gy }) => {
     if (intAttr(node, 'axis') !== 0) throw new GraphBuildError('Gather: gradient only along axis 0');
     if (table!.rank !== 2) throw new GraphBuildError(`Gather: gradient needs a 2-D table, got ${table}`);
-    const rows = dimProduct(idx!.shape);
-    const flatIdx = reshape(idx!.dtype === 'int64' ? idx! : cast(idx!, 'int64'), [rows]);
-    const rowGrads = reshape(gy, [rows, table!.shape[1]!]);
-    return [scatterElementsAdd(zerosLike(table!), expandLike(unsqueeze(flatIdx, [1]), rowGrads), rowGrads, 0), null];
+    const n = dimProduct(idx!.shape);
+    return [{ kind: 'rows', indices: reshape(idx!, [n]), rows: reshape(gy, [n, table!.shape[1]!]) }, null];
   },
   GatherElements: ({ node, x: [data, idx], gy }) => [scatterElementsAdd(zerosLike(data!), idx!, gy, intAttr(node, 'axis')), null],
 };
 
 /**
+ * Sum row gradients into a dense zero table: the formulation `gradients()` returns. ScatterElements
+ * (indices repeated along the row) rather than ScatterND: ORT's CPU ScatterND splits duplicate
+ * indices across threads without ordering (a race), while ScatterElements adds them in index order.
+ */
+export function denseRows(g: RowGradient, table: Value): Value {
+  const idx = g.indices.dtype === 'int64' ? g.indices : cast(g.indices, 'int64');
+  return scatterElementsAdd(zerosLike(table), expandLike(unsqueeze(idx, [1]), g.rows), g.rows, 0);
+}
+
+/**
  * C = A @ B with batch broadcasting: dA = dC @ B^T, dB = A^T @ dC, summed over broadcast batch
- * dims. When B is a plain matrix (a Linear weight) and A is batched, fold A's batch dims into
- * rows first, so dB is one large GEMM instead of a batched GEMM plus a reduction.
+ * dims. When B is a matrix (a Linear weight), A's batch dims fold into rows, so dB is one GEMM
+ * instead of a batched GEMM plus a reduction. When B is itself W^T (nn.Linear stores W as
+ * [out, in]), dB is built as (dC^T A)^T: the Transpose rule's transpose then cancels in the
+ * builder, leaving dW = dC^T A computed directly in W's layout, with no weight-sized Transpose
+ * (ORT folds the activation-side transpose into the GEMM). dA = dC @ (W^T)^T = dC @ W likewise.
  */
 function matmulGrad(a: Value, b: Value, gy: Value): (Value | null)[] {
   const swapLast = (v: Value) => transpose(v, [...v.shape.keys()].map((i) => (i < v.rank - 2 ? i : v.rank * 2 - 3 - i)));
   const ga = unbroadcast(matmul(gy, swapLast(b)), a);
-  if (b.rank === 2 && a.rank > 2) {
-    const k = a.shape[a.rank - 1]!;
-    const n = gy.shape[gy.rank - 1]!;
+  if (b.rank === 2) {
     const rows = dimProduct(a.shape.slice(0, -1));
-    const a2 = reshape(a, [rows, k]);
-    const g2 = reshape(gy, [rows, n]);
-    return [ga, matmul(transpose(a2, [1, 0]), g2)];
+    const a2 = a.rank === 2 ? a : reshape(a, [rows, a.shape[a.rank - 1]!]);
+    const g2 = gy.rank === 2 ? gy : reshape(gy, [rows, gy.shape[gy.rank - 1]!]);
+    const storedTransposed = b.producer?.op === 'Transpose';
+    return [ga, storedTransposed ? transpose(matmul(transpose(g2, [1, 0]), a2), [1, 0]) : matmul(transpose(a2, [1, 0]), g2)];
   }
   return [ga, unbroadcast(matmul(swapLast(a), gy), b)];
 }

@@ -1,4 +1,4 @@
-import { gradients } from '../autodiff/backward.js';
+import { gradientParts, gradients } from '../autodiff/backward.js';
 import type { FloatDType } from '../onnx/dtype.js';
 import { Graph, type Value } from '../onnx/graph.js';
 import {
@@ -21,8 +21,13 @@ export interface T5GraphOptions {
   readonly dtype: FloatDType;
   /** Apply config.dropoutRate with fed masks (training); false for eval and gradient checks. */
   readonly dropout: boolean;
-  /** Append gradient outputs `grad.<param name>` for every parameter. */
-  readonly gradients: boolean;
+  /**
+   * Append gradient outputs for every parameter: 'rows' (training) leaves embedding and
+   * position-bias lookups as row gradients for the engine to add into its flat gradient; 'dense'
+   * outputs one dense `grad.<param name>` per parameter (rows scattered into a zero table in the
+   * graph, the first release's formulation, kept as a reference); false for none.
+   */
+  readonly gradients: 'rows' | 'dense' | false;
   /** Also output `logits` [batch, tgt_len, vocab]. */
   readonly logits?: boolean;
 }
@@ -31,8 +36,17 @@ export interface T5Graph {
   readonly graph: Graph;
   readonly params: readonly ParamSpec[];
   readonly dropoutSites: readonly DropoutSite[];
-  /** Names of the gradient outputs, in parameter order (empty without gradients). */
-  readonly gradientOutputs: readonly string[];
+  /** The gradient outputs of each parameter, in parameter order (empty without gradients). */
+  readonly gradientOutputs: readonly ParamGradientOutputs[];
+}
+
+/**
+ * Where one parameter's gradient comes out: a dense output (null: none, the engine starts from
+ * zeros) plus row gradients to add to it (`rows` [n, columns] at row `indices` [n]).
+ */
+export interface ParamGradientOutputs {
+  readonly dense: string | null;
+  readonly rows: readonly { readonly indices: string; readonly rows: string }[];
 }
 
 /** Graph inputs besides parameters and dropout masks (fed by the engine, see t5-feeds.ts). */
@@ -119,13 +133,24 @@ export function buildT5Graph(config: T5Config, options: T5GraphOptions): T5Graph
   g.output('token_count', tokenCount);
   if (options.logits) g.output('logits', logits);
 
-  const gradientOutputs: string[] = [];
-  if (options.gradients) {
-    const grads = gradients([{ value: lossSum }], specs.map((s) => P(s.name)));
+  const gradientOutputs: ParamGradientOutputs[] = [];
+  const wrt = specs.map((s) => P(s.name));
+  if (options.gradients === 'dense') {
+    const grads = gradients([{ value: lossSum }], wrt);
     specs.forEach((s, i) => {
-      const name = `grad.${s.name}`;
-      g.output(name, grads[i]!);
-      gradientOutputs.push(name);
+      g.output(`grad.${s.name}`, grads[i]!);
+      gradientOutputs.push({ dense: `grad.${s.name}`, rows: [] });
+    });
+  } else if (options.gradients === 'rows') {
+    gradientParts([{ value: lossSum }], wrt).forEach((part, i) => {
+      const name = specs[i]!.name;
+      if (part.dense) g.output(`grad.${name}`, part.dense);
+      const rows = part.rows.map((r, k) => {
+        g.output(`rows.${name}.${k}`, r.rows);
+        g.output(`row_indices.${name}.${k}`, r.indices);
+        return { indices: `row_indices.${name}.${k}`, rows: `rows.${name}.${k}` };
+      });
+      gradientOutputs.push({ dense: part.dense ? `grad.${name}` : null, rows });
     });
   }
   return { graph: g, params: specs, dropoutSites: dropout.sites, gradientOutputs };

@@ -6,14 +6,16 @@ import type { Seq2SeqBatch } from '../../shared/models/batch.js';
 import type { T5Config } from '../../shared/models/t5-config.js';
 import { buildT5Graph, type T5Graph } from '../../shared/models/t5-graph.js';
 import { numel } from '../../shared/models/t5-params.js';
+import { addRows } from './add-rows.js';
 import { fillDropoutMask, type DropoutKey } from './dropout-masks.js';
 import { EngineOptionsSchema, sessionOptions, type EngineOptions } from '../../shared/onnx/session-options.js';
 import { T5Feeds } from './t5-feeds.js';
 
 // Runs T5 forward+backward and forward-only loss with onnxruntime sessions. All parameters live
 // in one flat array in HF order (the layout of t5ParamSpecs); each parameter is fed as a view of it
-// (no copy), and each gradient output is bound to a view of one flat gradient array, so ORT writes
-// gradients where the optimizer and the collectives read them.
+// (no copy), and each dense gradient output is bound to a view of one flat gradient array, so ORT
+// writes gradients where the optimizer and the collectives read them. Lookup tables (embedding,
+// position bias) get their gradients as rows, added into their view here (see addRows).
 
 export interface LossSums {
   /** Sum of token cross-entropies (not a mean: the coordinator divides by the global count). */
@@ -47,8 +49,9 @@ export class T5Engine {
     options: Partial<EngineOptions> & { dtype?: FloatDType; dropout?: boolean; gradientOutputs?: 'bound' | 'copied' } = {},
   ): Promise<T5Engine> {
     const dtype = options.dtype ?? 'float32';
-    const o = EngineOptionsSchema.parse({ intraOpThreads: options.intraOpThreads, executionProvider: options.executionProvider, allowSpinning: options.allowSpinning });
-    const trainBuilt = buildT5Graph(config, { dtype, dropout: options.dropout ?? false, gradients: true });
+    const { dtype: _d, dropout: _p, gradientOutputs: _g, ...engineOptions } = options;
+    const o = EngineOptionsSchema.parse(engineOptions);
+    const trainBuilt = buildT5Graph(config, { dtype, dropout: options.dropout ?? false, gradients: 'rows' });
     const make = async (built: T5Graph) => {
       try {
         return await ort.InferenceSession.create(serializeGraph(built.graph), sessionOptions(o));
@@ -77,18 +80,22 @@ export class T5Engine {
     let offset = 0;
     built.params.forEach((spec, i) => {
       const size = numel(spec.shape);
-      fetches[built.gradientOutputs[i]!] = this.gradientOutputs === 'bound' ? new ort.Tensor(this.dtype, grad.subarray(offset, offset + size), [...spec.shape]) : null;
+      const { dense, rows } = built.gradientOutputs[i]!;
+      if (dense) fetches[dense] = this.gradientOutputs === 'bound' ? new ort.Tensor(this.dtype, grad.subarray(offset, offset + size), [...spec.shape]) : null;
+      for (const r of rows) fetches[r.rows] = fetches[r.indices] = null;
       offset += size;
     });
     const out = await this.run(session, feeds, fetches);
-    if (this.gradientOutputs === 'copied') {
-      offset = 0;
-      built.params.forEach((spec, i) => {
-        const data = out[built.gradientOutputs[i]!]!.data as Float32Array | Float64Array;
-        grad.set(data, offset);
-        offset += data.length;
-      });
-    }
+    offset = 0;
+    built.params.forEach((spec, i) => {
+      const size = numel(spec.shape);
+      const view = grad.subarray(offset, offset + size);
+      const { dense, rows } = built.gradientOutputs[i]!;
+      if (!dense) view.fill(0);
+      else if (this.gradientOutputs === 'copied') view.set(out[dense]!.data as Flat);
+      for (const r of rows) addRows(view, spec.shape[0]!, spec.shape[1]!, out[r.indices]!.data as Int32Array | BigInt64Array, out[r.rows]!.data as Flat);
+      offset += size;
+    });
     return { lossSum: Number(out.loss_sum!.data[0]), tokenCount: Number(out.token_count!.data[0]) };
   }
 
@@ -99,6 +106,12 @@ export class T5Engine {
     const { built, session } = await this.evaluate;
     const out = await this.run(session, { ...this.paramFeeds(params, built), ...this.feeds.feeds(batch) }, { loss_sum: null, token_count: null });
     return { lossSum: Number(out.loss_sum!.data[0]), tokenCount: Number(out.token_count!.data[0]) };
+  }
+
+  /** Close onnxruntime's profile files (engines created with `profileFilePrefix`). */
+  async endProfiling(): Promise<void> {
+    this.train.session.endProfiling();
+    if (this.evaluate) (await this.evaluate).session.endProfiling();
   }
 
   async release(): Promise<void> {
