@@ -47,19 +47,22 @@ export function fillDropoutMask(mask: Uint8Array, shape: readonly number[], rate
         coord += (rest % inner[d]!) * mult;
         rest = Math.floor(rest / inner[d]!);
       }
-      let x = fmix32(base[0]! ^ fmix32(coord >>> 0));
-      let y = fmix32(base[1]! ^ fmix32(Math.floor(coord / 4294967296) + 0x9e3779b9)) | 1;
-      let z = fmix32(base[2]! ^ x);
-      let w = fmix32(base[3]! ^ y);
-      const offset = (b * rowsPerSample + r) * last;
-      for (let c = 0; c < last; c += 2) {
+      // xorshift128 state as int32 (`| 0`): the same bits as the unsigned words the first release
+      // kept, without V8 boxing values above 2^31 (1.1-1.4x faster, measured on a [4,4,835,835] mask).
+      let x = fmix32(base[0]! ^ fmix32(coord >>> 0)) | 0;
+      let y = (fmix32(base[1]! ^ fmix32(Math.floor(coord / 4294967296) + 0x9e3779b9)) | 1) | 0;
+      let z = fmix32(base[2]! ^ x) | 0;
+      let w = fmix32(base[3]! ^ y) | 0;
+      let o = (b * rowsPerSample + r) * last;
+      const end = o + last;
+      while (o < end) {
         const t = x ^ (x << 11);
         x = y;
         y = z;
         z = w;
-        w = (w ^ (w >>> 19) ^ (t ^ (t >>> 8))) >>> 0;
-        mask[offset + c] = (w & 0xffff) >= threshold ? 1 : 0;
-        if (c + 1 < last) mask[offset + c + 1] = w >>> 16 >= threshold ? 1 : 0;
+        w = w ^ (w >>> 19) ^ t ^ (t >>> 8);
+        mask[o++] = (w & 0xffff) >= threshold ? 1 : 0;
+        if (o < end) mask[o++] = w >>> 16 >= threshold ? 1 : 0;
       }
     }
   }

@@ -1,5 +1,6 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { positionBucketTable, relativePositionBucket, shiftRight } from '../../../shared/models/t5-position-buckets.js';
 import { fillDropoutMask } from '../../../worker/engine/dropout-masks.js';
 import { T5Engine } from '../../../worker/engine/t5-engine.js';
@@ -79,5 +80,21 @@ test('bad batches are refused with the position of the bad id', async () => {
     await assert.rejects(engine.forwardLoss(new Float32Array(3), paddedBatch()), /params: expected a Float32Array of at least/);
   } finally {
     await engine.release();
+  }
+});
+
+// Masks decide which weights a run reaches, so their bits are part of the product: a checkpoint
+// resumed by a newer kp-coord must see the masks the older one drew. These digests were taken from
+// the first release's fillDropoutMask (before its inner loop was rewritten for speed).
+test('dropout masks are bit-identical to the first release (sha256 of three masks)', () => {
+  const cases: [number[], number, number, string][] = [
+    [[4, 4, 835, 835], 0.1, 0, '93a7a495ec19620b6024e6f2c9a317f45cc0469581e0e5aa2a04cb8aaf7ad1e5'],
+    [[3, 2, 9, 7], 0.5, 7, 'dba28d34f6cf1ef632ef331f79220d56bf4fd82aa57ae0c7429520c375ae7517'],
+    [[2, 5], 0.1, 3, '97e8e42378dac2c0d0baaa7571deec1359d328f8ef0103e5fb7eaf261b0c15f4'],
+  ];
+  for (const [shape, rate, site, digest] of cases) {
+    const mask = new Uint8Array(shape.reduce((a, b) => a * b, 1));
+    fillDropoutMask(mask, shape, rate, site, { seed: 20261206, step: 5, sampleIndices: Array.from({ length: shape[0]! }, (_, i) => 31 * i + 2) });
+    assert.equal(createHash('sha256').update(mask).digest('hex'), digest, `mask ${JSON.stringify(shape)} rate ${rate} site ${site}`);
   }
 });
