@@ -1,4 +1,6 @@
-import { cpus, loadavg } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
@@ -16,31 +18,49 @@ import { initT5Flat } from '../shared/weights/init.js';
 import { fillDropoutMask, type DropoutKey } from '../worker/engine/dropout-masks.js';
 import { EngineOptionsSchema, sessionOptions } from '../shared/onnx/session-options.js';
 import { T5Engine } from '../worker/engine/t5-engine.js';
+import { measureStepMemory, type ProbeResult } from './engine-memory.js';
+import { logitStats, type LogitStats } from './logit-stats.js';
+import { printProfile, takeProfile, type KernelProfile } from './ort-profile.js';
+import { randomBatch } from './random-batch.js';
 
 // `npm run bench:engine [-- --skip-base] [--runs N] [--threads N]`: the T5 engine's forward and
 // forward+backward times, their ratio (ideal about 3), and the achieved GFLOP/s against one ORT
-// MatMul measured in the same process as this machine's compute yardstick; then peak RSS. A tiny
-// config runs first (seconds), pko-t5-base at 512/64 tokens, batch 1 second (a few minutes on 2
-// cores). The last line is `BENCH_ENGINE {json}` for CI logs.
+// MatMul measured in the same process as this machine's compute yardstick; the share of subnormal
+// floats in the logits' gradient; onnxruntime's own profile of the F+B session (kernel time by
+// op type, the 10 slowest nodes); peak RSS of forward and F+B in child processes, with ORT's
+// memory arena and memory pattern on and off. Cases: t5-tiny (seconds), t5-small-bytes at the
+// embedded default's shape (835/64 tokens, batch 4), pko-t5-base 512/64 batch 1 with HF's init
+// (logits spread over hundreds: loss ~114 per token) and with the head scaled by d_model^-0.5
+// (logits of std ~1: loss near ln(vocab), as a trained model starts). --skip-base leaves out
+// the pko-t5-base cases (minutes on 2 cores). The last line is `BENCH_ENGINE {json}`.
 
 const YARDSTICK_N = 1024;
 const SEED = 20261128;
-/** Key of the stream the random batches draw from (any tuple distinct from init and dropout). */
+/** Key of the stream the yardstick's operands draw from. */
 const BATCH_STREAM_KEY = 0xbe7c;
 
 interface Case {
   readonly name: string;
   readonly preset: string;
+  readonly batch: number;
   readonly srcLen: number;
   readonly tgtLen: number;
   readonly warmup: number;
   readonly runs: number;
   readonly dropoutRuns: number;
+  /** Multiply lm_head by this after init (1: HF's init). */
+  readonly headScale: number;
+  /** Also time ORT-allocated gradients, dropout on and the memory settings (the first case of a shape). */
+  readonly full: boolean;
+  /** Issue-12 targets printed for this case. */
+  readonly targets: boolean;
 }
 
 const CASES: readonly Case[] = [
-  { name: 't5-tiny 64/16', preset: 't5-tiny', srcLen: 64, tgtLen: 16, warmup: 3, runs: 20, dropoutRuns: 10 },
-  { name: 'pko-t5-base 512/64', preset: 'pko-t5-base', srcLen: 512, tgtLen: 64, warmup: 2, runs: 5, dropoutRuns: 3 },
+  { name: 't5-tiny 64/16', preset: 't5-tiny', batch: 1, srcLen: 64, tgtLen: 16, warmup: 3, runs: 20, dropoutRuns: 10, headScale: 1, full: true, targets: false },
+  { name: 't5-small-bytes 835/64 x4', preset: 't5-small-bytes', batch: 4, srcLen: 835, tgtLen: 64, warmup: 2, runs: 8, dropoutRuns: 4, headScale: 1, full: true, targets: false },
+  { name: 'pko-t5-base 512/64', preset: 'pko-t5-base', batch: 1, srcLen: 512, tgtLen: 64, warmup: 2, runs: 5, dropoutRuns: 3, headScale: 1, full: true, targets: true },
+  { name: 'pko-t5-base, head x d^-0.5', preset: 'pko-t5-base', batch: 1, srcLen: 512, tgtLen: 64, warmup: 2, runs: 5, dropoutRuns: 0, headScale: 768 ** -0.5, full: false, targets: true },
 ];
 
 interface Timing {
@@ -130,18 +150,6 @@ function t5ForwardFlops(c: T5Config, batch: number, src: number, tgt: number): n
 
 // ---- one model shape -----------------------------------------------------------------------
 
-/** Batch 1 of random in-vocabulary ids (above pad 0, eos 1, unk 2), each row ending in eos. */
-function randomBatch(c: T5Config, srcLen: number, tgtLen: number): Seq2SeqBatch {
-  const stream = rngStream(SEED, BATCH_STREAM_KEY, 0);
-  const ids = (len: number) => {
-    const out = new Int32Array(len);
-    for (let i = 0; i < len - 1; i++) out[i] = 3 + Math.floor(stream.uniform() * (c.vocabSize - 3));
-    out[len - 1] = c.eosTokenId;
-    return out;
-  };
-  return { batchSize: 1, srcLen, tgtLen, inputIds: ids(srcLen), attentionMask: new Int32Array(srcLen).fill(1), labels: ids(tgtLen) };
-}
-
 /** The JS side of dropout alone: every mask of one training step, as the engine fills them. */
 async function timeDropoutMasks(c: T5Config, batch: Seq2SeqBatch, key: DropoutKey, runs: number): Promise<{ ms: Timing; bytes: number }> {
   const { dropoutSites } = buildT5Graph(c, { dtype: 'float32', dropout: true, gradients: false });
@@ -155,24 +163,39 @@ async function timeDropoutMasks(c: T5Config, batch: Seq2SeqBatch, key: DropoutKe
   return { ms, bytes };
 }
 
+/** Extra measurements of a shape's first case: ORT-allocated gradients, dropout, memory settings. */
+interface FullResult {
+  /** forwardBackward with ORT-allocated gradient outputs copied into the flat array. */
+  readonly copiedForwardBackward: Timing;
+  /** copied / bound, medians (> 1: binding outputs to the flat array saves that much). */
+  readonly copiedOverBound: number;
+  readonly dropoutCreateMs: number;
+  readonly dropoutForwardBackward: Timing;
+  readonly dropoutOverhead: number;
+  readonly maskMs: Timing;
+  readonly maskMiB: number;
+  /** Peak RSS (MiB) of a child process: forward only, and F+B with each memory setting. */
+  readonly memory: {
+    readonly forward: ProbeResult;
+    readonly train: ProbeResult;
+    readonly trainPatternOn: ProbeResult;
+    readonly trainArenaOff: ProbeResult;
+  };
+}
+
 interface CaseResult {
   readonly name: string;
   readonly params: number;
-  readonly initMs: number;
   readonly createMs: number;
   readonly forward: Timing;
   readonly forwardBackward: Timing;
   /** Building one call's input tensors in JS. */
   readonly feedsMs: Timing;
-  /** forwardBackward with ORT-allocated gradient outputs copied into the flat array. */
-  readonly copiedForwardBackward: Timing;
-  /** copied / bound, medians (> 1: binding outputs to the flat array saves that much). */
-  readonly copiedOverBound: number;
   /** forwardBackward / forward, medians. */
   readonly ratio: number;
   /** The same of the fastest runs: closer to the machine's capability when other processes interfere. */
   readonly ratioOfMins: number;
-  readonly lossPerToken: number;
+  readonly logits: LogitStats;
   /** |loss(F) - loss(F+B)| / |loss(F)|: the two sessions compute the same loss. */
   readonly lossRelDiff: number;
   readonly forwardGflop: number;
@@ -181,66 +204,87 @@ interface CaseResult {
   /** The MatMul yardstick measured just before this case (GFLOP/s). */
   readonly yardstickGflops: number;
   readonly vsYardstick: number;
-  readonly dropoutCreateMs: number;
-  readonly dropoutForwardBackward: Timing;
-  readonly dropoutOverhead: number;
-  readonly maskMs: Timing;
-  readonly maskMiB: number;
-  /** Peak RSS so far after: param init, session creation, forward, F+B, the dropout runs. */
-  readonly peakRssMiB: PeakRss;
-  readonly rssMiB: number;
+  readonly vsYardstickBest: number;
+  readonly profile: KernelProfile;
+  readonly full: FullResult | null;
+  readonly targets: boolean;
 }
 
-interface PeakRss {
-  readonly init: number;
-  readonly sessions: number;
-  readonly forward: number;
-  readonly forwardBackward: number;
-  readonly dropout: number;
-}
-
-const MiB = 1024 * 1024;
-/** The process's peak resident set so far (getrusage maxrss, which Node reports in KiB). */
-const peakRssMiB = () => (process.resourceUsage().maxRSS * 1024) / MiB;
-
-async function benchCase(k: Case, threads: number, progress: (msg: string) => void): Promise<CaseResult> {
+async function benchCase(k: Case, threads: number, profileDir: string, progress: (msg: string) => void): Promise<CaseResult> {
   // Measured right before the model so both see the same machine (other processes may share it).
   const yardstick = await matmulYardstick(threads, false);
   const config = parseT5Config(T5_PRESETS[k.preset], `preset:${k.preset}`);
   const layout = FlatLayout.fromSpecs(t5ParamSpecs(config));
-  const init = await timeOnce(async () => initT5Flat(config, layout, SEED));
-  const params = init.value;
+  const params = initT5Flat(config, layout, SEED);
+  if (k.headScale !== 1) for (const name of ['lm_head.weight']) layout.view(params, name).forEach((x, i, a) => (a[i] = x * k.headScale));
   const grad = new Float32Array(layout.totalSize);
-  const batch = randomBatch(config, k.srcLen, k.tgtLen);
-  const afterInit = peakRssMiB();
-  progress(`${k.name}: ${(layout.totalSize / 1e6).toFixed(1)} M params initialised in ${(init.ms / 1000).toFixed(1)} s; creating sessions`);
+  const batch = randomBatch(config, k.batch, k.srcLen, k.tgtLen);
+  progress(`${k.name}: ${(layout.totalSize / 1e6).toFixed(1)} M params; creating sessions`);
 
   const created = await timeOnce(() => T5Engine.create(config, { dtype: 'float32', dropout: false, intraOpThreads: threads }));
   const engine = created.value;
-  const afterSessions = peakRssMiB();
-  progress(`${k.name}: sessions in ${(created.ms / 1000).toFixed(1)} s; timing forward`);
   const forward = await timeRuns(k.warmup, k.runs, () => engine.forwardLoss(params, batch));
-  const afterForward = peakRssMiB();
   progress(`${k.name}: forward ${forward.medianMs.toFixed(1)} ms; timing forward+backward`);
   const forwardBackward = await timeRuns(k.warmup, k.runs, () => engine.forwardBackward(params, grad, batch));
   const lossF = await engine.forwardLoss(params, batch);
   const lossFB = await engine.forwardBackward(params, grad, batch);
-  const afterForwardBackward = peakRssMiB();
   // The JS side of a call: parameter views, data tensors (no copies of parameters).
   const feeds = await timeRuns(3, 20, async () => engine.buildFeeds(params, batch));
   await engine.release();
+  const logits = await logitStats(config, params, batch, threads);
   globalThis.gc?.();
 
+  // onnxruntime's profile of the F+B session alone (its eval session is never made here).
+  progress(`${k.name}: forward+backward ${forwardBackward.medianMs.toFixed(1)} ms; profiling it`);
+  const prefix = join(profileDir, k.preset);
+  const profiled = await T5Engine.create(config, { dtype: 'float32', dropout: false, intraOpThreads: threads, profileFilePrefix: prefix });
+  const profileRuns = Math.min(k.runs, 3);
+  for (let i = 0; i < k.warmup + profileRuns; i++) await profiled.forwardBackward(params, grad, batch);
+  await profiled.endProfiling();
+  await profiled.release();
+  const profile = takeProfile(prefix, profileRuns);
+  globalThis.gc?.();
+
+  const full = k.full ? await benchFull(k, config, params, grad, batch, forwardBackward, threads, progress) : null;
+  const flops = t5ForwardFlops(config, batch.batchSize, batch.srcLen, batch.tgtLen);
+  const achievedGflops = (3 * flops) / (forwardBackward.medianMs * 1e6);
+  const achievedGflopsBest = (3 * flops) / (forwardBackward.minMs * 1e6);
+  return {
+    name: k.name,
+    params: layout.totalSize,
+    createMs: created.ms,
+    forward,
+    forwardBackward,
+    ratio: forwardBackward.medianMs / forward.medianMs,
+    feedsMs: feeds,
+    ratioOfMins: forwardBackward.minMs / forward.minMs,
+    logits,
+    lossRelDiff: Math.abs(lossF.lossSum - lossFB.lossSum) / Math.abs(lossF.lossSum),
+    forwardGflop: flops / 1e9,
+    achievedGflops,
+    achievedGflopsBest,
+    yardstickGflops: yardstick.gflops,
+    vsYardstick: achievedGflops / yardstick.gflops,
+    vsYardstickBest: achievedGflopsBest / yardstick.gflops,
+    profile,
+    full,
+    targets: k.targets,
+  };
+}
+
+async function benchFull(
+  k: Case, config: T5Config, params: Float32Array, grad: Float32Array, batch: Seq2SeqBatch, bound: Timing, threads: number, progress: (msg: string) => void,
+): Promise<FullResult> {
   // Gradients bound to the flat array (ORT writes in place) vs ORT-allocated outputs copied in JS.
   progress(`${k.name}: timing forward+backward with ORT-allocated gradients copied into the flat array`);
   const copiedEngine = await T5Engine.create(config, { dtype: 'float32', dropout: false, intraOpThreads: threads, gradientOutputs: 'copied' });
-  const copiedForwardBackward = await timeRuns(k.warmup, k.runs, () => copiedEngine.forwardBackward(params, grad, batch));
+  const copiedForwardBackward = await timeRuns(k.warmup, Math.min(k.runs, 3), () => copiedEngine.forwardBackward(params, grad, batch));
   await copiedEngine.release();
   globalThis.gc?.();
 
   // Dropout on: another training graph (mask inputs and their Mul/Cast nodes), masks made in JS.
-  progress(`${k.name}: forward+backward ${forwardBackward.medianMs.toFixed(1)} ms; timing with dropout on`);
-  const key: DropoutKey = { seed: SEED, step: 0, sampleIndices: [0] };
+  progress(`${k.name}: timing with dropout on`);
+  const key: DropoutKey = { seed: SEED, step: 0, sampleIndices: Array.from({ length: batch.batchSize }, (_, i) => i) };
   const createdDropout = await timeOnce(() => T5Engine.create(config, { dtype: 'float32', dropout: true, intraOpThreads: threads }));
   const dropoutEngine = createdDropout.value;
   const dropoutForwardBackward = await timeRuns(1, k.dropoutRuns, () => dropoutEngine.forwardBackward(params, grad, batch, key));
@@ -248,70 +292,66 @@ async function benchCase(k: Case, threads: number, progress: (msg: string) => vo
   globalThis.gc?.();
   const masks = await timeDropoutMasks(config, batch, key, k.dropoutRuns);
 
-  const flops = t5ForwardFlops(config, batch.batchSize, batch.srcLen, batch.tgtLen);
-  const achievedGflops = (3 * flops) / (forwardBackward.medianMs * 1e6);
+  progress(`${k.name}: peak RSS in child processes (forward; F+B with the engine's settings, memory pattern on, arena off)`);
+  const probe = { preset: k.preset, srcLen: k.srcLen, tgtLen: k.tgtLen, batch: k.batch, memoryArena: true, memoryPattern: false } as const;
+  const memory = {
+    forward: await measureStepMemory({ ...probe, phase: 'forward' }, threads),
+    train: await measureStepMemory({ ...probe, phase: 'train' }, threads),
+    trainPatternOn: await measureStepMemory({ ...probe, phase: 'train', memoryPattern: true }, threads),
+    trainArenaOff: await measureStepMemory({ ...probe, phase: 'train', memoryArena: false }, threads),
+  };
   return {
-    name: k.name,
-    params: layout.totalSize,
-    initMs: init.ms,
-    createMs: created.ms,
-    forward,
-    forwardBackward,
-    ratio: forwardBackward.medianMs / forward.medianMs,
-    feedsMs: feeds,
     copiedForwardBackward,
-    copiedOverBound: copiedForwardBackward.medianMs / forwardBackward.medianMs,
-    ratioOfMins: forwardBackward.minMs / forward.minMs,
-    lossPerToken: lossF.lossSum / lossF.tokenCount,
-    lossRelDiff: Math.abs(lossF.lossSum - lossFB.lossSum) / Math.abs(lossF.lossSum),
-    forwardGflop: flops / 1e9,
-    achievedGflops,
-    achievedGflopsBest: (3 * flops) / (forwardBackward.minMs * 1e6),
-    yardstickGflops: yardstick.gflops,
-    vsYardstick: achievedGflops / yardstick.gflops,
+    copiedOverBound: copiedForwardBackward.medianMs / bound.medianMs,
     dropoutCreateMs: createdDropout.ms,
     dropoutForwardBackward,
-    dropoutOverhead: dropoutForwardBackward.medianMs / forwardBackward.medianMs,
+    dropoutOverhead: dropoutForwardBackward.medianMs / bound.medianMs,
     maskMs: masks.ms,
     maskMiB: masks.bytes / MiB,
-    peakRssMiB: { init: afterInit, sessions: afterSessions, forward: afterForward, forwardBackward: afterForwardBackward, dropout: peakRssMiB() },
-    rssMiB: process.memoryUsage.rss() / MiB,
+    memory,
   };
 }
 
 // ---- report --------------------------------------------------------------------------------
 
+const MiB = 1024 * 1024;
+
 function printTable(results: readonly CaseResult[]): void {
   const f = (x: number, digits = 1) => x.toFixed(digits);
   const t = (x: Timing) => `${f(x.medianMs)} / ${f(x.minMs)}`;
+  const full = (cell: (r: FullResult) => string) => (r: CaseResult) => (r.full ? cell(r.full) : '-');
+  const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
   const rows: [string, (r: CaseResult) => string][] = [
     ['parameters (M)', (r) => f(r.params / 1e6, 2)],
-    ['param init (ms)', (r) => f(r.initMs, 0)],
-    ['session creation, F+B and F (ms)', (r) => f(r.createMs, 0)],
+    ['session creation, F+B (ms)', (r) => f(r.createMs, 0)],
     ['forward (ms, median / min)', (r) => t(r.forward)],
     ['forward+backward (ms, median / min)', (r) => t(r.forwardBackward)],
-    ['JS feeds per call (ms, median / min)', (r) => `${r.feedsMs.medianMs.toFixed(2)} / ${r.feedsMs.minMs.toFixed(2)}`],
-    ['F+B, gradients copied from ORT (ms)', (r) => t(r.copiedForwardBackward)],
-    ['  copied / bound in place', (r) => f(r.copiedOverBound, 3)],
     ['(F+B) / F, medians (ideal about 3)', (r) => f(r.ratio, 2)],
     ['(F+B) / F, fastest runs', (r) => f(r.ratioOfMins, 2)],
-    ['loss per token (random init)', (r) => f(r.lossPerToken, 3)],
-    ['|loss F - loss F+B| / |loss F|', (r) => r.lossRelDiff.toExponential(1)],
     ['forward matmul GFLOP (analytic)', (r) => f(r.forwardGflop, 3)],
     ['achieved GFLOP/s (3 x fwd / F+B median)', (r) => f(r.achievedGflops)],
     ['  same for the fastest F+B run', (r) => f(r.achievedGflopsBest)],
     ['MatMul yardstick just before (GFLOP/s)', (r) => f(r.yardstickGflops)],
-    ['achieved / yardstick', (r) => f(r.vsYardstick, 2)],
-    ['session creation, dropout on (ms)', (r) => f(r.dropoutCreateMs, 0)],
-    ['F+B dropout on (ms, median / min)', (r) => t(r.dropoutForwardBackward)],
-    ['dropout on / off (F+B)', (r) => f(r.dropoutOverhead, 2)],
-    ['of which JS mask fill (ms, median / min)', (r) => `${t(r.maskMs)} (${f(r.maskMiB)} MiB)`],
-    ['peak RSS so far (MiB), after: init', (r) => f(r.peakRssMiB.init, 0)],
-    ['  sessions created', (r) => f(r.peakRssMiB.sessions, 0)],
-    ['  forward runs', (r) => f(r.peakRssMiB.forward, 0)],
-    ['  forward+backward runs', (r) => f(r.peakRssMiB.forwardBackward, 0)],
-    ['  dropout-on session and runs', (r) => f(r.peakRssMiB.dropout, 0)],
-    ['RSS after (MiB)', (r) => f(r.rssMiB, 0)],
+    ['achieved / yardstick (median / fastest)', (r) => `${f(r.vsYardstick, 2)} / ${f(r.vsYardstickBest, 2)}`],
+    ['loss per token', (r) => f(r.logits.lossPerToken, 3)],
+    ['logit std', (r) => f(r.logits.logitStd, 2)],
+    ['d loss / d logits: subnormal in float32', (r) => pct(r.logits.subnormalShare)],
+    ['  underflowing to 0', (r) => pct(r.logits.zeroShare)],
+    ['|loss F - loss F+B| / |loss F|', (r) => r.lossRelDiff.toExponential(1)],
+    ['profiled F+B: run / kernels (ms)', (r) => `${f(r.profile.runMs, 0)} / ${f(r.profile.kernelMs, 0)}`],
+    ['JS feeds per call (ms, median / min)', (r) => `${r.feedsMs.medianMs.toFixed(2)} / ${r.feedsMs.minMs.toFixed(2)}`],
+    ['F+B, gradients copied from ORT (ms)', full((x) => t(x.copiedForwardBackward))],
+    ['  copied / bound in place', full((x) => f(x.copiedOverBound, 3))],
+    ['session creation, dropout on (ms)', full((x) => f(x.dropoutCreateMs, 0))],
+    ['F+B dropout on (ms, median / min)', full((x) => t(x.dropoutForwardBackward))],
+    ['dropout on / off (F+B)', full((x) => f(x.dropoutOverhead, 2))],
+    ['of which JS mask fill (ms, median / min)', full((x) => `${t(x.maskMs)} (${f(x.maskMiB)} MiB)`)],
+    ['peak RSS (MiB): params + grad buffer', full((x) => f(x.memory.train.initMiB, 0))],
+    ['  forward (eval session)', full((x) => f(x.memory.forward.peakMiB, 0))],
+    ['  F+B (arena on, pattern off: default)', full((x) => f(x.memory.train.peakMiB, 0))],
+    ['  F+B, memory pattern on', full((x) => f(x.memory.trainPatternOn.peakMiB, 0))],
+    ['  F+B, memory arena off', full((x) => f(x.memory.trainArenaOff.peakMiB, 0))],
+    ['F+B peak above forward (MiB)', full((x) => f(x.memory.train.peakMiB - x.memory.forward.peakMiB, 0))],
   ];
   const cells = rows.map(([label, cell]) => [label, ...results.map(cell)]);
   const header = ['', ...results.map((r) => r.name)];
@@ -320,6 +360,19 @@ function printTable(results: readonly CaseResult[]): void {
   console.log(line(header));
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const row of cells) console.log(line(row));
+}
+
+/** Issue 12's targets for pko-t5-base, judged on this run's numbers. */
+function printTargets(results: readonly CaseResult[]): void {
+  const pko = results.find((r) => r.targets && r.full);
+  for (const r of results.filter((x) => x.targets)) {
+    const mark = (ok: boolean) => (ok ? 'met' : 'NOT met');
+    console.log(`targets, ${r.name}: (F+B)/F of the fastest runs ${r.ratioOfMins.toFixed(2)} <= 3.3 ${mark(r.ratioOfMins <= 3.3)}; achieved / yardstick ${r.vsYardstickBest.toFixed(2)} (fastest F+B) >= 0.7 ${mark(r.vsYardstickBest >= 0.7)}`);
+  }
+  if (pko?.full) {
+    const above = pko.full.memory.train.peakMiB - pko.full.memory.forward.peakMiB;
+    console.log(`target, ${pko.name}: F+B peak RSS above forward ${(above / 1024).toFixed(2)} GiB <= 2.5 GB ${above * MiB <= 2.5e9 ? 'met' : 'NOT met'}`);
+  }
 }
 
 async function main(): Promise<number> {
@@ -366,7 +419,12 @@ async function main(): Promise<number> {
 
   const cases = CASES.filter((c) => !(args['skip-base'] && c.preset === 'pko-t5-base')).map((c) => (runs ? { ...c, runs } : c));
   const results: CaseResult[] = [];
-  for (const c of cases) results.push(await benchCase(c, threads, progress));
+  const profileDir = mkdtempSync(join(tmpdir(), 'kp-bench-profile-'));
+  try {
+    for (const c of cases) results.push(await benchCase(c, threads, profileDir, progress));
+  } finally {
+    rmSync(profileDir, { recursive: true, force: true });
+  }
   // Measured again at the end: a large drift means the machine was busy and the run is suspect.
   const yardEnd = await matmulYardstick(threads, false);
 
@@ -376,6 +434,12 @@ async function main(): Promise<number> {
   console.log(`           spinning off again at the end: ${y(yardEnd)}; load average at end: ${load()}`);
   console.log('');
   printTable(results);
+  console.log('');
+  printTargets(results);
+  for (const r of results) {
+    console.log('');
+    printProfile(`${r.name}, forward+backward`, r.profile);
+  }
   console.log('');
   console.log(
     `BENCH_ENGINE ${JSON.stringify({

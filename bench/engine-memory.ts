@@ -1,0 +1,71 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+import { T5_PRESETS } from '../shared/models/presets.js';
+import { parseT5Config } from '../shared/models/t5-config.js';
+import { t5ParamSpecs } from '../shared/models/t5-params.js';
+import { FlatLayout } from '../shared/weights/flat-layout.js';
+import { initT5Flat } from '../shared/weights/init.js';
+import { T5Engine } from '../worker/engine/t5-engine.js';
+import { randomBatch } from './random-batch.js';
+
+// Peak RSS of the training step, one child process per measurement (getrusage's maxRSS is a
+// process-lifetime high-water mark, so phases and settings cannot share a process). A child
+// initialises the parameters, creates one engine and runs forward-only or forward+backward a few
+// times, then reports its peak RSS: after init (parameters + gradient buffer), after the runs.
+// bench/engine calls `measureStepMemory`; `node dist/bench/engine-memory.js --preset ...` is the child.
+
+export interface MemoryProbe {
+  readonly preset: string;
+  readonly srcLen: number;
+  readonly tgtLen: number;
+  readonly batch: number;
+  readonly phase: 'forward' | 'train';
+  readonly memoryArena: boolean;
+  readonly memoryPattern: boolean;
+}
+
+const ProbeResultSchema = z.object({ initMiB: z.number(), peakMiB: z.number() });
+export type ProbeResult = z.infer<typeof ProbeResultSchema>;
+
+const MiB = 1024 * 1024;
+const peakRssMiB = () => (process.resourceUsage().maxRSS * 1024) / MiB;
+
+export async function measureStepMemory(p: MemoryProbe, threads: number): Promise<ProbeResult> {
+  const args = [
+    fileURLToPath(import.meta.url), '--preset', p.preset, '--src', String(p.srcLen), '--tgt', String(p.tgtLen), '--batch', String(p.batch),
+    '--phase', p.phase, '--arena', p.memoryArena ? 'on' : 'off', '--pattern', p.memoryPattern ? 'on' : 'off', '--threads', String(threads),
+  ];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  if (code !== 0) throw new Error(`memory probe ${args.slice(1).join(' ')} exited ${code}`);
+  return ProbeResultSchema.parse(JSON.parse(out));
+}
+
+async function probeMain(): Promise<void> {
+  const { values: v } = parseArgs({
+    options: {
+      preset: { type: 'string' }, src: { type: 'string' }, tgt: { type: 'string' }, batch: { type: 'string' },
+      phase: { type: 'string' }, arena: { type: 'string' }, pattern: { type: 'string' }, threads: { type: 'string' },
+    },
+    strict: true,
+  });
+  const config = parseT5Config(T5_PRESETS[v.preset!], `preset:${v.preset}`);
+  const layout = FlatLayout.fromSpecs(t5ParamSpecs(config));
+  const params = initT5Flat(config, layout, 1);
+  const grad = new Float32Array(layout.totalSize).fill(0);
+  const initMiB = peakRssMiB();
+  const batch = randomBatch(config, Number(v.batch), Number(v.src), Number(v.tgt));
+  const engine = await T5Engine.create(config, { intraOpThreads: Number(v.threads), memoryArena: v.arena === 'on', memoryPattern: v.pattern === 'on' });
+  for (let i = 0; i < 3; i++) {
+    if (v.phase === 'train') await engine.forwardBackward(params, grad, batch);
+    else await engine.forwardLoss(params, batch);
+  }
+  await engine.release();
+  process.stdout.write(JSON.stringify({ initMiB, peakMiB: peakRssMiB() } satisfies ProbeResult));
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) await probeMain();
