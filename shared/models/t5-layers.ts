@@ -1,7 +1,7 @@
 import type { FloatDType } from '../onnx/dtype.js';
 import type { Graph, Value } from '../onnx/graph.js';
 import {
-  add, cast, matmul, mul, reciprocal, reduceMean, reshape, scalarLike, softmax, sqrt, tanh, relu, transpose,
+  add, matmul, mul, reciprocal, reduceMean, reshape, scalarLike, softmax, sqrt, tanh, relu, transpose, where,
 } from '../onnx/ops.js';
 import type { Dim } from '../onnx/shape.js';
 
@@ -31,8 +31,10 @@ export class DropoutSites {
     const input = `dropout.${name}`;
     const mask = this.graph.input(input, 'bool', x.shape);
     this.sites.push({ input, shape: x.shape });
-    // Inverted dropout, as torch: kept activations are scaled by 1/(1-p).
-    return mul(mul(x, cast(mask, x.dtype)), scalarLike(x, 1 / (1 - this.rate)));
+    // Inverted dropout, as torch: kept activations are scaled by 1/(1-p). As Where on the bool mask
+    // (not x * float(mask)): the backward then reads the fed 1-byte mask instead of keeping a float
+    // copy of it alive from the forward (bench/engine: saved activations), with the same values.
+    return where(mask, mul(x, scalarLike(x, 1 / (1 - this.rate))), scalarLike(x, 0));
   }
 }
 
