@@ -22,6 +22,7 @@ import { measureStepMemory, type ProbeResult } from './engine-memory.js';
 import { logitStats, type LogitStats } from './logit-stats.js';
 import { printProfile, takeProfile, type KernelProfile } from './ort-profile.js';
 import { randomBatch } from './random-batch.js';
+import { savedActivations, type SavedActivations } from './saved-activations.js';
 
 // `npm run bench:engine [-- --skip-base] [--runs N] [--threads N]`: the T5 engine's forward and
 // forward+backward times, their ratio (ideal about 3), and the achieved GFLOP/s against one ORT
@@ -206,6 +207,9 @@ interface CaseResult {
   readonly vsYardstick: number;
   readonly vsYardstickBest: number;
   readonly profile: KernelProfile;
+  /** Forward values the backward reads (our graph's own count), dropout off and on. */
+  readonly saved: SavedActivations;
+  readonly savedDropout: SavedActivations;
   readonly full: FullResult | null;
   readonly targets: boolean;
 }
@@ -247,6 +251,7 @@ async function benchCase(k: Case, threads: number, profileDir: string, progress:
 
   const full = k.full ? await benchFull(k, config, params, grad, batch, forwardBackward, threads, progress) : null;
   const flops = t5ForwardFlops(config, batch.batchSize, batch.srcLen, batch.tgtLen);
+  const dims = { batch: batch.batchSize, src_len: batch.srcLen, tgt_len: batch.tgtLen };
   const achievedGflops = (3 * flops) / (forwardBackward.medianMs * 1e6);
   const achievedGflopsBest = (3 * flops) / (forwardBackward.minMs * 1e6);
   return {
@@ -267,6 +272,8 @@ async function benchCase(k: Case, threads: number, profileDir: string, progress:
     vsYardstick: achievedGflops / yardstick.gflops,
     vsYardstickBest: achievedGflopsBest / yardstick.gflops,
     profile,
+    saved: savedActivations(config, dims, false),
+    savedDropout: savedActivations(config, dims, true),
     full,
     targets: k.targets,
   };
@@ -352,6 +359,8 @@ function printTable(results: readonly CaseResult[]): void {
     ['  F+B, memory pattern on', full((x) => f(x.memory.trainPatternOn.peakMiB, 0))],
     ['  F+B, memory arena off', full((x) => f(x.memory.trainArenaOff.peakMiB, 0))],
     ['F+B peak above forward (MiB)', full((x) => f(x.memory.train.peakMiB - x.memory.forward.peakMiB, 0))],
+    ['saved for backward (MiB): attn/ffn/other', (r) => `${f(r.saved.attentionMiB, 0)}/${f(r.saved.feedForwardMiB, 0)}/${f(r.saved.otherMiB, 0)}`],
+    ['  total, dropout off / on', (r) => `${f(r.saved.totalMiB, 0)} / ${f(r.savedDropout.totalMiB, 0)}`],
   ];
   const cells = rows.map(([label, cell]) => [label, ...results.map(cell)]);
   const header = ['', ...results.map((r) => r.name)];
