@@ -1,5 +1,6 @@
 import type { Argv } from 'yargs';
 import { registerCoordinator } from './coordinator.js';
+import { registerDashboard } from './dashboard.js';
 import { registerData } from './data.js';
 import { registerDev } from './dev.js';
 import { registerEvaluate } from './evaluate.js';
@@ -15,4 +16,4 @@ import { registerWorker } from './worker.js';
 // that registers itself on the parser, which keeps each command's argument types its own.
 export type RegisterCommand = (cli: Argv) => Argv;
 
-export const commands: RegisterCommand[] = [registerStart, registerCoordinator, registerWorker, registerData, registerGenerate, registerEvaluate, registerExport, registerHealth, registerStatus, registerReport, registerDev];
+export const commands: RegisterCommand[] = [registerStart, registerCoordinator, registerWorker, registerData, registerGenerate, registerEvaluate, registerExport, registerHealth, registerStatus, registerDashboard, registerReport, registerDev];

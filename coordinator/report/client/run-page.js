@@ -321,12 +321,13 @@
     });
     es.addEventListener('nats', (m) => {
       const s = JSON.parse(m.data);
-      conn.textContent = s.connected ? `live: NATS ${s.url}` : `NATS ${s.url} unreachable, reconnecting…`;
-      conn.dataset.state = s.connected ? 'live' : 'reconnecting';
+      const text = { live: 'live', 'no-stream': 'live (no run has published yet)', connecting: 'connecting', unreachable: 'unreachable, reconnecting…' };
+      conn.textContent = `NATS ${s.url}: ${text[s.state] || s.state}`;
+      conn.dataset.state = s.state;
     });
     es.onerror = () => {
       conn.textContent = 'dashboard server unreachable, reconnecting…';
-      conn.dataset.state = 'reconnecting';
+      conn.dataset.state = 'server-unreachable';
     };
   }
 })();
