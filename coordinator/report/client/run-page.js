@@ -9,6 +9,8 @@
   const runs = new Map();
   let selected = null;
   const charts = new Map();
+  /** The selected run's lifecycle marks, as last folded (the loss chart's draw hook reads them). */
+  let currentMarks = [];
 
   const METRIC_NAMES = {
     seed_f1_at_10: 'F1@10 (team, lenient)',
@@ -207,6 +209,7 @@
     }
     main.hidden = false;
     const v = fold(r);
+    currentMarks = v.marks;
     document.getElementById('run-title').textContent = `${r.run}: ${v.status}`;
     document.getElementById('run-meta').innerHTML = [
       v.cfg ? `${esc(v.cfg.model)}, ${v.cfg.world} workers, ZeRO stage ${v.cfg.zero_stage}, global batch ${v.cfg.global_batch_size}, lr ${v.cfg.learning_rate} (${esc(v.cfg.lr_scheduler_type)})` : '',
@@ -215,7 +218,7 @@
     ].filter(Boolean).map((t) => `<div>${t}</div>`).join('');
 
     const lossEl = chart('chart-loss', 'Training loss', [{ label: 'loss', stroke: '#1f77b4', width: 2, points: { show: true, size: 5 } }], [v.steps, v.loss],
-      { plugins: [marksPlugin(() => fold(runs.get(selected)).marks)] });
+      { plugins: [marksPlugin(() => currentMarks)] });
     lossEl.dataset.marks = v.marks.map((m) => `${m.kind}@${m.step}`).join(' ');
     lossEl.querySelector('.note').textContent = v.marks.map((m) => `step ${m.step}: ${m.label}`).join('; ');
     chart('chart-lr', 'Learning rate', [{ label: 'lr', stroke: '#2ca02c', width: 2 }], [v.steps.slice(0, v.lr.length), v.lr]);

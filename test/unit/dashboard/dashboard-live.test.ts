@@ -23,7 +23,8 @@ const WATCH_POINTS = `(() => {
   const note = () => {
     const el = document.getElementById('chart-loss');
     const n = Number(el && el.dataset.points);
-    if (n > 0 && !(n in window.__shown)) window.__shown[n] = Date.now();
+    // Points can arrive together: each count up to n is shown from now on, if not already.
+    for (let k = 1; k <= n; k++) if (!(k in window.__shown)) window.__shown[k] = Date.now();
   };
   new MutationObserver(note).observe(document.body, { subtree: true, attributes: true, attributeFilter: ['data-points'], childList: true });
   note();
