@@ -135,7 +135,7 @@
       case 'rolled_back': return `rolled back to step ${e.to_step}: ${e.reason}`;
       case 'early_stopped': return `early stop at step ${e.step}: ${e.reason}`;
       case 'finished': return `finished at step ${e.step}`;
-      case 'failed': return `failed: ${e.reason}`;
+      case 'failed': return e.reason === 'interrupted' ? 'interrupted (stopped on purpose)' : `failed: ${e.reason}`;
       case 'events_dropped': return `NATS was away: ${e.progress} progress, ${e.eval} eval, ${e.lifecycle} lifecycle events dropped`;
       default: return e.event;
     }

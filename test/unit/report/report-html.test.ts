@@ -122,3 +122,25 @@ test('kp-coord report names what is missing in a directory that is not a run', a
   assert.equal(r.code, 1);
   assert.match(r.output, /no run\.json, summary\.json or events\.jsonl: not a kp-coord output_dir/u);
 });
+
+test('Ctrl-C on kp-coord start still writes report.html, and the page names the run interrupted', { skip: noChromium, timeout: 180_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'kp-report-int-'));
+  const out = join(dir, 'out');
+  const browser = await launchChromium();
+  t.after(async () => {
+    await browser.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const run = new CliProcess(['start', '--threads-per-worker', '1', ...runSettings(out).map((s) => s.replace(`max_steps=${STEPS}`, 'max_steps=40'))]);
+  await run.waitFor(/step 2\/40 /u);
+  run.child.kill('SIGINT');
+  const { code } = await run.exited;
+  assert.equal(code, 130, run.output);
+  const page = await browser.newPage();
+  await page.goto(pathToFileURL(join(out, 'report.html')).href);
+  await page.waitForSelector('body[data-ready="1"]', { timeout: 10_000 });
+  const facts = (await page.evaluate(FACTS)) as PageFacts;
+  assert.equal(facts.state, 'interrupted');
+  assert.ok(facts.lossPoints >= 2 && facts.lossPoints < 40, String(facts.lossPoints));
+  assert.match(facts.timeline, /interrupted \(stopped on purpose\)/u);
+});
