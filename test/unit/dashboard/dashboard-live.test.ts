@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import test from 'node:test';
 import { connect } from 'nats';
 import { launchChromium, noChromium, screenshot } from '../../helpers/browser.js';
-import { CliProcess } from '../../helpers/kp-coord-process.js';
+import { CliProcess, runToExit } from '../../helpers/kp-coord-process.js';
 import { NatsTestServer, natsServerInstalled } from '../../helpers/nats-server.js';
 
 // `kp-coord dashboard` against a real nats-server, watched by headless Chromium while a real short
@@ -112,4 +112,10 @@ test('the dashboard follows a run live, within a second per step, through a NATS
 
   assert.deepEqual(foreign, [], 'no request outside the dashboard');
   assert.deepEqual(errors, []);
+});
+
+test('kp-coord dashboard --listen must be host:port (usage error, exit 2)', async () => {
+  const r = await runToExit(['dashboard', '--listen', 'nope']);
+  assert.equal(r.code, 2);
+  assert.match(r.output, /--listen nope: expected host:port, e\.g\. 127\.0\.0\.1:8080/u);
 });
