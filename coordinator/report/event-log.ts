@@ -1,4 +1,4 @@
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { InputFileError } from '../../shared/errors.js';
 import { EVENTS_VERSION, EvalEventSchema, LifecycleEventSchema, ProgressEventSchema, type KpcoordEvent, type RunConfigSummary } from '../../shared/events/events-v1.js';
@@ -28,6 +28,7 @@ export class RunEventLog {
     this.mapper = new EventMapper(config);
     mkdirSync(dirname(path), { recursive: true });
     if (!append || !existsSync(path)) writeFileSync(path, '');
+    else dropPartialLine(path);
   }
 
   /** A RunEvent listener like the progress bar. Synchronous: at most a few lines per step. */
@@ -69,4 +70,11 @@ export function readEventLog(path: string): KpcoordEvent[] {
     events.push({ kind, event: r.data } as KpcoordEvent);
   });
   return events;
+}
+
+/** A coordinator killed mid-write leaves a partial last line; the run that continues cuts it off. */
+function dropPartialLine(path: string): void {
+  const bytes = readFileSync(path);
+  if (bytes.length === 0 || bytes[bytes.length - 1] === 0x0a) return;
+  truncateSync(path, bytes.lastIndexOf(0x0a) + 1);
 }
