@@ -3,6 +3,7 @@ import { tokenFromEnv } from '../../../shared/auth.js';
 import { rootLogger } from '../../../shared/log.js';
 import { createRunPublisher, natsUrlOverrides, runNameOverrides, withNatsOption } from '../../nats/run-publisher.js';
 import { ProgressBar } from '../../progress-bar.js';
+import { openRunEventLog, writeReportAtEnd } from '../../report/run-files.js';
 import { runCoordinator } from '../../run-coordinator.js';
 import { resolveRunConfigArgs, resumeOverrides, withRunConfigOptions } from '../run-config-args.js';
 
@@ -25,6 +26,7 @@ export function registerCoordinator(cli: Argv): Argv {
       const log = rootLogger.child({ role: 'coordinator' });
       const bar = new ProgressBar(process.stderr, rc.config.logging_steps);
       const nats = createRunPublisher(rc, log);
+      const eventLog = openRunEventLog(rc);
       const summary = await runCoordinator(rc, {
         listen: a.listen,
         token,
@@ -33,8 +35,12 @@ export function registerCoordinator(cli: Argv): Argv {
         onEvent: (e) => {
           bar.onEvent(e);
           nats?.onEvent(e);
+          eventLog.onEvent(e);
         },
-      }).finally(() => nats?.close());
+      }).finally(async () => {
+        await nats?.close();
+        await writeReportAtEnd(rc, log);
+      });
       process.stdout.write(`${JSON.stringify({ final_model: summary.final_model, steps: summary.steps, wall_seconds: summary.wall_seconds })}\n`);
     },
   );

@@ -1,11 +1,13 @@
 import type { Argv } from 'yargs';
 import { registerCoordinator } from './coordinator.js';
+import { registerDashboard } from './dashboard.js';
 import { registerData } from './data.js';
 import { registerDev } from './dev.js';
 import { registerEvaluate } from './evaluate.js';
 import { registerExport } from './export.js';
 import { registerGenerate } from './generate.js';
 import { registerHealth } from './health.js';
+import { registerReport } from './report.js';
 import { registerStart } from './start.js';
 import { registerStatus } from './status.js';
 import { registerWorker } from './worker.js';
@@ -14,4 +16,4 @@ import { registerWorker } from './worker.js';
 // that registers itself on the parser, which keeps each command's argument types its own.
 export type RegisterCommand = (cli: Argv) => Argv;
 
-export const commands: RegisterCommand[] = [registerStart, registerCoordinator, registerWorker, registerData, registerGenerate, registerEvaluate, registerExport, registerHealth, registerStatus, registerDev];
+export const commands: RegisterCommand[] = [registerStart, registerCoordinator, registerWorker, registerData, registerGenerate, registerEvaluate, registerExport, registerHealth, registerStatus, registerDashboard, registerReport, registerDev];

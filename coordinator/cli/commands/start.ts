@@ -8,6 +8,7 @@ import { rootLogger } from '../../../shared/log.js';
 import { LocalWorkers } from '../../local-workers.js';
 import { createRunPublisher, natsUrlOverrides, runNameOverrides, withNatsOption } from '../../nats/run-publisher.js';
 import { ProgressBar } from '../../progress-bar.js';
+import { openRunEventLog, writeReportAtEnd } from '../../report/run-files.js';
 import { runCoordinator } from '../../run-coordinator.js';
 import { markRunInterrupted } from '../../run-record.js';
 import { resolveRunConfigArgs, resumeOverrides, withRunConfigOptions } from '../run-config-args.js';
@@ -42,6 +43,7 @@ export function registerStart(cli: Argv): Argv {
       const token = process.env[TOKEN_ENV] ?? randomBytes(24).toString('hex');
       const bar = new ProgressBar(process.stderr, rc.config.logging_steps);
       const nats = createRunPublisher(rc, log);
+      const eventLog = openRunEventLog(rc);
       let workers: LocalWorkers | null = null;
       let failWorkers: (e: Error) => void = () => undefined;
       const workerFailure = new Promise<never>((_, reject) => (failWorkers = reject));
@@ -52,7 +54,8 @@ export function registerStart(cli: Argv): Argv {
         markRunInterrupted(resolve(rc.config.output_dir));
         // Watchers on NATS learn why the run ended (given at most 2 s to publish it).
         nats?.fail('interrupted');
-        void (nats?.close(2000) ?? Promise.resolve()).finally(() => process.exit(130));
+        eventLog.onEvent({ type: 'failed', reason: 'interrupted' });
+        void (nats?.close(2000) ?? Promise.resolve()).finally(() => writeReportAtEnd(rc, log)).finally(() => process.exit(130));
       };
       process.once('SIGINT', interrupted);
       process.once('SIGTERM', interrupted);
@@ -68,6 +71,7 @@ export function registerStart(cli: Argv): Argv {
           onEvent: (e) => {
             bar.onEvent(e);
             nats?.onEvent(e);
+            eventLog.onEvent(e);
             if (e.type === 'listening') {
               workers = new LocalWorkers({
                 count: rc.worldSize,
@@ -95,9 +99,11 @@ export function registerStart(cli: Argv): Argv {
         (workers as LocalWorkers | null)?.kill('SIGTERM');
         await (workers as LocalWorkers | null)?.stop(5000);
         nats?.fail((err as Error).message);
+        eventLog.fail((err as Error).message);
         throw err;
       } finally {
         await nats?.close();
+        await writeReportAtEnd(rc, log);
         process.off('SIGINT', interrupted);
         process.off('SIGTERM', interrupted);
       }

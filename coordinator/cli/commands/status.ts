@@ -1,11 +1,13 @@
 import type { Argv } from 'yargs';
 import { applyEvent, emptyRunState, isEnded, type RunState } from '../../nats/run-state.js';
 import { EventReader } from '../../nats/event-reader.js';
+import { formatLossChart, LossSeries } from '../../nats/loss-chart.js';
 import { DEFAULT_NATS_URL, NATS_URL_ENV } from '../../nats/nats-connection.js';
 import { formatEventLine, formatProgress, formatRunState, formatRunTable } from '../../nats/status-format.js';
 
 // `kp-coord status`: a run's state (or every run's) from the NATS stream's history, or its live view
-// with --follow until it ends (exit 0 when it finished, 1 when it failed).
+// with --follow until it ends (exit 0 when it finished, 1 when it failed). On a terminal a run's view
+// ends with its loss curve as a small chart; piped, the output stays plain text lines.
 
 export function registerStatus(cli: Argv): Argv {
   return cli.command(
@@ -30,8 +32,9 @@ export function registerStatus(cli: Argv): Argv {
           for (const run of await reader.listRuns()) states.push(await snapshot(reader, run));
           process.stdout.write(a.json ? `${JSON.stringify(states)}\n` : states.length > 0 ? `${formatRunTable(states)}\n` : 'no runs\n');
         } else if (!a.follow) {
-          const s = await snapshot(reader, a.run);
-          process.stdout.write(a.json ? `${JSON.stringify(s)}\n` : `${formatRunState(s)}\n`);
+          const losses = new LossSeries();
+          const s = await snapshot(reader, a.run, losses);
+          process.stdout.write(a.json ? `${JSON.stringify(s)}\n` : `${formatRunState(s)}\n${terminalChart(losses)}`);
         } else {
           const s = await follow(reader, a.run, a.json);
           if (s.phase === 'failed') process.exitCode = 1;
@@ -43,15 +46,29 @@ export function registerStatus(cli: Argv): Argv {
   );
 }
 
-async function snapshot(reader: EventReader, run: string): Promise<RunState> {
+async function snapshot(reader: EventReader, run: string, losses?: LossSeries): Promise<RunState> {
   const s = emptyRunState(run);
-  await reader.read(run, { follow: false, onEvent: (e) => void applyEvent(s, e) });
+  await reader.read(run, {
+    follow: false,
+    onEvent: (e) => {
+      applyEvent(s, e);
+      losses?.add(e);
+    },
+  });
   return s;
+}
+
+/** The loss chart and a newline on a TTY; nothing when piped or with fewer than two steps. */
+function terminalChart(losses: LossSeries): string {
+  if (!process.stdout.isTTY) return '';
+  const chart = formatLossChart(losses.points(), { width: Math.min(process.stdout.columns || 80, 100) });
+  return chart === null ? '' : `${chart}\n`;
 }
 
 /** History folded silently into a snapshot, then each live event shown, until the run ends. */
 async function follow(reader: EventReader, run: string, json: boolean): Promise<RunState> {
   const s = emptyRunState(run);
+  const losses = new LossSeries();
   const out = process.stdout;
   let barShown = false;
   const line = (text: string) => {
@@ -60,10 +77,12 @@ async function follow(reader: EventReader, run: string, json: boolean): Promise<
     out.write(`${text}\n`);
   };
   let live = false;
+  let endedInHistory = false;
   await reader.read(run, {
     follow: true,
     onEvent: (e) => {
       applyEvent(s, e);
+      losses.add(e);
       if (json) out.write(`${JSON.stringify({ kind: e.kind, ...e.event })}\n`);
       else if (live) {
         const text = formatEventLine(e);
@@ -78,10 +97,13 @@ async function follow(reader: EventReader, run: string, json: boolean): Promise<
     },
     caughtUp: () => {
       live = true;
-      if (!json) line(formatRunState(s));
-      return isEnded(s);
+      endedInHistory = isEnded(s);
+      if (!json) line(`${formatRunState(s)}\n${terminalChart(losses)}`.trimEnd());
+      return endedInHistory;
     },
   });
   if (barShown && out.isTTY) out.write('\n');
+  // The whole curve once more when the run ended while being watched.
+  if (!json && !endedInHistory) out.write(terminalChart(losses));
   return s;
 }
