@@ -33,7 +33,8 @@ export class DropoutSites {
     this.sites.push({ input, shape: x.shape });
     // Inverted dropout, as torch: kept activations are scaled by 1/(1-p). As Where on the bool mask
     // (not x * float(mask)): the backward then reads the fed 1-byte mask instead of keeping a float
-    // copy of it alive from the forward (bench/engine: saved activations), with the same values.
+    // copy of it alive from the forward (bench/engine: saved activations). The same function; float
+    // rounding may differ from x * float(mask) * scale where ORT folded that scale into a GEMM.
     return where(mask, mul(x, scalarLike(x, 1 / (1 - this.rate))), scalarLike(x, 0));
   }
 }
