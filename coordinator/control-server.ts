@@ -35,6 +35,24 @@ export interface ControlServerOptions {
   readonly heartbeatTimeoutMs: number;
 }
 
+/**
+ * Where a generation stands, as one value (like FSDP2's TrainingState): it gathers members, is
+ * sealed with its world's collectives, and ends with the error that ended it. Only `advance`
+ * changes it, and only forwards (gathering -> sealed -> ended, or gathering -> ended), so a state
+ * such as "ended without a reason" or "ended with live collectives" cannot be written.
+ */
+export type GenerationState =
+  | { readonly phase: 'gathering' }
+  | { readonly phase: 'sealed'; readonly scalars: ScalarAllReduce; readonly barrier: ReportBarrier }
+  /** `error` is what a later send or gather throws, so the driver sees why, not a missing stream. */
+  | { readonly phase: 'ended'; readonly error: WorkerLostError };
+
+const NEXT_PHASES: Record<GenerationState['phase'], readonly GenerationState['phase'][]> = {
+  gathering: ['sealed', 'ended'],
+  sealed: ['ended'],
+  ended: [],
+};
+
 interface Generation {
   readonly id: number;
   readonly capacity: number;
@@ -46,10 +64,7 @@ interface Generation {
   readonly loseWith: (e: WorkerLostError) => void;
   /** Wakes `gather` when membership changes. */
   changed: () => void;
-  sealed: { readonly scalars: ScalarAllReduce; readonly barrier: ReportBarrier } | null;
-  ended: boolean;
-  /** Why it ended: what a send to it throws, so the driver sees a lost worker, not a missing stream. */
-  endedWith: WorkerLostError | null;
+  state: GenerationState;
 }
 
 export class ControlServer {
@@ -82,11 +97,11 @@ export class ControlServer {
 
   /** Accept registrations for a new generation of up to `capacity` workers. */
   open(capacity: number): void {
-    if (this.gen && !this.gen.ended) throw new KpCoordError(`generation ${this.gen.id} is still running`);
+    if (this.gen && this.gen.state.phase !== 'ended') throw new KpCoordError(`generation ${this.gen.id} is still running`);
     let loseWith!: (e: WorkerLostError) => void;
     const lost = new Promise<never>((_, reject) => (loseWith = reject));
     lost.catch(() => undefined);
-    this.gen = { id: this.nextId++, capacity, members: [], streams: new Map(), lastBeat: new Map(), lost, loseWith, changed: () => undefined, sealed: null, ended: false, endedWith: null };
+    this.gen = { id: this.nextId++, capacity, members: [], streams: new Map(), lastBeat: new Map(), lost, loseWith, changed: () => undefined, state: { phase: 'gathering' } };
     this.health.setReady(true);
   }
 
@@ -107,15 +122,14 @@ export class ControlServer {
     const g = this.current();
     const deadline = graceMs === null ? Infinity : Date.now() + graceMs;
     for (;;) {
-      if (g.ended) throw g.endedWith!;
+      if (g.state.phase === 'ended') throw g.state.error;
       const ready = g.members.filter((m) => g.streams.has(m.rank));
       if (ready.length >= want) return ready;
       if (Date.now() >= deadline && ready.length > 0) {
         // Ranks are registration order: one registered without a stream would be sealed in.
         const silent = g.members.filter((m) => !g.streams.has(m.rank));
         if (silent.length === 0) return ready;
-        this.lose(g, silent, 'disconnected', 'registered but never opened its command stream');
-        throw g.endedWith!;
+        throw this.lose(g, silent, 'disconnected', 'registered but never opened its command stream');
       }
       const woken = new Promise<void>((r) => (g.changed = r));
       const wait = Number.isFinite(deadline) ? Math.max(10, deadline - Date.now()) : 60_000;
@@ -140,7 +154,7 @@ export class ControlServer {
       stream?.end();
     }
     g.members.length = world;
-    g.sealed = { scalars: new ScalarAllReduce(world), barrier: new ReportBarrier(world) };
+    this.advance(g, { phase: 'sealed', scalars: new ScalarAllReduce(world), barrier: new ReportBarrier(world) });
     return g.members;
   }
 
@@ -154,7 +168,7 @@ export class ControlServer {
 
   send(rank: number, command: Command): void {
     const g = this.current();
-    if (g.ended) throw g.endedWith!;
+    if (g.state.phase === 'ended') throw g.state.error;
     const stream = g.streams.get(rank);
     if (!stream) throw new KpCoordError(`no command stream for rank ${rank}`);
     stream.write(command);
@@ -177,16 +191,19 @@ export class ControlServer {
     g.streams.clear();
   }
 
-  /** Tell every member of the current generation to exit (the run is over or failed). */
+  /**
+   * Tell every member of the current generation to exit (the run is over or failed). The
+   * generation ends like any other: pending all-reduces and barriers fail, later sends throw.
+   */
   shutdown(reason: string): void {
     const g = this.gen;
     if (!g) return;
+    this.endGeneration(g, new WorkerLostError([], 'aborted', `generation ${g.id} was shut down: ${reason}`));
     for (const stream of g.streams.values()) {
       stream.write({ kind: { $case: 'shutdown', value: { reason } } });
       stream.end();
     }
     g.streams.clear();
-    g.ended = true;
   }
 
   /** Stop serving; a pending `gather` rejects. Idempotent. */
@@ -219,18 +236,30 @@ export class ControlServer {
     return this.gen;
   }
 
-  private sealedState(): NonNullable<Generation['sealed']> {
-    const s = this.current().sealed;
-    if (!s) throw new KpCoordError(`generation ${this.current().id} is not sealed`);
-    return s;
+  private sealedState(): Extract<GenerationState, { phase: 'sealed' }> {
+    const g = this.current();
+    if (g.state.phase === 'ended') throw g.state.error;
+    if (g.state.phase !== 'sealed') throw new KpCoordError(`generation ${g.id} is not sealed`);
+    return g.state;
+  }
+
+  /** The one place a generation's state changes; a transition not in NEXT_PHASES is a bug. */
+  private advance(g: Generation, next: GenerationState): void {
+    if (!NEXT_PHASES[g.state.phase].includes(next.phase)) {
+      throw new KpCoordError(`generation ${g.id}: cannot go from ${g.state.phase} to ${next.phase}`);
+    }
+    this.o.log.debug({ generation: g.id, from: g.state.phase, to: next.phase }, 'generation state');
+    const before = g.state;
+    g.state = next;
+    if (next.phase === 'ended' && before.phase === 'sealed') {
+      before.scalars.fail(next.error);
+      before.barrier.fail(next.error);
+    }
   }
 
   private endGeneration(g: Generation, error: WorkerLostError): void {
-    if (g.ended) return;
-    g.ended = true;
-    g.endedWith = error;
-    g.sealed?.scalars.fail(error);
-    g.sealed?.barrier.fail(error);
+    if (g.state.phase === 'ended') return;
+    this.advance(g, { phase: 'ended', error });
     g.loseWith(error);
     g.changed();
   }
@@ -238,8 +267,14 @@ export class ControlServer {
   /** A member of the live generation, or null (with the call answered) when the call is stale. */
   private memberOf(generation: number, rank: number): Generation | null {
     const g = this.gen;
-    if (!g || g.ended || g.id !== generation || !g.members[rank]) return null;
+    if (!g || g.state.phase === 'ended' || g.id !== generation || !g.members[rank]) return null;
     return g;
+  }
+
+  /** The sealed state of a live member's generation, or null when the call is stale or early. */
+  private sealedFor(generation: number, rank: number): Extract<GenerationState, { phase: 'sealed' }> | null {
+    const g = this.memberOf(generation, rank);
+    return g?.state.phase === 'sealed' ? g.state : null;
   }
 
   private authorised<Req, Res>(call: grpc.ServerUnaryCall<Req, Res>, cb: grpc.sendUnaryData<Res>, what: string): boolean {
@@ -256,11 +291,11 @@ export class ControlServer {
         if (!this.authorised(call, cb, 'Register')) return;
         const r = call.request;
         const g = this.gen;
-        if (!g || g.ended) {
+        if (!g || g.state.phase === 'ended') {
           cb({ code: grpc.status.UNAVAILABLE, details: 'the coordinator is still preparing the run; retry' });
           return;
         }
-        if (g.sealed || g.members.length >= g.capacity) {
+        if (g.state.phase === 'sealed' || g.members.length >= g.capacity) {
           cb({ code: grpc.status.RESOURCE_EXHAUSTED, details: `the run already has its ${g.members.length} workers` });
           return;
         }
@@ -290,9 +325,9 @@ export class ControlServer {
       allReduce: (call, cb) => {
         if (!this.authorised(call, cb, 'AllReduce')) return;
         const { rank, key, values, generation } = call.request;
-        const g = this.memberOf(generation, rank);
-        if (!g?.sealed) return cb(stale(generation));
-        g.sealed.scalars.contribute(rank, key, values).then(
+        const sealed = this.sealedFor(generation, rank);
+        if (!sealed) return cb(stale(generation));
+        sealed.scalars.contribute(rank, key, values).then(
           (sum) => cb(null, { values: sum }),
           (e: Error) => cb({ code: grpc.status.ABORTED, details: e.message }),
         );
@@ -300,9 +335,9 @@ export class ControlServer {
       report: (call, cb) => {
         if (!this.authorised(call, cb, 'Report')) return;
         const report = call.request as WorkerReport;
-        const g = this.memberOf(report.generation, report.rank);
-        if (!g?.sealed) return cb(stale(report.generation));
-        g.sealed.barrier.add(report);
+        const sealed = this.sealedFor(report.generation, report.rank);
+        if (!sealed) return cb(stale(report.generation));
+        sealed.barrier.add(report);
         cb(null, {});
       },
       heartbeat: (call, cb) => {
@@ -318,7 +353,7 @@ export class ControlServer {
 
   private checkHeartbeats(): void {
     const g = this.gen;
-    if (!g || g.ended || this.closing) return;
+    if (!g || g.state.phase === 'ended' || this.closing) return;
     const now = Date.now();
     const silentMs = (m: Member) => now - (g.lastBeat.get(m.rank) ?? now);
     // All of them at once: local mode must stop every stopped process, not only the first.
@@ -329,14 +364,15 @@ export class ControlServer {
   private workerGone(g: Generation, rank: number, why: string): void {
     if (!g.streams.has(rank)) return;
     g.streams.delete(rank);
-    if (this.closing || g.ended) return;
+    if (this.closing || g.state.phase === 'ended') return;
     this.lose(g, [g.members[rank]!], 'disconnected', why);
   }
 
-  private lose(g: Generation, members: readonly Member[], kind: 'disconnected' | 'heartbeat', why: string): void {
+  private lose(g: Generation, members: readonly Member[], kind: 'disconnected' | 'heartbeat', why: string): WorkerLostError {
     const who = members.map((m) => `worker rank ${m.rank} (${m.workerId})`).join(', ');
     const error = new WorkerLostError(members, kind, `${who} lost: ${why}`);
     for (const m of members) this.o.log.error({ rank: m.rank, workerId: m.workerId, generation: g.id, reason: why }, 'worker lost');
     this.endGeneration(g, error);
+    return error;
   }
 }

@@ -93,3 +93,34 @@ test('a heartbeat thread whose coordinator does not answer tells its main thread
     await beats.stop();
   }
 });
+
+test('shutdown ends the generation like a loss: pending all-reduce and barrier fail, a later send throws the reason', async () => {
+  const { server, client } = await setUp(60_000);
+  try {
+    server.open(2);
+    const a = await client.register({ host: 'h', dataPort: 1, pid: 11, workerId: 'a' });
+    const b = await client.register({ host: 'h', dataPort: 2, pid: 12, workerId: 'b' });
+    collect(client.seat(a.rank, a.generation).commands());
+    collect(client.seat(b.rank, b.generation).commands());
+    await server.gather(2, null);
+    server.seal(2);
+    // Rank 0 waits in an all-reduce that rank 1 never joins; the driver waits on a barrier.
+    const reduce = client.seat(a.rank, a.generation).allReduce('tokens', [1]).then(() => 'resolved', (e: Error) => e.message);
+    const barrier = server.barrier.wait(1, 0).then(() => 'resolved', (e: unknown) => e);
+    server.shutdown('the run is over');
+    // Both settle (bounded wait: a generation left half-ended would keep them pending for ever).
+    const pending = Symbol('pending');
+    const settled = <T>(p: Promise<T>) => Promise.race([p, new Promise<typeof pending>((r) => setTimeout(() => r(pending), 10_000))]);
+    const barrierResult = await settled(barrier);
+    assert.ok(barrierResult instanceof WorkerLostError, `barrier: ${String(barrierResult)}`);
+    assert.match(barrierResult.message, /shut down: the run is over/);
+    assert.match(String(await settled(reduce)), /ABORTED/);
+    // A send after shutdown names why, instead of throwing null.
+    assert.throws(() => server.send(0, { kind: { $case: 'abort', value: { reason: 'x' } } }), (e: unknown) => e instanceof WorkerLostError && /the run is over/.test(e.message));
+    assert.throws(() => server.seal(2), /cannot go from ended to sealed|shut down/);
+    server.open(1);
+  } finally {
+    client.close();
+    await server.close();
+  }
+});
