@@ -4,7 +4,7 @@ import { KpCoordError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { TrainPlan } from '../shared/plan/train-plan.js';
 import { writeBytesAtomically } from '../shared/weights/atomic-file.js';
-import { ReportKind } from '../proto/gen/control/control.js';
+import { ReportKind, type WorkerReport } from '../proto/gen/control/control.js';
 import { EarlyStopping } from './early-stopping.js';
 import { listCheckpoints, readVerifiedManifest, writeManifest } from '../shared/checkpoint/checkpoint-manifest.js';
 import type { ShardFile } from '../shared/checkpoint/range-shard.js';
@@ -195,7 +195,7 @@ async function saveCheckpoint(
   await mkdir(dir, { recursive: true });
   server.broadcast({ kind: { $case: 'saveCheckpoint', value: { dir, stepsDone } } });
   const reports = await server.barrier.wait(ReportKind.CHECKPOINT_SAVED, stepsDone);
-  const files = reports.map((r) => JSON.parse(r.detail) as ShardFile).sort((a, b) => a.start - b.start);
+  const files = reports.map((r) => shardFileOf(r)).sort((a, b) => a.start - b.start);
   const newBest = best && best.step === step ? { ...best, dir } : best;
   await writeManifest(dir, {
     version: 1,
@@ -229,4 +229,9 @@ async function saveCheckpoint(
     }
   }
   return newBest;
+}
+
+function shardFileOf(r: WorkerReport): ShardFile {
+  if (!r.shardFile) throw new KpCoordError(`worker rank ${r.rank} reported a saved checkpoint without its shard file`);
+  return r.shardFile;
 }

@@ -16,11 +16,16 @@ export class WorkerLostError extends KpCoordError {
   }
 }
 
-/** A worker reported a failed command (its own error, or a peer that vanished under it). */
+/**
+ * A worker reported a failed command (its own error, or a peer that vanished under it). `fatal`:
+ * the worker judged that the same inputs fail the same way again (a truncated weights file), so a
+ * restart cannot help.
+ */
 export class WorkerFailedError extends KpCoordError {
   constructor(
     readonly rank: number,
     message: string,
+    readonly fatal = false,
   ) {
     super(message);
   }

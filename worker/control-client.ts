@@ -46,7 +46,7 @@ export class WorkerSeat {
 
   report(report: ReportFields): Promise<void> {
     const full: WorkerReport = {
-      step: 0, lossSum: 0, tokenCount: 0, gradNorm: 0, lr: 0, seconds: 0, detail: '', rssBytes: 0, bytesSent: 0, samples: 0,
+      step: 0, lossSum: 0, tokenCount: 0, gradNorm: 0, lr: 0, seconds: 0, detail: '', rssBytes: 0, bytesSent: 0, samples: 0, fatal: false,
       ...report, rank: this.rank, generation: this.generation,
     };
     return new Promise((resolve, reject) => this.client.report(full, this.md, (e) => (e ? reject(e) : resolve())));

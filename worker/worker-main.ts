@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { assembleBatch } from '../shared/data/assemble-batch.js';
 import { inputLengths, openDataCache, type DataSplit } from '../shared/data/data-cache.js';
 import { DistributedSampler } from '../shared/data/sampler.js';
-import { KpCoordError } from '../shared/errors.js';
+import { InputFileError, KpCoordError, WeightsMismatchError } from '../shared/errors.js';
 import type { HealthStatus } from '../shared/health/health-status.js';
 import type { Logger } from '../shared/log.js';
 import { parseT5Config, type T5Config } from '../shared/models/t5-config.js';
@@ -145,8 +145,9 @@ async function runGeneration(o: WorkerOptions, control: ControlClient, engines: 
         setup = await execute(kind, setup, seat, dataPlane, engines, log, o.health);
       } catch (err) {
         if (ended !== null) continue;
-        log.error({ err: (err as Error).message, command: kind.$case }, 'command failed');
-        await seat.report({ kind: ReportKind.FAILED, detail: (err as Error).message }).catch(() => undefined);
+        const fatal = isDeterministic(err);
+        log.error({ err: (err as Error).message, command: kind.$case, fatal }, 'command failed');
+        await seat.report({ kind: ReportKind.FAILED, detail: (err as Error).message, fatal }).catch(() => undefined);
       }
     }
   } finally {
@@ -194,7 +195,7 @@ async function execute(kind: NonNullable<Command['kind']>, setup: Setup | null, 
     case 'saveCheckpoint': {
       const s = need('checkpoint');
       const file = await saveRangeShard(s, seat.rank, kind.value.dir);
-      await seat.report({ kind: ReportKind.CHECKPOINT_SAVED, step: kind.value.stepsDone, detail: JSON.stringify(file), seconds: seconds() });
+      await seat.report({ kind: ReportKind.CHECKPOINT_SAVED, step: kind.value.stepsDone, shardFile: file, seconds: seconds() });
       return s;
     }
     case 'keepBest': {
@@ -404,4 +405,12 @@ async function evaluate(setup: Setup, rank: number): Promise<{ lossSum: number; 
 /** The process's peak resident set so far (what the ZeRO memory formulas bound). */
 function peakRssBytes(): number {
   return process.resourceUsage().maxRSS * 1024;
+}
+
+/**
+ * A failure that the same inputs repeat (a malformed or truncated weights file, weights that do
+ * not fit the model): the coordinator fails the run instead of restarting it max_restarts times.
+ */
+function isDeterministic(err: unknown): boolean {
+  return err instanceof InputFileError || err instanceof WeightsMismatchError;
 }

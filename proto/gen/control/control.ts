@@ -127,7 +127,7 @@ export interface Abort {
 
 /**
  * Write this rank's range of parameters and Adam moments into `dir`; report CHECKPOINT_SAVED
- * with the file's description (JSON) in `detail`.
+ * with the file's description in `shard_file`.
  */
 export interface SaveCheckpoint {
   dir: string;
@@ -196,13 +196,32 @@ export interface WorkerReport {
   lr: number;
   /** wall time of the command on this rank */
   seconds: number;
-  /** error text for FAILED, paths for SAVED */
+  /** error text for FAILED, paths for SAVED and GENERATED */
   detail: string;
   rssBytes: number;
   /** data-plane bytes this rank sent for the command */
   bytesSent: number;
   samples: number;
   generation: number;
+  /** CHECKPOINT_SAVED: the file this rank wrote, for the manifest */
+  shardFile?:
+    | ShardFile
+    | undefined;
+  /**
+   * FAILED: the same inputs would fail again (a truncated weights file, a malformed data cache),
+   * so restarting the generation cannot help and the run fails at once.
+   */
+  fatal: boolean;
+}
+
+/** One rank's checkpoint file: its flat range [start, end) and the bytes' size and sha256. */
+export interface ShardFile {
+  name: string;
+  rank: number;
+  start: number;
+  end: number;
+  bytes: number;
+  sha256: string;
 }
 
 export interface HeartbeatRequest {
@@ -1569,6 +1588,8 @@ function createBaseWorkerReport(): WorkerReport {
     bytesSent: 0,
     samples: 0,
     generation: 0,
+    shardFile: undefined,
+    fatal: false,
   };
 }
 
@@ -1612,6 +1633,12 @@ export const WorkerReport: MessageFns<WorkerReport> = {
     }
     if (message.generation !== 0) {
       writer.uint32(104).uint32(message.generation);
+    }
+    if (message.shardFile !== undefined) {
+      ShardFile.encode(message.shardFile, writer.uint32(114).fork()).join();
+    }
+    if (message.fatal !== false) {
+      writer.uint32(120).bool(message.fatal);
     }
     return writer;
   },
@@ -1733,6 +1760,22 @@ export const WorkerReport: MessageFns<WorkerReport> = {
             message.generation = reader.uint32();
             continue;
           }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.shardFile = ShardFile.decode(reader, reader.uint32());
+            continue;
+          }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.fatal = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1763,6 +1806,125 @@ export const WorkerReport: MessageFns<WorkerReport> = {
     message.bytesSent = object.bytesSent ?? 0;
     message.samples = object.samples ?? 0;
     message.generation = object.generation ?? 0;
+    message.shardFile = (object.shardFile !== undefined && object.shardFile !== null)
+      ? ShardFile.fromPartial(object.shardFile)
+      : undefined;
+    message.fatal = object.fatal ?? false;
+    return message;
+  },
+};
+
+function createBaseShardFile(): ShardFile {
+  return { name: "", rank: 0, start: 0, end: 0, bytes: 0, sha256: "" };
+}
+
+export const ShardFile: MessageFns<ShardFile> = {
+  encode(message: ShardFile, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.rank !== 0) {
+      writer.uint32(16).uint32(message.rank);
+    }
+    if (message.start !== 0) {
+      writer.uint32(24).uint64(message.start);
+    }
+    if (message.end !== 0) {
+      writer.uint32(32).uint64(message.end);
+    }
+    if (message.bytes !== 0) {
+      writer.uint32(40).uint64(message.bytes);
+    }
+    if (message.sha256 !== "") {
+      writer.uint32(50).string(message.sha256);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ShardFile {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseShardFile();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.rank = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.start = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.end = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.bytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.sha256 = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ShardFile>, I>>(base?: I): ShardFile {
+    return ShardFile.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ShardFile>, I>>(object: I): ShardFile {
+    const message = createBaseShardFile();
+    message.name = object.name ?? "";
+    message.rank = object.rank ?? 0;
+    message.start = object.start ?? 0;
+    message.end = object.end ?? 0;
+    message.bytes = object.bytes ?? 0;
+    message.sha256 = object.sha256 ?? "";
     return message;
   },
 };
