@@ -68,6 +68,11 @@ export async function runWithRecovery(
       return await driveGeneration(server, plan, history, log, emit);
     } catch (err) {
       if (!(err instanceof WorkerLostError || err instanceof WorkerFailedError)) throw err;
+      if (err instanceof WorkerFailedError && err.fatal) {
+        // Deterministic: every restart would fail the same way and use up max_restarts for nothing.
+        server.shutdown(`run failed: ${err.message}`);
+        throw new KpCoordError(`${err.message} (not restarting: the same inputs would fail again)`, { cause: err });
+      }
       await endGeneration(server, history, o, err, emit);
       // The newest valid checkpoint in output_dir, or the one this run started from if newer.
       const latest = await findResumePoint('latest', basePlan.output_dir, log, emit);
