@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Argv } from 'yargs';
-import { TOKEN_ENV } from '../../../shared/auth.js';
+import { tokenFromEnv, tokenInEnv } from '../../../shared/auth.js';
 import { KpCoordError } from '../../../shared/errors.js';
 import { rootLogger } from '../../../shared/log.js';
 import { LocalWorkers } from '../../local-workers.js';
@@ -39,7 +39,9 @@ export function registerStart(cli: Argv): Argv {
       }
       // Local mode keeps the terminal for the progress bar; logs go to files unless asked for.
       const log = rootLogger.child({ role: 'coordinator' }, { level: process.env.KPCOORD_LOG_LEVEL ?? 'warn' });
-      const token = process.env[TOKEN_ENV] ?? randomBytes(24).toString('hex');
+      // The token the workers get is the one this process checks: from KPCOORD_TOKEN_FILE or
+      // KPCOORD_TOKEN when set (validated here, not first in a worker's log), else a fresh one.
+      const token = tokenInEnv() ? tokenFromEnv() : randomBytes(24).toString('hex');
       const bar = new ProgressBar(process.stderr, rc.config.logging_steps);
       const nats = createRunPublisher(rc, log);
       let workers: LocalWorkers | null = null;

@@ -1,11 +1,13 @@
 import test from 'node:test';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { loadHfModel } from '../../../shared/weights/hf-checkpoint.js';
-import { CliProcess, runToExit, survivors, weightDiff, workerPids } from '../../helpers/kp-coord-process.js';
+import { CLI, CliProcess, runToExit, survivors, weightDiff, workerPids } from '../../helpers/kp-coord-process.js';
 
 // Real runs: `kp-coord start` with worker processes talking gRPC on loopback.
 
@@ -126,6 +128,69 @@ test('Ctrl-C (SIGINT) stops kp-coord start and every worker process', async () =
     assert.equal((JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')) as { status: string }).status, 'interrupted');
   } finally {
     if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('kp-coord start with KPCOORD_TOKEN_FILE: the workers get that token and the run finishes', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kp-token-file-'));
+  try {
+    const tokenFile = join(dir, 'token');
+    writeFileSync(tokenFile, 'a-token-from-a-file-0123456789\n');
+    const env: NodeJS.ProcessEnv = { ...process.env, KPCOORD_TOKEN_FILE: tokenFile };
+    delete env.KPCOORD_TOKEN;
+    // Before the fix the workers preferred the file over the random token start handed them,
+    // were refused, and the run waited for ever: the bounded wait makes that a failure.
+    const r = await runToExit(['start', '--workers', '1', '--set', `output_dir=${join(dir, 'run')}`, '--set', 'model=preset:t5-tiny', '--set', 'max_steps=1'], { env, timeoutMs: 120_000 });
+    assert.equal(r.code, 0, r.output);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a worker child of start that fails before registering exits with 1 (the IPC channel does not hold it)', async () => {
+  const { ControlServer } = await import('../../../coordinator/control-server.js');
+  const { rootLogger } = await import('../../../shared/log.js');
+  const server = new ControlServer({ token: 'the-right-token-0123456789', runId: 't', log: rootLogger.child({}, { level: 'silent' }), heartbeatIntervalMs: 1000, heartbeatTimeoutMs: 60_000 });
+  const port = await server.listen('127.0.0.1:0');
+  server.open(1);
+  // As LocalWorkers starts it: an IPC channel to this process, which stays alive.
+  const child = spawn(process.execPath, [CLI, 'worker', '--coordinator', `127.0.0.1:${port}`], {
+    env: { ...process.env, KPCOORD_TOKEN: 'a-wrong-token-0123456789' },
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+  });
+  let output = '';
+  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  try {
+    const [code, signal] = (await once(child, 'exit')) as [number | null, string | null];
+    assert.equal(signal, null, `killed after 60 s: the worker did not exit by itself\n${output}`);
+    assert.equal(code, 1, output);
+    assert.match(output, /UNAUTHENTICATED/);
+  } finally {
+    clearTimeout(timer);
+    await server.close();
+  }
+});
+
+test('bad tokens are refused where they are read: 16 spaces, a short one given to start, an unreadable file', async () => {
+  const base = { ...process.env };
+  delete base.KPCOORD_TOKEN;
+  delete base.KPCOORD_TOKEN_FILE;
+  const spaces = await runToExit(['worker', '--coordinator', '127.0.0.1:1'], { env: { ...base, KPCOORD_TOKEN: ' '.repeat(16) }, timeoutMs: 30_000 });
+  assert.equal(spaces.code, 1, spaces.output);
+  assert.match(spaces.output, /KPCOORD_TOKEN: the worker token contains white space/);
+  const dir = mkdtempSync(join(tmpdir(), 'kp-short-token-'));
+  try {
+    const short = await runToExit(['start', '--workers', '1', '--set', `output_dir=${dir}`, '--set', 'model=preset:t5-tiny', '--set', 'max_steps=1'], { env: { ...base, KPCOORD_TOKEN: 'short' }, timeoutMs: 60_000 });
+    assert.equal(short.code, 1, short.output);
+    assert.match(short.output, /KPCOORD_TOKEN: the worker token is 5 characters; use at least 16/);
+    assert.doesNotMatch(short.output, /joined|coordinator listening/);
+    const missing = await runToExit(['coordinator', '--listen', '127.0.0.1:0'], { env: { ...base, KPCOORD_TOKEN_FILE: join(dir, 'no-such-token') }, timeoutMs: 30_000 });
+    assert.equal(missing.code, 1, missing.output);
+    assert.match(missing.output, /KPCOORD_TOKEN_FILE \(.*no-such-token\): cannot read the worker token: ENOENT/);
+    assert.doesNotMatch(missing.output, /unexpected error/);
+  } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
