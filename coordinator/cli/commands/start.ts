@@ -53,7 +53,7 @@ export function registerStart(cli: Argv): Argv {
         workers?.kill('SIGTERM');
         markRunInterrupted(resolve(rc.config.output_dir));
         // Watchers on NATS learn why the run ended (given at most 2 s to publish it).
-        nats?.fail('interrupted');
+        nats?.interrupt('stopped with Ctrl-C (SIGINT/SIGTERM)');
         void (nats?.close(2000) ?? Promise.resolve()).finally(() => process.exit(130));
       };
       process.once('SIGINT', interrupted);
