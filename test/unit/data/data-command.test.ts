@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'node:test';
 import type { PrepareReport } from '../../../shared/data/prepare.js';
@@ -66,4 +66,40 @@ test('data synth writes train and eval files and prints a summary', (t) => {
   assert.ok(s.input_tokens.min >= 500 && s.input_tokens.max <= 999);
   assert.equal(readFileSync(out, 'utf8').trim().split('\n').length, 20);
   assert.ok(existsSync(join(dir, 'synth.eval.jsonl')));
+});
+
+test('data prepare --overwrite replaces only a data cache (or an empty folder), never other folders', (t) => {
+  const dir = scratchDir(t);
+  const source = join(dir, 'src');
+  mkdirSync(join(source, 'lib'), { recursive: true });
+  writeFileSync(join(source, 'lib', 'main.ts'), 'export {};\n');
+  const r = kp('prepare', '--input', fixture('rules-rows.jsonl'), '--out', source, '--overwrite', '--eval-ratio', '0', '--min-input-tokens', 'none');
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /src: exists and is not a kp-coord data cache; --overwrite replaces only a kp-coord data cache/u);
+  assert.equal(readFileSync(join(source, 'lib', 'main.ts'), 'utf8'), 'export {};\n', 'the folder was touched');
+  // A cache is replaced; so is an empty folder.
+  const cache = join(dir, 'cache');
+  assert.equal(kp('prepare', '--input', fixture('rules-rows.jsonl'), '--out', cache, '--eval-ratio', '0', '--min-input-tokens', 'none').code, 0);
+  const again = kp('prepare', '--input', fixture('rules-rows.jsonl'), '--out', cache, '--overwrite', '--eval-ratio', '0', '--min-input-tokens', 'none');
+  assert.equal(again.code, 0, again.stderr);
+  mkdirSync(join(dir, 'empty'));
+  assert.equal(kp('prepare', '--input', fixture('rules-rows.jsonl'), '--out', join(dir, 'empty'), '--overwrite', '--eval-ratio', '0', '--min-input-tokens', 'none').code, 0);
+});
+
+test('data prepare --out where nothing can be written: exit 1 naming the path, before reading the input, no stack', () => {
+  // /proc refuses new folders even to root (a chmod would not stop root); Node's recursive mkdir
+  // used to loop for ever there. The input is malformed, so an error about it means the output
+  // was checked too late. (spawnSync: its timeout bounds a loop.)
+  for (const out of ['/proc/kp-coord-cache', '/proc/kp-coord/nested/cache']) {
+    const r = spawnSync(process.execPath, [MAIN, 'data', 'prepare', '--input', fixture('corrupt.jsonl'), '--out', out], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.signal, null, `still running after 30 s with --out ${out}`);
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`^kp-coord: ${out}: cannot write in /proc: E[A-Z]+`, 'mu'));
+    assert.doesNotMatch(r.stderr, /corrupt\.jsonl|unexpected error|\n\s+at /u);
+  }
+  // A file where a parent folder should be.
+  const file = fixture('rules-rows.jsonl');
+  const r = kp('prepare', '--input', file, '--out', join(file, 'cache'));
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /rules-rows\.jsonl\/cache: .*rules-rows\.jsonl is not a folder/u);
 });
