@@ -1,7 +1,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runToExit } from '../../helpers/kp-coord-process.js';
@@ -22,12 +22,31 @@ function fingerprint(dir: string): Record<string, string> {
   return out;
 }
 
-test('--resume latest: all checkpoints corrupt is refused and nothing is overwritten; a missing manifest is named', async () => {
+test('--resume latest: all checkpoints corrupt is refused and nothing is overwritten; a missing manifest is named; export needs --overwrite', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'kp-resume-refusals-'));
   try {
     const a = join(dir, 'a');
     const first = await runToExit(['start', ...BASE, '--workers', '1', '--set', 'save_strategy=steps', '--set', 'save_steps=1', '--set', `output_dir=${a}`], { env, timeoutMs: 180_000 });
     assert.equal(first.code, 0, first.output);
+
+    // export: a new folder is written; an existing one only with --overwrite, and only if it holds a model.
+    const exported = join(dir, 'exported');
+    const ex = (out: string, ...more: string[]) => runToExit(['export', '--checkpoint', join(a, 'checkpoint-2'), '--out', out, ...more], { timeoutMs: 60_000 });
+    assert.equal((await ex(exported)).code, 0);
+    const modelSha = fingerprint(exported);
+    const again = await ex(exported);
+    assert.equal(again.code, 1, again.output);
+    assert.match(again.output, /exported: already exists; pass --overwrite to replace the model in it/);
+    const replaced = await ex(exported, '--overwrite');
+    assert.equal(replaced.code, 0, replaced.output);
+    assert.deepEqual(fingerprint(exported), modelSha, 'the same checkpoint exports the same bytes');
+    const notAModel = join(dir, 'notes');
+    mkdirSync(notAModel);
+    writeFileSync(join(notAModel, 'keep.txt'), 'mine\n');
+    const refused = await ex(notAModel, '--overwrite');
+    assert.equal(refused.code, 1, refused.output);
+    assert.match(refused.output, /notes: exists and is not an exported model/);
+    assert.equal(readFileSync(join(notAModel, 'keep.txt'), 'utf8'), 'mine\n');
 
     // Both checkpoints truncated: exit 1, each named, the directories as they were, no final model.
     const b = join(dir, 'b');
