@@ -2,6 +2,7 @@ import { randomInt } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { hasToken } from '../shared/auth.js';
 import { KpCoordError } from '../shared/errors.js';
+import { RefusalLog } from '../shared/refusal-log.js';
 import type { Logger } from '../shared/log.js';
 import { HealthStatus } from '../shared/health/health-status.js';
 import {
@@ -80,8 +81,10 @@ export class ControlServer {
   private closing = false;
   private closed: Promise<void> | null = null;
   private readonly watchdog: NodeJS.Timeout;
+  private readonly refusals: RefusalLog;
 
   constructor(private readonly o: ControlServerOptions) {
+    this.refusals = new RefusalLog(o.log, 'refused a call without the worker token');
     this.server.addService(CoordinatorService, this.handlers());
     this.health.addTo(this.server);
     this.watchdog = setInterval(() => this.checkHeartbeats(), Math.max(50, Math.floor(o.heartbeatTimeoutMs / 4)));
@@ -279,7 +282,7 @@ export class ControlServer {
 
   private authorised<Req, Res>(call: grpc.ServerUnaryCall<Req, Res>, cb: grpc.sendUnaryData<Res>, what: string): boolean {
     if (hasToken(call.metadata, this.o.token)) return true;
-    this.o.log.warn({ peer: call.getPeer(), call: what }, 'refused a call without the worker token');
+    this.refusals.refused({ peer: call.getPeer(), call: what });
     cb({ code: grpc.status.UNAUTHENTICATED, details: 'missing or wrong worker token' });
     return false;
   }
@@ -307,7 +310,7 @@ export class ControlServer {
       },
       commands: (call) => {
         if (!hasToken(call.metadata, this.o.token)) {
-          this.o.log.warn({ peer: call.getPeer(), call: 'Commands' }, 'refused a call without the worker token');
+          this.refusals.refused({ peer: call.getPeer(), call: 'Commands' });
           call.emit('error', { code: grpc.status.UNAUTHENTICATED, details: 'missing or wrong worker token' });
           return;
         }

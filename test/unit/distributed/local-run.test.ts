@@ -194,3 +194,25 @@ test('bad tokens are refused where they are read: 16 spaces, a short one given t
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('500 refused Register calls write 3 warning lines (the 1st, 10th, 100th), each with the count', async () => {
+  const { ControlServer } = await import('../../../coordinator/control-server.js');
+  const { ControlClient } = await import('../../../worker/control-client.js');
+  const { rootLogger } = await import('../../../shared/log.js');
+  const warnings: { obj: Record<string, unknown>; msg: string }[] = [];
+  const log = rootLogger.child({});
+  log.warn = ((obj: Record<string, unknown>, msg: string) => void warnings.push({ obj, msg })) as typeof log.warn;
+  const server = new ControlServer({ token: 'the-right-token-0123456789', runId: 't', log, heartbeatIntervalMs: 1000, heartbeatTimeoutMs: 60_000 });
+  const port = await server.listen('127.0.0.1:0');
+  server.open(1);
+  const bad = new ControlClient(`127.0.0.1:${port}`, 'a-wrong-token-0123456789');
+  try {
+    for (let i = 0; i < 500; i++) await assert.rejects(bad.register({ host: 'h', dataPort: 1, pid: 1, workerId: 'x' }), /UNAUTHENTICATED/);
+    assert.deepEqual(warnings.map((w) => w.obj.refused), [1, 10, 100]);
+    assert.match(warnings[2]!.msg, /refused a call without the worker token \(100 refusals so far; the next line at 1000\)/);
+    assert.equal(warnings[0]!.obj.call, 'Register');
+  } finally {
+    bad.close();
+    await server.close();
+  }
+});
