@@ -13,7 +13,7 @@ import { ScalarAllReduce } from './scalar-all-reduce.js';
 import { WorkerLostError } from './worker-lost-error.js';
 
 // The coordinator's gRPC service: membership, one command stream per worker, scalar all-reduce,
-// report barriers and heartbeats. Membership is per *generation* (see the note in control.proto):
+// report barriers and heartbeats. Membership is per *round* (see the note in control.proto):
 // `open` starts one, workers register into it, `gather` waits for them, `seal` fixes the world;
 // any lost worker ends it (`lost` rejects) and the driver decides what comes next. Nothing here
 // decides what a run does.
@@ -37,47 +37,47 @@ export interface ControlServerOptions {
 }
 
 /**
- * Where a generation stands, as one value (like FSDP2's TrainingState): it gathers members, is
+ * Where a round stands, as one value (like FSDP2's TrainingState): it gathers members, is
  * sealed with its world's collectives, and ends with the error that ended it. Only `advance`
  * changes it, and only forwards (gathering -> sealed -> ended, or gathering -> ended), so a state
  * such as "ended without a reason" or "ended with live collectives" cannot be written.
  */
-export type GenerationState =
+export type RoundState =
   | { readonly phase: 'gathering' }
   | { readonly phase: 'sealed'; readonly scalars: ScalarAllReduce; readonly barrier: ReportBarrier }
   /** `error` is what a later send or gather throws, so the driver sees why, not a missing stream. */
   | { readonly phase: 'ended'; readonly error: WorkerLostError };
 
-const NEXT_PHASES: Record<GenerationState['phase'], readonly GenerationState['phase'][]> = {
+const NEXT_PHASES: Record<RoundState['phase'], readonly RoundState['phase'][]> = {
   gathering: ['sealed', 'ended'],
   sealed: ['ended'],
   ended: [],
 };
 
-interface Generation {
+interface Round {
   readonly id: number;
   readonly capacity: number;
   readonly members: Member[];
   readonly streams: Map<number, grpc.ServerWritableStream<unknown, Command>>;
   readonly lastBeat: Map<number, number>;
-  /** Rejects with WorkerLostError at the first loss; the generation is over then. */
+  /** Rejects with WorkerLostError at the first loss; the round is over then. */
   readonly lost: Promise<never>;
   readonly loseWith: (e: WorkerLostError) => void;
   /** Wakes `gather` when membership changes. */
   changed: () => void;
-  state: GenerationState;
+  state: RoundState;
 }
 
 export class ControlServer {
   /**
    * grpc.health.v1 on the control port: NOT_SERVING while the run is being prepared (data cache,
-   * plan), SERVING once a generation is open.
+   * plan), SERVING once a round is open.
    */
   readonly health = new HealthStatus();
   private readonly server = new grpc.Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
   // Random first id: a worker left over from a previous coordinator process never matches.
   private nextId = randomInt(1, 2 ** 30);
-  private gen: Generation | null = null;
+  private gen: Round | null = null;
   private closing = false;
   private closed: Promise<void> | null = null;
   private readonly watchdog: NodeJS.Timeout;
@@ -98,9 +98,9 @@ export class ControlServer {
     });
   }
 
-  /** Accept registrations for a new generation of up to `capacity` workers. */
+  /** Accept registrations for a new round of up to `capacity` workers. */
   open(capacity: number): void {
-    if (this.gen && this.gen.state.phase !== 'ended') throw new KpCoordError(`generation ${this.gen.id} is still running`);
+    if (this.gen && this.gen.state.phase !== 'ended') throw new KpCoordError(`round ${this.gen.id} is still running`);
     let loseWith!: (e: WorkerLostError) => void;
     const lost = new Promise<never>((_, reject) => (loseWith = reject));
     lost.catch(() => undefined);
@@ -108,11 +108,11 @@ export class ControlServer {
     this.health.setReady(true);
   }
 
-  get generation(): number {
+  get round(): number {
     return this.current().id;
   }
 
-  /** Rejects with WorkerLostError when a worker of the current generation is lost. */
+  /** Rejects with WorkerLostError when a worker of the current round is lost. */
   get lost(): Promise<never> {
     return this.current().lost;
   }
@@ -142,14 +142,14 @@ export class ControlServer {
   }
 
   /**
-   * Fix this generation's world at `world` members (ranks 0..world-1); later registrations are
+   * Fix this round's world at `world` members (ranks 0..world-1); later registrations are
    * refused, and members beyond `world` are told to shut down. Collectives can start now.
    */
   seal(world: number): readonly Member[] {
     const g = this.current();
-    if (g.members.length < world) throw new KpCoordError(`cannot seal generation ${g.id} at ${world}: only ${g.members.length} members`);
+    if (g.members.length < world) throw new KpCoordError(`cannot seal round ${g.id} at ${world}: only ${g.members.length} members`);
     for (const extra of g.members.slice(world)) {
-      this.o.log.info({ rank: extra.rank, workerId: extra.workerId }, 'worker not needed in this generation');
+      this.o.log.info({ rank: extra.rank, workerId: extra.workerId }, 'worker not needed in this round');
       const stream = g.streams.get(extra.rank);
       g.streams.delete(extra.rank);
       g.lastBeat.delete(extra.rank);
@@ -181,12 +181,12 @@ export class ControlServer {
     for (const m of this.current().members) this.send(m.rank, command);
   }
 
-  /** End the current generation: every worker drops what it is doing and registers again. */
+  /** End the current round: every worker drops what it is doing and registers again. */
   abort(reason: string): void {
     const g = this.gen;
     if (!g) return;
-    // The generation may have ended already (a loss ends it); its streams are told either way.
-    this.endGeneration(g, new WorkerLostError([], 'aborted', reason));
+    // The round may have ended already (a loss ends it); its streams are told either way.
+    this.endRound(g, new WorkerLostError([], 'aborted', reason));
     for (const stream of g.streams.values()) {
       stream.write({ kind: { $case: 'abort', value: { reason } } });
       stream.end();
@@ -195,13 +195,13 @@ export class ControlServer {
   }
 
   /**
-   * Tell every member of the current generation to exit (the run is over or failed). The
-   * generation ends like any other: pending all-reduces and barriers fail, later sends throw.
+   * Tell every member of the current round to exit (the run is over or failed). The
+   * round ends like any other: pending all-reduces and barriers fail, later sends throw.
    */
   shutdown(reason: string): void {
     const g = this.gen;
     if (!g) return;
-    this.endGeneration(g, new WorkerLostError([], 'aborted', `generation ${g.id} was shut down: ${reason}`));
+    this.endRound(g, new WorkerLostError([], 'aborted', `round ${g.id} was shut down: ${reason}`));
     for (const stream of g.streams.values()) {
       stream.write({ kind: { $case: 'shutdown', value: { reason } } });
       stream.end();
@@ -216,7 +216,7 @@ export class ControlServer {
   }
 
   private async shutdownServer(): Promise<void> {
-    if (this.gen) this.endGeneration(this.gen, new WorkerLostError([], 'aborted', 'the coordinator is closing'));
+    if (this.gen) this.endRound(this.gen, new WorkerLostError([], 'aborted', 'the coordinator is closing'));
     this.closing = true;
     clearInterval(this.watchdog);
     this.health.shutdown();
@@ -234,24 +234,24 @@ export class ControlServer {
     });
   }
 
-  private current(): Generation {
-    if (!this.gen) throw new KpCoordError('no generation is open');
+  private current(): Round {
+    if (!this.gen) throw new KpCoordError('no round is open');
     return this.gen;
   }
 
-  private sealedState(): Extract<GenerationState, { phase: 'sealed' }> {
+  private sealedState(): Extract<RoundState, { phase: 'sealed' }> {
     const g = this.current();
     if (g.state.phase === 'ended') throw g.state.error;
-    if (g.state.phase !== 'sealed') throw new KpCoordError(`generation ${g.id} is not sealed`);
+    if (g.state.phase !== 'sealed') throw new KpCoordError(`round ${g.id} is not sealed`);
     return g.state;
   }
 
-  /** The one place a generation's state changes; a transition not in NEXT_PHASES is a bug. */
-  private advance(g: Generation, next: GenerationState): void {
+  /** The one place a round's state changes; a transition not in NEXT_PHASES is a bug. */
+  private advance(g: Round, next: RoundState): void {
     if (!NEXT_PHASES[g.state.phase].includes(next.phase)) {
-      throw new KpCoordError(`generation ${g.id}: cannot go from ${g.state.phase} to ${next.phase}`);
+      throw new KpCoordError(`round ${g.id}: cannot go from ${g.state.phase} to ${next.phase}`);
     }
-    this.o.log.debug({ generation: g.id, from: g.state.phase, to: next.phase }, 'generation state');
+    this.o.log.debug({ round: g.id, from: g.state.phase, to: next.phase }, 'round state');
     const before = g.state;
     g.state = next;
     if (next.phase === 'ended' && before.phase === 'sealed') {
@@ -260,23 +260,23 @@ export class ControlServer {
     }
   }
 
-  private endGeneration(g: Generation, error: WorkerLostError): void {
+  private endRound(g: Round, error: WorkerLostError): void {
     if (g.state.phase === 'ended') return;
     this.advance(g, { phase: 'ended', error });
     g.loseWith(error);
     g.changed();
   }
 
-  /** A member of the live generation, or null (with the call answered) when the call is stale. */
-  private memberOf(generation: number, rank: number): Generation | null {
+  /** A member of the live round, or null (with the call answered) when the call is stale. */
+  private memberOf(round: number, rank: number): Round | null {
     const g = this.gen;
-    if (!g || g.state.phase === 'ended' || g.id !== generation || !g.members[rank]) return null;
+    if (!g || g.state.phase === 'ended' || g.id !== round || !g.members[rank]) return null;
     return g;
   }
 
-  /** The sealed state of a live member's generation, or null when the call is stale or early. */
-  private sealedFor(generation: number, rank: number): Extract<GenerationState, { phase: 'sealed' }> | null {
-    const g = this.memberOf(generation, rank);
+  /** The sealed state of a live member's round, or null when the call is stale or early. */
+  private sealedFor(round: number, rank: number): Extract<RoundState, { phase: 'sealed' }> | null {
+    const g = this.memberOf(round, rank);
     return g?.state.phase === 'sealed' ? g.state : null;
   }
 
@@ -288,7 +288,7 @@ export class ControlServer {
   }
 
   private handlers(): CoordinatorServer {
-    const stale = (generation: number) => ({ code: grpc.status.ABORTED, details: `generation ${generation} has ended; register again` });
+    const stale = (round: number) => ({ code: grpc.status.ABORTED, details: `round ${round} has ended; register again` });
     return {
       register: (call, cb) => {
         if (!this.authorised(call, cb, 'Register')) return;
@@ -305,8 +305,8 @@ export class ControlServer {
         const member: Member = { rank: g.members.length, host: r.host, dataPort: r.dataPort, pid: r.pid, workerId: r.workerId };
         g.members.push(member);
         g.lastBeat.set(member.rank, Date.now());
-        this.o.log.info({ ...member, generation: g.id }, 'worker joined');
-        cb(null, { rank: member.rank, world: g.capacity, runId: this.o.runId, generation: g.id, heartbeatIntervalMs: this.o.heartbeatIntervalMs, heartbeatTimeoutMs: this.o.heartbeatTimeoutMs });
+        this.o.log.info({ ...member, round: g.id }, 'worker joined');
+        cb(null, { rank: member.rank, world: g.capacity, runId: this.o.runId, round: g.id, heartbeatIntervalMs: this.o.heartbeatIntervalMs, heartbeatTimeoutMs: this.o.heartbeatTimeoutMs });
       },
       commands: (call) => {
         if (!hasToken(call.metadata, this.o.token)) {
@@ -314,10 +314,10 @@ export class ControlServer {
           call.emit('error', { code: grpc.status.UNAUTHENTICATED, details: 'missing or wrong worker token' });
           return;
         }
-        const { rank, generation } = call.request;
-        const g = this.memberOf(generation, rank);
+        const { rank, round } = call.request;
+        const g = this.memberOf(round, rank);
         if (!g || g.streams.has(rank)) {
-          call.emit('error', { code: grpc.status.FAILED_PRECONDITION, details: `rank ${rank} of generation ${generation} is not registered or already connected` });
+          call.emit('error', { code: grpc.status.FAILED_PRECONDITION, details: `rank ${rank} of round ${round} is not registered or already connected` });
           return;
         }
         g.streams.set(rank, call);
@@ -327,9 +327,9 @@ export class ControlServer {
       },
       allReduce: (call, cb) => {
         if (!this.authorised(call, cb, 'AllReduce')) return;
-        const { rank, key, values, generation } = call.request;
-        const sealed = this.sealedFor(generation, rank);
-        if (!sealed) return cb(stale(generation));
+        const { rank, key, values, round } = call.request;
+        const sealed = this.sealedFor(round, rank);
+        if (!sealed) return cb(stale(round));
         sealed.scalars.contribute(rank, key, values).then(
           (sum) => cb(null, { values: sum }),
           (e: Error) => cb({ code: grpc.status.ABORTED, details: e.message }),
@@ -338,16 +338,16 @@ export class ControlServer {
       report: (call, cb) => {
         if (!this.authorised(call, cb, 'Report')) return;
         const report = call.request as WorkerReport;
-        const sealed = this.sealedFor(report.generation, report.rank);
-        if (!sealed) return cb(stale(report.generation));
+        const sealed = this.sealedFor(report.round, report.rank);
+        if (!sealed) return cb(stale(report.round));
         sealed.barrier.add(report);
         cb(null, {});
       },
       heartbeat: (call, cb) => {
         if (!this.authorised(call, cb, 'Heartbeat')) return;
-        const { rank, generation } = call.request;
-        const g = this.memberOf(generation, rank);
-        if (!g) return cb(stale(generation));
+        const { rank, round } = call.request;
+        const g = this.memberOf(round, rank);
+        if (!g) return cb(stale(round));
         g.lastBeat.set(rank, Date.now());
         cb(null, {});
       },
@@ -364,18 +364,18 @@ export class ControlServer {
     if (silent.length > 0) this.lose(g, silent, 'heartbeat', `no heartbeat for ${silentMs(silent[0]!)} ms (timeout ${this.o.heartbeatTimeoutMs} ms)`);
   }
 
-  private workerGone(g: Generation, rank: number, why: string): void {
+  private workerGone(g: Round, rank: number, why: string): void {
     if (!g.streams.has(rank)) return;
     g.streams.delete(rank);
     if (this.closing || g.state.phase === 'ended') return;
     this.lose(g, [g.members[rank]!], 'disconnected', why);
   }
 
-  private lose(g: Generation, members: readonly Member[], kind: 'disconnected' | 'heartbeat', why: string): WorkerLostError {
+  private lose(g: Round, members: readonly Member[], kind: 'disconnected' | 'heartbeat', why: string): WorkerLostError {
     const who = members.map((m) => `worker rank ${m.rank} (${m.workerId})`).join(', ');
     const error = new WorkerLostError(members, kind, `${who} lost: ${why}`);
-    for (const m of members) this.o.log.error({ rank: m.rank, workerId: m.workerId, generation: g.id, reason: why }, 'worker lost');
-    this.endGeneration(g, error);
+    for (const m of members) this.o.log.error({ rank: m.rank, workerId: m.workerId, round: g.id, reason: why }, 'worker lost');
+    this.endRound(g, error);
     return error;
   }
 }

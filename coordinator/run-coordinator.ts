@@ -61,7 +61,7 @@ export async function runCoordinator(rc: ResolvedRunConfig, o: CoordinatorOption
   const server = new ControlServer({ token: o.token, runId, log, heartbeatIntervalMs: c.heartbeat_interval_ms, heartbeatTimeoutMs: c.heartbeat_timeout_ms });
   const port = await server.listen(o.listen);
   o.onEvent({ type: 'listening', port });
-  // Closing the server ends the generation: whatever the driver awaits rejects, and nothing restarts.
+  // Closing the server ends the round: whatever the driver awaits rejects, and nothing restarts.
   const stop = () => void server.close();
   o.signal?.addEventListener('abort', stop, { once: true });
   await writeRunRecord(outputDir, { run_id: runId, status: 'running', pid: process.pid, updated: new Date().toISOString() });
@@ -98,8 +98,8 @@ async function planAndDrive(
   const steps = planSteps(rc, cache.train.size);
   if (c.predict_with_generate && cache.eval === undefined) throw new KpCoordError('predict_with_generate needs an eval split in the data cache (eval_file, or an eval share when preparing)');
   const evalAfter = evalSchedule(c.eval_strategy, steps.evalSteps, steps.stepsPerEpoch, steps.totalSteps, cache.eval !== undefined);
-  // The plan of a generation with every worker and no checkpoint; runWithRecovery fills in the
-  // world, batch split and checkpoint of each generation.
+  // The plan of a round with every worker and no checkpoint; runWithRecovery fills in the
+  // world, batch split and checkpoint of each round.
   const plan: TrainPlan = TrainPlanSchema.parse({
     version: 1,
     run_id: runId,

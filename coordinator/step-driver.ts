@@ -16,7 +16,7 @@ import type { RunEventListener } from './run-events.js';
 import type { RunHistory } from './run-history.js';
 import { predictWithGenerate, type GenerateSummary } from './predict-with-generate.js';
 
-// Drives one generation of a run: set its workers up (from the plan's checkpoint, or from the
+// Drives one round of a run: set its workers up (from the plan's checkpoint, or from the
 // start), then step by step until total_steps, each step committed only when every rank reported
 // it done; then the final model and summary.json. A lost worker rejects the barrier being waited
 // on, and the caller (recovering-run.ts) decides how to continue.
@@ -25,10 +25,10 @@ export interface RunSummary {
   readonly run_id: string;
   readonly steps: number;
   readonly epochs: number;
-  /** Workers of the generation that finished the run (fewer than asked if it continued with survivors). */
+  /** Workers of the round that finished the run (fewer than asked if it continued with survivors). */
   readonly world_size: number;
   readonly zero_stage: number;
-  /** Generations ended by a lost or failed worker (each rolled back to the last checkpoint). */
+  /** Rounds ended by a lost or failed worker (each rolled back to the last checkpoint). */
   readonly restarts: number;
   readonly train_loss: readonly StepRecord[];
   /** Peak resident memory each rank reported (bytes), by rank. */
@@ -62,7 +62,7 @@ export interface StepRecord {
   readonly bytes_sent_per_worker: number;
 }
 
-export async function driveGeneration(server: ControlServer, plan: TrainPlan, history: RunHistory, log: Logger, emit: RunEventListener): Promise<RunSummary> {
+export async function driveRound(server: ControlServer, plan: TrainPlan, history: RunHistory, log: Logger, emit: RunEventListener): Promise<RunSummary> {
   const members = server.seal(plan.world);
   for (const m of members) emit({ type: 'worker_joined', rank: m.rank, host: m.host, pid: m.pid, workerId: m.workerId });
   const planJson = JSON.stringify(plan);
@@ -72,7 +72,7 @@ export async function driveGeneration(server: ControlServer, plan: TrainPlan, hi
     emit({ type: 'started', world: plan.world, totalSteps: plan.total_steps, zeroStage: plan.zero_stage });
     history.trainStarted = performance.now();
   }
-  log.info({ world: plan.world, steps: plan.total_steps, stage: plan.zero_stage, generation: server.generation }, 'training started');
+  log.info({ world: plan.world, steps: plan.total_steps, stage: plan.zero_stage, round: server.round }, 'training started');
 
   const trainStarted = history.trainStarted;
   const stopping = new EarlyStopping(plan.early_stopping_patience, plan.early_stopping_threshold);

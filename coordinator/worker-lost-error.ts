@@ -2,8 +2,8 @@ import { KpCoordError } from '../shared/errors.js';
 import type { Member } from './control-server.js';
 
 /**
- * A generation ended because a worker was lost: its command stream closed (the process died),
- * its heartbeats stopped (stopped, or its host gone), or the coordinator aborted the generation.
+ * A round ended because a worker was lost: its command stream closed (the process died),
+ * its heartbeats stopped (stopped, or its host gone), or the coordinator aborted the round.
  * The run can continue from its last checkpoint; `members` are who was lost (none when aborted).
  */
 export class WorkerLostError extends KpCoordError {

@@ -6,7 +6,7 @@ import type { CoordinatorLost, HeartbeatTarget } from './heartbeat-thread.js';
 
 // The body of HeartbeatThread: one Heartbeat call per interval, each with a deadline of one
 // interval so a slow coordinator does not pile calls up. A single failure means nothing; no answer
-// for the timeout, or ABORTED (this generation has ended), is posted once to the main thread.
+// for the timeout, or ABORTED (this round has ended), is posted once to the main thread.
 const target = workerData as HeartbeatTarget;
 const client = new CoordinatorClient(target.coordinator, grpc.credentials.createInsecure());
 const md = authMetadata(target.token);
@@ -20,7 +20,7 @@ function tell(reason: string): void {
 }
 
 function beat(): void {
-  client.heartbeat({ rank: target.rank, generation: target.generation }, md, { deadline: Date.now() + target.intervalMs }, (err) => {
+  client.heartbeat({ rank: target.rank, round: target.round }, md, { deadline: Date.now() + target.intervalMs }, (err) => {
     if (!err) {
       lastAnswer = Date.now();
       return;

@@ -7,13 +7,13 @@ import { rootLogger } from '../shared/log.js';
 // while the process runs, and stops when the process is stopped (SIGSTOP) or gone — which is
 // what the coordinator's timeout is for. The beats work the other way too: when the coordinator
 // has not answered for the timeout (its host vanished without closing the connection), or says
-// the generation has ended, the thread tells the main thread, which gives the generation up.
+// the round has ended, the thread tells the main thread, which gives the round up.
 
 export interface HeartbeatTarget {
   readonly coordinator: string;
   readonly token: string;
   readonly rank: number;
-  readonly generation: number;
+  readonly round: number;
   readonly intervalMs: number;
   readonly timeoutMs: number;
 }

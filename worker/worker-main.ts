@@ -29,7 +29,7 @@ import { readRange, writeRangeShard, type ShardFile } from '../shared/checkpoint
 
 // A worker process: register, wait for Setup (peers and plan known), build model, data, engine
 // and collectives, then execute the coordinator's commands in order until Shutdown. When the
-// coordinator ends the generation (a peer was lost) or goes away, drop everything but the
+// coordinator ends the round (a peer was lost) or goes away, drop everything but the
 // onnxruntime sessions and register again (with backoff while the coordinator is unreachable).
 
 export interface WorkerCollective extends StepCollective {
@@ -75,8 +75,8 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
   const control = new ControlClient(o.coordinator, o.token);
   const engines = new EngineCache({ intraOpThreads: o.intraOpThreads, executionProvider: o.executionProvider ?? 'cpu' });
   try {
-    // One generation after another until the coordinator says the run is over.
-    while ((await runGeneration(o, control, engines)) === 'aborted') o.log.info('generation ended; registering again');
+    // One round after another until the coordinator says the run is over.
+    while ((await runRound(o, control, engines)) === 'aborted') o.log.info('round ended; registering again');
   } finally {
     o.health?.setReady(false);
     await engines.release();
@@ -85,12 +85,12 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
 }
 
 /**
- * One generation: a fresh data plane (one world per data plane), register, run commands until
- * Shutdown ('shutdown') or until the generation ends under us ('aborted': the coordinator aborted
+ * One round: a fresh data plane (one world per data plane), register, run commands until
+ * Shutdown ('shutdown') or until the round ends under us ('aborted': the coordinator aborted
  * it, or went away). A command that fails is reported and the worker waits for the coordinator's
  * verdict: the failure may be a peer that vanished, and the run goes on from its checkpoint.
  */
-async function runGeneration(o: WorkerOptions, control: ControlClient, engines: EngineCache): Promise<'shutdown' | 'aborted'> {
+async function runRound(o: WorkerOptions, control: ControlClient, engines: EngineCache): Promise<'shutdown' | 'aborted'> {
   const plane = await o.startDataPlane();
   // The collective as soon as Setup connects it, so an Abort can close it before Setup returns.
   let connected: WorkerCollective | null = null;
@@ -99,10 +99,10 @@ async function runGeneration(o: WorkerOptions, control: ControlClient, engines: 
   let heartbeat: HeartbeatThread | null = null;
   try {
     const reg = await registerWithBackoff(control, { host: o.advertiseHost, dataPort: dataPlane.port, pid: process.pid, workerId: `${hostname()}:${process.pid}` }, o.log);
-    const seat = control.seat(reg.rank, reg.generation);
+    const seat = control.seat(reg.rank, reg.round);
     const rank = reg.rank;
     const log = o.log.child({ run: reg.runId, rank });
-    log.info({ generation: reg.generation, asked: reg.world }, 'registered');
+    log.info({ round: reg.round, asked: reg.world }, 'registered');
 
     // Commands arrive while one runs: an Abort must interrupt a step blocked on a dead peer.
     const queue: Command[] = [];
@@ -116,7 +116,7 @@ async function runGeneration(o: WorkerOptions, control: ControlClient, engines: 
       wake();
     };
     heartbeat = new HeartbeatThread(
-      { coordinator: o.coordinator, token: o.token, rank, generation: reg.generation, intervalMs: reg.heartbeatIntervalMs, timeoutMs: reg.heartbeatTimeoutMs },
+      { coordinator: o.coordinator, token: o.token, rank, round: reg.round, intervalMs: reg.heartbeatIntervalMs, timeoutMs: reg.heartbeatTimeoutMs },
       (reason) => end(reason),
     );
     const stream = seat.commands();
@@ -137,7 +137,7 @@ async function runGeneration(o: WorkerOptions, control: ControlClient, engines: 
         return 'shutdown';
       }
       if (ended !== null) {
-        log.warn({ reason: ended }, 'generation ended');
+        log.warn({ reason: ended }, 'round ended');
         return 'aborted';
       }
       if (!kind) continue;
@@ -230,7 +230,7 @@ async function execute(kind: NonNullable<Command['kind']>, setup: Setup | null, 
   }
 }
 
-/** onnxruntime sessions outlive generations: a new generation of the same model reuses them. */
+/** onnxruntime sessions outlive rounds: a new round of the same model reuses them. */
 class EngineCache {
   private readonly engines = new Map<string, Promise<T5Engine>>();
 
@@ -346,7 +346,7 @@ async function buildSetup(plan: TrainPlan, seat: WorkerSeat, peers: readonly Pee
 /**
  * Register, retrying while the coordinator is unreachable or still preparing the run (it may be
  * preparing a large data cache, or not started yet in a cluster): backoff from 0.2 s doubling to
- * 5 s, for up to REGISTER_PATIENCE_MS; also while the generation is full (a survivor that came back
+ * 5 s, for up to REGISTER_PATIENCE_MS; also while the round is full (a survivor that came back
  * late waits for the next one). Other refusals (a wrong token) fail at once.
  */
 const REGISTER_PATIENCE_MS = 15 * 60 * 1000;
@@ -360,7 +360,7 @@ async function registerWithBackoff(control: ControlClient, req: Parameters<Contr
       return await control.register(req);
     } catch (err) {
       const code = (err as { code?: number }).code;
-      // UNAVAILABLE: not up or still preparing. RESOURCE_EXHAUSTED: this generation is full (this
+      // UNAVAILABLE: not up or still preparing. RESOURCE_EXHAUSTED: this round is full (this
       // worker was too slow to rejoin it); the next one, after a failure, may need it.
       if ((code !== grpcStatus.UNAVAILABLE && code !== grpcStatus.RESOURCE_EXHAUSTED) || Date.now() + delay > deadline) throw err;
       if (!told) log.info({ reason: (err as Error).message }, 'coordinator not ready; retrying registration');

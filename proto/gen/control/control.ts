@@ -62,16 +62,16 @@ export interface RegisterRequest {
 }
 
 /**
- * [Note: generations] Membership is per generation: a worker failure (or a restarted coordinator)
- * ends the generation; every live worker registers again and gets a new one. Calls carry the
- * generation so a late call from an ended generation is refused instead of mixing into the next.
+ * [Note: rounds] Membership is per round: a worker failure (or a restarted coordinator)
+ * ends the round; every live worker registers again and gets a new one. Calls carry the
+ * round so a late call from an ended round is refused instead of mixing into the next.
  */
 export interface RegisterReply {
   rank: number;
-  /** the workers this generation asks for (Setup says how many it got) */
+  /** the workers this round asks for (Setup says how many it got) */
   world: number;
   runId: string;
-  generation: number;
+  round: number;
   /** beat this often from now on (a silent worker is lost) */
   heartbeatIntervalMs: number;
   /** and a coordinator unanswering this long is lost to the worker */
@@ -80,7 +80,7 @@ export interface RegisterReply {
 
 export interface CommandsRequest {
   rank: number;
-  generation: number;
+  round: number;
 }
 
 export interface Peer {
@@ -118,7 +118,7 @@ export interface Generate {
 }
 
 /**
- * The generation ended (a worker was lost): drop what is in flight, release the peers and
+ * The round ended (a worker was lost): drop what is in flight, release the peers and
  * register again; the run continues from the last checkpoint.
  */
 export interface Abort {
@@ -146,7 +146,7 @@ export interface KeepBest {
 
 /**
  * Everyone has registered: connect to peers, load model and data, then report READY.
- * `plan_json` is the generation's TrainPlan (zod-validated again by the worker); its world is
+ * `plan_json` is the round's TrainPlan (zod-validated again by the worker); its world is
  * the number of peers.
  */
 export interface Setup {
@@ -174,7 +174,7 @@ export interface Shutdown {
 
 export interface AllReduceRequest {
   rank: number;
-  generation: number;
+  round: number;
   /** e.g. "step-12/tokens"; all ranks use the same key for one reduction */
   key: string;
   values: number[];
@@ -202,14 +202,14 @@ export interface WorkerReport {
   /** data-plane bytes this rank sent for the command */
   bytesSent: number;
   samples: number;
-  generation: number;
+  round: number;
   /** CHECKPOINT_SAVED: the file this rank wrote, for the manifest */
   shardFile?:
     | ShardFile
     | undefined;
   /**
    * FAILED: the same inputs would fail again (a truncated weights file, a malformed data cache),
-   * so restarting the generation cannot help and the run fails at once.
+   * so restarting the round cannot help and the run fails at once.
    */
   fatal: boolean;
 }
@@ -226,7 +226,7 @@ export interface ShardFile {
 
 export interface HeartbeatRequest {
   rank: number;
-  generation: number;
+  round: number;
 }
 
 export interface Ack {
@@ -324,7 +324,7 @@ export const RegisterRequest: MessageFns<RegisterRequest> = {
 };
 
 function createBaseRegisterReply(): RegisterReply {
-  return { rank: 0, world: 0, runId: "", generation: 0, heartbeatIntervalMs: 0, heartbeatTimeoutMs: 0 };
+  return { rank: 0, world: 0, runId: "", round: 0, heartbeatIntervalMs: 0, heartbeatTimeoutMs: 0 };
 }
 
 export const RegisterReply: MessageFns<RegisterReply> = {
@@ -338,8 +338,8 @@ export const RegisterReply: MessageFns<RegisterReply> = {
     if (message.runId !== "") {
       writer.uint32(26).string(message.runId);
     }
-    if (message.generation !== 0) {
-      writer.uint32(32).uint32(message.generation);
+    if (message.round !== 0) {
+      writer.uint32(32).uint32(message.round);
     }
     if (message.heartbeatIntervalMs !== 0) {
       writer.uint32(40).uint32(message.heartbeatIntervalMs);
@@ -392,7 +392,7 @@ export const RegisterReply: MessageFns<RegisterReply> = {
               break;
             }
 
-            message.generation = reader.uint32();
+            message.round = reader.uint32();
             continue;
           }
           case 5: {
@@ -431,7 +431,7 @@ export const RegisterReply: MessageFns<RegisterReply> = {
     message.rank = object.rank ?? 0;
     message.world = object.world ?? 0;
     message.runId = object.runId ?? "";
-    message.generation = object.generation ?? 0;
+    message.round = object.round ?? 0;
     message.heartbeatIntervalMs = object.heartbeatIntervalMs ?? 0;
     message.heartbeatTimeoutMs = object.heartbeatTimeoutMs ?? 0;
     return message;
@@ -439,7 +439,7 @@ export const RegisterReply: MessageFns<RegisterReply> = {
 };
 
 function createBaseCommandsRequest(): CommandsRequest {
-  return { rank: 0, generation: 0 };
+  return { rank: 0, round: 0 };
 }
 
 export const CommandsRequest: MessageFns<CommandsRequest> = {
@@ -447,8 +447,8 @@ export const CommandsRequest: MessageFns<CommandsRequest> = {
     if (message.rank !== 0) {
       writer.uint32(8).uint32(message.rank);
     }
-    if (message.generation !== 0) {
-      writer.uint32(16).uint32(message.generation);
+    if (message.round !== 0) {
+      writer.uint32(16).uint32(message.round);
     }
     return writer;
   },
@@ -479,7 +479,7 @@ export const CommandsRequest: MessageFns<CommandsRequest> = {
               break;
             }
 
-            message.generation = reader.uint32();
+            message.round = reader.uint32();
             continue;
           }
         }
@@ -500,7 +500,7 @@ export const CommandsRequest: MessageFns<CommandsRequest> = {
   fromPartial<I extends Exact<DeepPartial<CommandsRequest>, I>>(object: I): CommandsRequest {
     const message = createBaseCommandsRequest();
     message.rank = object.rank ?? 0;
-    message.generation = object.generation ?? 0;
+    message.round = object.round ?? 0;
     return message;
   },
 };
@@ -1400,7 +1400,7 @@ export const Shutdown: MessageFns<Shutdown> = {
 };
 
 function createBaseAllReduceRequest(): AllReduceRequest {
-  return { rank: 0, generation: 0, key: "", values: [] };
+  return { rank: 0, round: 0, key: "", values: [] };
 }
 
 export const AllReduceRequest: MessageFns<AllReduceRequest> = {
@@ -1408,8 +1408,8 @@ export const AllReduceRequest: MessageFns<AllReduceRequest> = {
     if (message.rank !== 0) {
       writer.uint32(8).uint32(message.rank);
     }
-    if (message.generation !== 0) {
-      writer.uint32(32).uint32(message.generation);
+    if (message.round !== 0) {
+      writer.uint32(32).uint32(message.round);
     }
     if (message.key !== "") {
       writer.uint32(18).string(message.key);
@@ -1450,7 +1450,7 @@ export const AllReduceRequest: MessageFns<AllReduceRequest> = {
               break;
             }
 
-            message.generation = reader.uint32();
+            message.round = reader.uint32();
             continue;
           }
           case 2: {
@@ -1497,7 +1497,7 @@ export const AllReduceRequest: MessageFns<AllReduceRequest> = {
   fromPartial<I extends Exact<DeepPartial<AllReduceRequest>, I>>(object: I): AllReduceRequest {
     const message = createBaseAllReduceRequest();
     message.rank = object.rank ?? 0;
-    message.generation = object.generation ?? 0;
+    message.round = object.round ?? 0;
     message.key = object.key ?? "";
     message.values = object.values?.map((e) => e) || [];
     return message;
@@ -1587,7 +1587,7 @@ function createBaseWorkerReport(): WorkerReport {
     rssBytes: 0,
     bytesSent: 0,
     samples: 0,
-    generation: 0,
+    round: 0,
     shardFile: undefined,
     fatal: false,
   };
@@ -1631,8 +1631,8 @@ export const WorkerReport: MessageFns<WorkerReport> = {
     if (message.samples !== 0) {
       writer.uint32(96).uint32(message.samples);
     }
-    if (message.generation !== 0) {
-      writer.uint32(104).uint32(message.generation);
+    if (message.round !== 0) {
+      writer.uint32(104).uint32(message.round);
     }
     if (message.shardFile !== undefined) {
       ShardFile.encode(message.shardFile, writer.uint32(114).fork()).join();
@@ -1757,7 +1757,7 @@ export const WorkerReport: MessageFns<WorkerReport> = {
               break;
             }
 
-            message.generation = reader.uint32();
+            message.round = reader.uint32();
             continue;
           }
           case 14: {
@@ -1805,7 +1805,7 @@ export const WorkerReport: MessageFns<WorkerReport> = {
     message.rssBytes = object.rssBytes ?? 0;
     message.bytesSent = object.bytesSent ?? 0;
     message.samples = object.samples ?? 0;
-    message.generation = object.generation ?? 0;
+    message.round = object.round ?? 0;
     message.shardFile = (object.shardFile !== undefined && object.shardFile !== null)
       ? ShardFile.fromPartial(object.shardFile)
       : undefined;
@@ -1930,7 +1930,7 @@ export const ShardFile: MessageFns<ShardFile> = {
 };
 
 function createBaseHeartbeatRequest(): HeartbeatRequest {
-  return { rank: 0, generation: 0 };
+  return { rank: 0, round: 0 };
 }
 
 export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
@@ -1938,8 +1938,8 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
     if (message.rank !== 0) {
       writer.uint32(8).uint32(message.rank);
     }
-    if (message.generation !== 0) {
-      writer.uint32(16).uint32(message.generation);
+    if (message.round !== 0) {
+      writer.uint32(16).uint32(message.round);
     }
     return writer;
   },
@@ -1970,7 +1970,7 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
               break;
             }
 
-            message.generation = reader.uint32();
+            message.round = reader.uint32();
             continue;
           }
         }
@@ -1991,7 +1991,7 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
   fromPartial<I extends Exact<DeepPartial<HeartbeatRequest>, I>>(object: I): HeartbeatRequest {
     const message = createBaseHeartbeatRequest();
     message.rank = object.rank ?? 0;
-    message.generation = object.generation ?? 0;
+    message.round = object.round ?? 0;
     return message;
   },
 };

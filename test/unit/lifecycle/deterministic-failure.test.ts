@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { runToExit } from '../../helpers/kp-coord-process.js';
 
 // A failure that the same inputs repeat is not a lost worker: a truncated model.safetensors fails
-// the run at once, naming the file, instead of restarting the generation max_restarts times.
+// the run at once, naming the file, instead of restarting the round max_restarts times.
 
 const env = { ...process.env, KPCOORD_TOKEN: 'a-test-token-of-enough-length' };
 
