@@ -11,11 +11,12 @@ import type { ReadItem } from './source-record.js';
 export const INPUT_EXTENSIONS = ['.jsonl', '.ndjson', '.json', '.csv', '.parquet'];
 
 export function readSource(file: string): AsyncGenerator<ReadItem> {
-  checkReadable(file);
   const ext = extname(file).toLowerCase();
-  if (ext === '.csv') return readCsv(file);
-  if (ext === '.jsonl' || ext === '.ndjson' || ext === '.json') return readJsonl(file);
-  if (ext === '.parquet') return readParquet(file);
+  const reader = ext === '.csv' ? readCsv : ext === '.jsonl' || ext === '.ndjson' || ext === '.json' ? readJsonl : ext === '.parquet' ? readParquet : null;
+  if (reader) {
+    checkReadable(file);
+    return reader(file);
+  }
   throw new InputFileError(file, '', `unknown input format "${ext}"; expected one of ${INPUT_EXTENSIONS.join(', ')} (JSON Lines, CSV or Parquet)`);
 }
 

@@ -103,3 +103,26 @@ test('data prepare --out where nothing can be written: exit 1 naming the path, b
   assert.equal(r.code, 1, r.stderr);
   assert.match(r.stderr, /rules-rows\.jsonl\/cache: .*rules-rows\.jsonl is not a folder/u);
 });
+
+test('data prepare: a JSONL line that is not UTF-8 exits 1 with file:line; --skip-bad counts it; no U+FFFD in the cache', (t) => {
+  const dir = scratchDir(t);
+  const lines = readFileSync(fixture('rules-rows.jsonl'));
+  const first = lines.indexOf(0x0a) + 1;
+  const input = join(dir, 'mixed.jsonl');
+  // Line 2 gets an invalid byte in place of its first title character's first byte.
+  const mixed = Buffer.from(lines);
+  const quote = mixed.indexOf('"title"', first) + '"title": "'.length;
+  assert.ok(quote > first);
+  const withSpace = mixed[quote - 1] === 0x22 ? quote : quote - 1;
+  mixed[withSpace] = 0xff;
+  writeFileSync(input, mixed);
+  const r = kp('prepare', '--input', input, '--out', join(dir, 'cache'), '--min-input-tokens', 'none');
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /^kp-coord: .*mixed\.jsonl:2: not valid UTF-8 at byte \d+ of the line/mu);
+  assert.ok(!existsSync(join(dir, 'cache')));
+  const skip = kp('prepare', '--input', input, '--out', join(dir, 'cache'), '--min-input-tokens', 'none', '--skip-bad', '1');
+  assert.equal(skip.code, 0, skip.stderr);
+  const report = JSON.parse(readFileSync(join(dir, 'cache', 'report.json'), 'utf8')) as PrepareReport;
+  assert.equal(report.bad_lines.count, 1);
+  assert.equal(report.bad_lines.lines[0]!.line, 2);
+});
