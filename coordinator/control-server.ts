@@ -3,6 +3,7 @@ import * as grpc from '@grpc/grpc-js';
 import { hasToken } from '../shared/auth.js';
 import { KpCoordError } from '../shared/errors.js';
 import { RefusalLog } from '../shared/refusal-log.js';
+import { PLAINTEXT, serverCredentials, type TransportSecurity } from '../shared/tls/transport-security.js';
 import type { Logger } from '../shared/log.js';
 import { HealthStatus } from '../shared/health/health-status.js';
 import {
@@ -34,6 +35,8 @@ export interface ControlServerOptions {
   readonly heartbeatIntervalMs: number;
   /** A registered worker silent this long is lost (it may be stopped, or its host gone). */
   readonly heartbeatTimeoutMs: number;
+  /** mTLS or plaintext for the control port (and the health service on it); default plaintext. */
+  readonly security?: TransportSecurity;
 }
 
 /**
@@ -92,7 +95,7 @@ export class ControlServer {
   }
 
   /** Bind `host:port` (port 0 picks one); returns the bound port. */
-  listen(address: string, credentials = grpc.ServerCredentials.createInsecure()): Promise<number> {
+  listen(address: string, credentials = serverCredentials(this.o.security ?? PLAINTEXT)): Promise<number> {
     return new Promise((resolve, reject) => {
       this.server.bindAsync(address, credentials, (err, port) => (err ? reject(err) : resolve(port)));
     });

@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { authMetadata } from '../shared/auth.js';
+import { channelCredentials, PLAINTEXT, type TransportSecurity } from '../shared/tls/transport-security.js';
 import {
   CoordinatorClient, type Command, type RegisterReply, type RegisterRequest, type WorkerReport,
 } from '../proto/gen/control/control.js';
@@ -11,8 +12,9 @@ export class ControlClient {
   private readonly client: CoordinatorClient;
   private readonly md: grpc.Metadata;
 
-  constructor(address: string, token: string) {
-    this.client = new CoordinatorClient(address, grpc.credentials.createInsecure());
+  constructor(address: string, token: string, security: TransportSecurity = PLAINTEXT) {
+    const { credentials, options } = channelCredentials(security);
+    this.client = new CoordinatorClient(address, credentials, options);
     this.md = authMetadata(token);
   }
 

@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { rootLogger } from '../shared/log.js';
+import type { TransportSecurity } from '../shared/tls/transport-security.js';
 
 // Heartbeats from a worker thread: onnxruntime-node runs a session synchronously on the main
 // thread (seconds per step on a large model), and the optimizer's loops block it too, so beats
@@ -16,6 +17,8 @@ export interface HeartbeatTarget {
   readonly round: number;
   readonly intervalMs: number;
   readonly timeoutMs: number;
+  /** As the main thread's control client (Buffers arrive in the thread as Uint8Arrays). */
+  readonly security?: TransportSecurity;
 }
 
 /** What the thread posts when the coordinator is lost to this worker. */

@@ -6,6 +6,7 @@ import { assembleBatch } from '../shared/data/assemble-batch.js';
 import { inputLengths, openDataCache, type DataSplit } from '../shared/data/data-cache.js';
 import { DistributedSampler } from '../shared/data/sampler.js';
 import { InputFileError, KpCoordError, WeightsMismatchError } from '../shared/errors.js';
+import type { TransportSecurity } from '../shared/tls/transport-security.js';
 import type { HealthStatus } from '../shared/health/health-status.js';
 import type { Logger } from '../shared/log.js';
 import { parseT5Config, type T5Config } from '../shared/models/t5-config.js';
@@ -46,6 +47,8 @@ export interface DataPlane {
 export interface WorkerOptions {
   readonly coordinator: string;
   readonly token: string;
+  /** mTLS or plaintext towards the coordinator (the data plane gets its own in startDataPlane). */
+  readonly security?: TransportSecurity;
   /** Address peers use to reach this worker's data plane. */
   readonly advertiseHost: string;
   readonly startDataPlane: () => Promise<DataPlane>;
@@ -72,7 +75,7 @@ interface Setup {
 }
 
 export async function runWorker(o: WorkerOptions): Promise<void> {
-  const control = new ControlClient(o.coordinator, o.token);
+  const control = new ControlClient(o.coordinator, o.token, o.security);
   const engines = new EngineCache({ intraOpThreads: o.intraOpThreads, executionProvider: o.executionProvider ?? 'cpu' });
   try {
     // One round after another until the coordinator says the run is over.
@@ -116,7 +119,7 @@ async function runRound(o: WorkerOptions, control: ControlClient, engines: Engin
       wake();
     };
     heartbeat = new HeartbeatThread(
-      { coordinator: o.coordinator, token: o.token, rank, round: reg.round, intervalMs: reg.heartbeatIntervalMs, timeoutMs: reg.heartbeatTimeoutMs },
+      { coordinator: o.coordinator, token: o.token, ...(o.security ? { security: o.security } : {}), rank, round: reg.round, intervalMs: reg.heartbeatIntervalMs, timeoutMs: reg.heartbeatTimeoutMs },
       (reason) => end(reason),
     );
     const stream = seat.commands();

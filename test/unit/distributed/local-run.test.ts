@@ -87,7 +87,7 @@ test('a worker with the wrong token is refused, and the refusal is logged', asyn
     await assert.rejects(good.register({ host: '127.0.0.1', dataPort: 1, pid: 1, workerId: 'x' }), /still preparing the run/);
     // Meanwhile the health service answers NOT_SERVING (exit 1), and SERVING (exit 0) once planned.
     // (Async: the server runs in this process, so the test must not block its event loop.)
-    const health = () => runToExit(['health', '--target', `127.0.0.1:${port}`], { timeoutMs: 30_000 });
+    const health = () => runToExit(['health', '--insecure-plaintext', '--target', `127.0.0.1:${port}`], { timeoutMs: 30_000 });
     const before = await health();
     assert.equal(before.code, 1);
     assert.match(before.output, /NOT_SERVING/);
@@ -107,7 +107,7 @@ test('kp-coord worker without a token exits with a clear error', async () => {
   const env = { ...process.env };
   delete env.KPCOORD_TOKEN;
   delete env.KPCOORD_TOKEN_FILE;
-  const r = await runToExit(['worker', '--coordinator', '127.0.0.1:1'], { env, timeoutMs: 30_000 });
+  const r = await runToExit(['worker', '--insecure-plaintext', '--coordinator', '127.0.0.1:1'], { env, timeoutMs: 30_000 });
   assert.equal(r.code, 1);
   assert.match(r.output, /no worker token: set KPCOORD_TOKEN or KPCOORD_TOKEN_FILE/);
 });
@@ -155,7 +155,7 @@ test('a worker child of start that fails before registering exits with 1 (the IP
   const port = await server.listen('127.0.0.1:0');
   server.open(1);
   // As LocalWorkers starts it: an IPC channel to this process, which stays alive.
-  const child = spawn(process.execPath, [CLI, 'worker', '--coordinator', `127.0.0.1:${port}`], {
+  const child = spawn(process.execPath, [CLI, 'worker', '--insecure-plaintext', '--coordinator', `127.0.0.1:${port}`], {
     env: { ...process.env, KPCOORD_TOKEN: 'a-wrong-token-0123456789' },
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
@@ -177,7 +177,7 @@ test('bad tokens are refused where they are read: 16 spaces, a short one given t
   const base = { ...process.env };
   delete base.KPCOORD_TOKEN;
   delete base.KPCOORD_TOKEN_FILE;
-  const spaces = await runToExit(['worker', '--coordinator', '127.0.0.1:1'], { env: { ...base, KPCOORD_TOKEN: ' '.repeat(16) }, timeoutMs: 30_000 });
+  const spaces = await runToExit(['worker', '--insecure-plaintext', '--coordinator', '127.0.0.1:1'], { env: { ...base, KPCOORD_TOKEN: ' '.repeat(16) }, timeoutMs: 30_000 });
   assert.equal(spaces.code, 1, spaces.output);
   assert.match(spaces.output, /KPCOORD_TOKEN: the worker token contains white space/);
   const dir = mkdtempSync(join(tmpdir(), 'kp-short-token-'));
@@ -186,7 +186,7 @@ test('bad tokens are refused where they are read: 16 spaces, a short one given t
     assert.equal(short.code, 1, short.output);
     assert.match(short.output, /KPCOORD_TOKEN: the worker token is 5 characters; use at least 16/);
     assert.doesNotMatch(short.output, /joined|coordinator listening/);
-    const missing = await runToExit(['coordinator', '--listen', '127.0.0.1:0'], { env: { ...base, KPCOORD_TOKEN_FILE: join(dir, 'no-such-token') }, timeoutMs: 30_000 });
+    const missing = await runToExit(['coordinator', '--insecure-plaintext', '--listen', '127.0.0.1:0'], { env: { ...base, KPCOORD_TOKEN_FILE: join(dir, 'no-such-token') }, timeoutMs: 30_000 });
     assert.equal(missing.code, 1, missing.output);
     assert.match(missing.output, /KPCOORD_TOKEN_FILE \(.*no-such-token\): cannot read the worker token: ENOENT/);
     assert.doesNotMatch(missing.output, /unexpected error/);
