@@ -215,7 +215,10 @@ export async function prepareData(opts: PrepareOptions): Promise<PrepareReport> 
     for (let i = 0; i < sampleRole.length; i++) (chosen.has(i) ? evalOrder : trainOrder).push(i);
   }
   if (trainOrder.length === 0) {
-    throw new KpCoordError(`data prepare: no training rows kept (read ${sourceReports.reduce((s, r) => s + r.rows_read, 0)}; dropped ${JSON.stringify(cleaner.dropped)})`);
+    // Named by its input files: the run as a whole failed, not one line.
+    throw new KpCoordError(
+      `${opts.inputs.join(', ')}: data prepare kept no training rows (read ${sourceReports.reduce((s, r) => s + r.rows_read, 0)} rows, ${badLines.length} bad lines skipped; dropped ${JSON.stringify(cleaner.dropped)})`,
+    );
   }
 
   const identity = { spec: opts.tokenizerSpec, ...tokenizerIdentity(tokenizer) };
