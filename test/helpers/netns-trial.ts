@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { faultRunSettings, TOTAL_STEPS } from './fault-trial.js';
-import { weightDiff } from './kp-coord-process.js';
+import { weightDiff, workerPids } from './kp-coord-process.js';
 import { NetnsLab } from './netns.js';
 
 // A link cut in a run spread over network namespaces (test/helpers/netns.ts): the coordinator and
@@ -41,10 +41,12 @@ export async function linkCutTrial(kind: LinkCutKind, outputDir: string, referen
       return lab.kpCoord(name, ['worker', ...security, '--coordinator', coordAt, '--data-listen', at, '--advertise-host', at, '--threads', '1'], env);
     });
     await coordinator.waitFor(new RegExp(`step ${afterStep}/${TOTAL_STEPS} `), 180_000);
-    // Ranks follow registration order; find the victim's namespace by its advertised address.
-    const rankHost = new Map<number, string>();
-    for (const m of coordinator.output.matchAll(/worker (\d+) joined \(([^)]*):\d+\)/g)) rankHost.set(Number(m[1]), m[2]!);
-    const victimNode = kind === 'cut-coordinator' ? 'coord' : rankHost.get(rank) === lab.node('w0').address ? 'w0' : 'w1';
+    // Ranks follow registration order; the coordinator names each rank's pid ("worker r joined
+    // (host:pid)"), and `ip netns exec` execs node, so the pid is that of one of our processes.
+    const pid = workerPids(coordinator.output).get(rank);
+    const victimIndex = workers.findIndex((w) => w.child.pid === pid);
+    if (kind === 'cut-worker' && victimIndex < 0) throw new Error(`rank ${rank} (pid ${pid}) is not one of this trial's workers:\n${coordinator.output}`);
+    const victimNode = kind === 'cut-coordinator' ? 'coord' : (['w0', 'w1'] as const)[victimIndex]!;
     const from = coordinator.output.length;
     const t0 = performance.now();
     lab.cut(victimNode);
