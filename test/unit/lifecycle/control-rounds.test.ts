@@ -33,7 +33,9 @@ function collect(stream: AsyncIterable<Command>): { commands: string[]; done: Pr
 }
 
 test('a worker that stops beating is lost after the timeout; the others are told to abort', async () => {
-  const { server, client, address } = await setUp(400);
+  // 3 s, not less: a's heartbeat thread must start (load grpc-js in a new thread) within the
+  // timeout, which took over 400 ms on a 2-core machine at load average 10 (a was lost as well).
+  const { server, client, address } = await setUp(3000);
   try {
     server.open(2);
     const a = await client.register({ host: 'h', dataPort: 1, pid: 11, workerId: 'a' });
@@ -47,7 +49,7 @@ test('a worker that stops beating is lost after the timeout; the others are told
     server.seal(2);
     // Only a beats, from its heartbeat thread; b stays silent.
     const told: string[] = [];
-    const beats = new HeartbeatThread({ coordinator: address, token: TOKEN, rank: a.rank, round: a.round, intervalMs: 50, timeoutMs: 400 }, (why) => told.push(why));
+    const beats = new HeartbeatThread({ coordinator: address, token: TOKEN, rank: a.rank, round: a.round, intervalMs: 50, timeoutMs: 3000 }, (why) => told.push(why));
     const started = Date.now();
     const pending = server.barrier.wait(1, 0);
     pending.catch(() => undefined); // asserted below
