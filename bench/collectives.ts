@@ -9,13 +9,20 @@
 //    gRPC data plane, run allReduce and reduceScatter of a --mib MiB buffer, first with grpc-js's
 //    default flow-control window, then with 16 MiB; then the star baseline (every rank sends its
 //    whole buffer to rank 0, which sums and sends the result back).
+// 3. The same ring (16 MiB window) with mutual TLS on the data plane (a CA and certificate made with
+//    openssl, as README "TLS"): GB/s and CPU s per GB against plaintext. Skipped without openssl.
 // Throughput is payload bytes sent per rank / time of the operation (the slowest rank's, best of
 // --repeats after one warm-up). The last line is `BENCH_COLLECTIVES {json}` for CI logs.
 import { connect } from 'node:net';
 import { loadavg, cpus } from 'node:os';
+
 import { parseArgs } from 'node:util';
 import { paddedFlatSize } from '../shared/sharding/flat-shard.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { RingProcs, WorkerProc, type CollectiveOp, type RanMessage } from '../test/helpers/collective-procs.js';
+import { makeCa, makeTlsDir, opensslMissing } from '../test/helpers/tls-certs.js';
 
 const MiB = 1024 * 1024;
 const TOKEN = 'bench-collectives-token';
@@ -158,8 +165,37 @@ async function main(): Promise<void> {
     }
   }
 
+  // Mutual TLS on the same ring, 16 MiB window.
+  const tlsHome = mkdtempSync(join(tmpdir(), 'kp-bench-tls-'));
+  try {
+    if (opensslMissing) console.log(`mTLS runs skipped: ${opensslMissing}`);
+    else {
+      makeCa(join(tlsHome, 'ca'));
+      const tlsDir = makeTlsDir(join(tlsHome, 'ca'), join(tlsHome, 'tls'));
+      for (const world of worlds) {
+        const length = paddedFlatSize((bufferMiB * MiB) / 4, world);
+        const procs = await RingProcs.start({ tokens: Array<string>(world).fill(TOKEN), dataPlane: { flowControlWindow: 16 * MiB }, tlsDir, timeoutMs: 300_000, replyTimeoutMs: 600_000 });
+        try {
+          for (const op of ['allReduce', 'reduceScatter'] as const) {
+            const m = await measure(procs, world, op, 'mtls', length);
+            results.push(m);
+            console.log(`  N=${world} ${op.padEnd(13)} mTLS 16MiB     ${(m.seconds * 1e3).toFixed(0).padStart(6)} ms  ${m.gbpsPerRank.toFixed(3)} GB/s sent per rank, ${m.cpuSecondsPerGB.toFixed(2)} CPU s per GB`);
+          }
+        } finally {
+          await procs.stop();
+        }
+      }
+    }
+  } finally {
+    rmSync(tlsHome, { recursive: true, force: true });
+  }
+
   console.log('');
   const find = (world: number, op: CollectiveOp, window: string) => results.find((r) => r.world === world && r.op === op && r.window === window)!;
+  const tls = (w: number, op: CollectiveOp, cell: (m: Measured, plain: Measured) => string) => {
+    const m = results.find((r) => r.world === w && r.op === op && r.window === 'mtls');
+    return m ? cell(m, find(w, op, '16MiB')) : '-';
+  };
   const header = ['', ...worlds.map((w) => `N=${w}`)];
   const rows: [string, (w: number) => string][] = [
     ['allReduce time (ms), window 16 MiB', (w) => (find(w, 'allReduce', '16MiB').seconds * 1e3).toFixed(0)],
@@ -179,6 +215,12 @@ async function main(): Promise<void> {
     ['ring allReduce CPU s per GB sent (+ received)', (w) => find(w, 'allReduce', '16MiB').cpuSecondsPerGB.toFixed(2)],
     ['  / raw TCP CPU s per GB (send + receive)', (w) => (find(w, 'allReduce', '16MiB').cpuSecondsPerGB / tcp.cpuSecondsPerGB).toFixed(2)],
     ['  GB sent / CPU s (one core per rank bound)', (w) => (1 / find(w, 'allReduce', '16MiB').cpuSecondsPerGB).toFixed(3)],
+    ['mTLS allReduce GB/s sent per rank, 16 MiB', (w) => tls(w, 'allReduce', (m) => m.gbpsPerRank.toFixed(3))],
+    ['  mTLS / plaintext GB/s', (w) => tls(w, 'allReduce', (m, p) => (m.gbpsPerRank / p.gbpsPerRank).toFixed(2))],
+    ['  mTLS CPU s per GB sent (+ received)', (w) => tls(w, 'allReduce', (m) => m.cpuSecondsPerGB.toFixed(2))],
+    ['  mTLS / plaintext CPU s per GB', (w) => tls(w, 'allReduce', (m, p) => (m.cpuSecondsPerGB / p.cpuSecondsPerGB).toFixed(2))],
+    ['mTLS reduceScatter GB/s, 16 MiB', (w) => tls(w, 'reduceScatter', (m) => m.gbpsPerRank.toFixed(3))],
+    ['  mTLS / plaintext GB/s', (w) => tls(w, 'reduceScatter', (m, p) => (m.gbpsPerRank / p.gbpsPerRank).toFixed(2))],
   ];
   const cells = rows.map(([label, cell]) => [label, ...worlds.map(cell)]);
   const widths = header.map((_, i) => Math.max(...[header, ...cells].map((row) => row[i]!.length)));

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { TOKEN_ENV } from '../shared/auth.js';
+import { TOKEN_ENV, TOKEN_FILE_ENV } from '../shared/auth.js';
 import { KpCoordError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 
@@ -72,7 +72,8 @@ export class LocalWorkers {
     const logFile = join(this.o.logDir, `worker-${slot}.log`);
     const out = createWriteStream(logFile, { flags: 'a' });
     const child = spawn(process.execPath, [this.o.cliPath, 'worker', '--coordinator', this.o.coordinator, '--threads', String(this.threadsPerWorker), ...(this.o.extraArgs ?? [])], {
-      env: { ...process.env, [TOKEN_ENV]: this.o.token },
+      // Only the variable: a KPCOORD_TOKEN_FILE inherited from the parent would win over it.
+      env: { ...withoutKey(process.env, TOKEN_FILE_ENV), [TOKEN_ENV]: this.o.token },
       // The IPC channel is how a worker notices that this process is gone (see the worker command).
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     });
@@ -92,4 +93,10 @@ export class LocalWorkers {
     this.children[slot] = child;
     this.o.log.info({ worker: slot, pid: child.pid, log: logFile, threads: this.threadsPerWorker }, 'started local worker');
   }
+}
+
+function withoutKey(env: NodeJS.ProcessEnv, key: string): NodeJS.ProcessEnv {
+  const copy = { ...env };
+  delete copy[key];
+  return copy;
 }

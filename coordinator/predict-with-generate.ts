@@ -42,10 +42,10 @@ export async function predictWithGenerate(server: ControlServer, plan: TrainPlan
   const settings = plan.generate;
   if (!settings) throw new KpCoordError('predict_with_generate is off in this plan');
   const started = performance.now();
-  // One folder per generation: a worker of an aborted one that is still decoding cannot overwrite
-  // this generation's files.
+  // One folder per round: a worker of an aborted one that is still decoding cannot overwrite
+  // this round's files.
   await rm(join(plan.output_dir, 'generate'), { recursive: true, force: true });
-  const outDir = join(plan.output_dir, 'generate', `generation-${server.generation}`);
+  const outDir = join(plan.output_dir, 'generate', `round-${server.round}`);
   server.broadcast({
     kind: {
       $case: 'generate',

@@ -66,6 +66,9 @@ export class ProgressBar {
       case 'failed':
         this.line(`run failed: ${e.reason}`);
         break;
+      case 'interrupted':
+        this.line(`run interrupted: ${e.reason}`);
+        break;
       case 'worker_lost':
         this.line(`worker ${e.rank} lost (pid ${e.pid}): ${e.reason}`);
         break;

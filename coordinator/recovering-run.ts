@@ -6,24 +6,24 @@ import type { ControlServer, Member } from './control-server.js';
 import { findResumePoint, type ResumePoint } from './resume-point.js';
 import { RunHistory } from './run-history.js';
 import type { RunEventListener } from './run-events.js';
-import { driveGeneration, type RunSummary } from './step-driver.js';
+import { driveRound, type RunSummary } from './step-driver.js';
 import { WorkerFailedError, WorkerLostError } from './worker-lost-error.js';
 
-// A run that survives its workers (TorchElastic's model, on ZeRO checkpoints): each generation
+// A run that survives its workers (TorchElastic's model, on ZeRO checkpoints): each round
 // gathers workers and drives the run from the last checkpoint; when a worker dies, stops
-// answering heartbeats or fails a command, the generation is aborted on everyone, the run rolls
-// back to the newest valid checkpoint, and a new generation starts with a replacement worker if
+// answering heartbeats or fails a command, the round is aborted on everyone, the run rolls
+// back to the newest valid checkpoint, and a new round starts with a replacement worker if
 // one registers within the grace period, else with the survivors. The global batch is kept (the
 // per-device batch and accumulation are re-cut), so the result is the uninterrupted run's.
 
 export interface RecoveryOptions {
-  /** Generations that may end with a lost worker before the run fails. */
+  /** Rounds that may end with a lost worker before the run fails. */
   readonly maxRestarts: number;
-  /** How long a new generation waits for a replacement before going on with the survivors. */
+  /** How long a new round waits for a replacement before going on with the survivors. */
   readonly replacementGraceMs: number;
   /** Told about each lost worker (local mode kills a stopped one and starts another). */
   readonly onWorkerLost?: (member: Member) => void;
-  /** The run is being stopped from outside: a generation that ends now is not replaced. */
+  /** The run is being stopped from outside: a round that ends now is not replaced. */
   readonly signal?: AbortSignal;
 }
 
@@ -38,7 +38,7 @@ export async function runWithRecovery(
   const history = new RunHistory();
   const globalBatch = basePlan.per_device_train_batch_size * basePlan.gradient_accumulation_steps * basePlan.world;
   let resume = firstResume;
-  // The first generation waits for every worker; later ones only for the grace period.
+  // The first round waits for every worker; later ones only for the grace period.
   let graceMs: number | null = null;
   for (;;) {
     server.open(basePlan.world);
@@ -48,7 +48,7 @@ export async function runWithRecovery(
     } catch (err) {
       // A worker lost before training resumed: nothing to roll back; gather again (it counts).
       if (!(err instanceof WorkerLostError)) throw err;
-      await endGeneration(server, history, o, err, emit);
+      await endRound(server, history, o, err, emit);
       continue;
     }
     const shape = batchShapeFor(members.length, globalBatch, basePlan.per_device_train_batch_size);
@@ -65,10 +65,15 @@ export async function runWithRecovery(
         : null,
     };
     try {
-      return await driveGeneration(server, plan, history, log, emit);
+      return await driveRound(server, plan, history, log, emit);
     } catch (err) {
       if (!(err instanceof WorkerLostError || err instanceof WorkerFailedError)) throw err;
-      await endGeneration(server, history, o, err, emit);
+      if (err instanceof WorkerFailedError && err.fatal) {
+        // Deterministic: every restart would fail the same way and use up max_restarts for nothing.
+        server.shutdown(`run failed: ${err.message}`);
+        throw new KpCoordError(`${err.message} (not restarting: the same inputs would fail again)`, { cause: err });
+      }
+      await endRound(server, history, o, err, emit);
       // The newest valid checkpoint in output_dir, or the one this run started from if newer.
       const latest = await findResumePoint('latest', basePlan.output_dir, log, emit);
       resume = (latest?.manifest.steps_done ?? -1) >= (firstResume?.manifest.steps_done ?? -1) ? latest : firstResume;
@@ -82,11 +87,11 @@ export async function runWithRecovery(
 }
 
 /**
- * A generation failed: name the lost workers (a survivor's FAILED report can arrive before the dead
+ * A round failed: name the lost workers (a survivor's FAILED report can arrive before the dead
  * worker's stream closes, so wait a moment for the loss), count the restart, and either abort the
- * generation on everyone (they register again) or, with the restarts used up, shut them down and fail.
+ * round on everyone (they register again) or, with the restarts used up, shut them down and fail.
  */
-async function endGeneration(server: ControlServer, history: RunHistory, o: RecoveryOptions, err: WorkerLostError | WorkerFailedError, emit: RunEventListener): Promise<void> {
+async function endRound(server: ControlServer, history: RunHistory, o: RecoveryOptions, err: WorkerLostError | WorkerFailedError, emit: RunEventListener): Promise<void> {
   if (o.signal?.aborted) throw new KpCoordError(`the run was stopped: ${String(o.signal.reason)}`, { cause: err });
   let lost = err instanceof WorkerLostError ? err : null;
   if (!lost) {

@@ -26,7 +26,7 @@ export class ReportBarrier {
 
   add(report: WorkerReport): void {
     if (report.kind === ReportKind.FAILED) {
-      this.fail(new WorkerFailedError(report.rank, `worker rank ${report.rank} failed: ${report.detail}`));
+      this.fail(new WorkerFailedError(report.rank, `worker rank ${report.rank} failed: ${report.detail}`, report.fatal));
       return;
     }
     const key = this.key(report.kind, report.step);

@@ -7,6 +7,7 @@ import { openDataCache } from '../shared/data/data-cache.js';
 import { resolveRules } from '../shared/data/data-rules.js';
 import { prepareData } from '../shared/data/prepare.js';
 import { KpCoordError } from '../shared/errors.js';
+import type { TransportSecurity } from '../shared/tls/transport-security.js';
 import type { Logger } from '../shared/log.js';
 import { TrainPlanSchema, type TrainPlan } from '../shared/plan/train-plan.js';
 import { loadTokenizer } from '../shared/tokenizer/load-tokenizer.js';
@@ -24,6 +25,8 @@ export interface CoordinatorOptions {
   /** host:port to listen on (port 0 picks one). */
   readonly listen: string;
   readonly token: string;
+  /** The control port's transport security (default plaintext: tests and local runs on loopback). */
+  readonly security?: TransportSecurity;
   readonly log: Logger;
   readonly onEvent: RunEventListener;
   /** Local mode: stop a lost worker's process if it still runs (so a replacement can start). */
@@ -58,10 +61,10 @@ export async function runCoordinator(rc: ResolvedRunConfig, o: CoordinatorOption
 
   // Listen first: probes see NOT_SERVING (not "unreachable") while the data cache and plan are
   // prepared, and workers that register early are told to retry.
-  const server = new ControlServer({ token: o.token, runId, log, heartbeatIntervalMs: c.heartbeat_interval_ms, heartbeatTimeoutMs: c.heartbeat_timeout_ms });
+  const server = new ControlServer({ token: o.token, runId, log, heartbeatIntervalMs: c.heartbeat_interval_ms, heartbeatTimeoutMs: c.heartbeat_timeout_ms, ...(o.security ? { security: o.security } : {}) });
   const port = await server.listen(o.listen);
   o.onEvent({ type: 'listening', port });
-  // Closing the server ends the generation: whatever the driver awaits rejects, and nothing restarts.
+  // Closing the server ends the round: whatever the driver awaits rejects, and nothing restarts.
   const stop = () => void server.close();
   o.signal?.addEventListener('abort', stop, { once: true });
   await writeRunRecord(outputDir, { run_id: runId, status: 'running', pid: process.pid, updated: new Date().toISOString() });
@@ -98,8 +101,8 @@ async function planAndDrive(
   const steps = planSteps(rc, cache.train.size);
   if (c.predict_with_generate && cache.eval === undefined) throw new KpCoordError('predict_with_generate needs an eval split in the data cache (eval_file, or an eval share when preparing)');
   const evalAfter = evalSchedule(c.eval_strategy, steps.evalSteps, steps.stepsPerEpoch, steps.totalSteps, cache.eval !== undefined);
-  // The plan of a generation with every worker and no checkpoint; runWithRecovery fills in the
-  // world, batch split and checkpoint of each generation.
+  // The plan of a round with every worker and no checkpoint; runWithRecovery fills in the
+  // world, batch split and checkpoint of each round.
   const plan: TrainPlan = TrainPlanSchema.parse({
     version: 1,
     run_id: runId,

@@ -35,6 +35,8 @@ export type RunEvent =
   | { readonly type: 'saved'; readonly dir: string }
   | { readonly type: 'finished'; readonly summaryPath: string }
   | { readonly type: 'failed'; readonly reason: string }
+  /** Stopped on purpose (Ctrl-C on `kp-coord start`), not failed. */
+  | { readonly type: 'interrupted'; readonly reason: string }
   | { readonly type: 'worker_lost'; readonly rank: number; readonly host: string; readonly pid: number; readonly reason: string }
   /** Training continues from the checkpoint after `toStep` steps (0: from the beginning). */
   | { readonly type: 'rolled_back'; readonly toStep: number; readonly reason: string };

@@ -1,8 +1,8 @@
 import type { StepRecord } from './step-driver.js';
 
-// What a run has done so far, across generations: a lost worker rolls the run back to its last
+// What a run has done so far, across rounds: a lost worker rolls the run back to its last
 // checkpoint, and the steps after it are dropped here and done again, so the summary lists each
-// step once (as done by the generation that finished it).
+// step once (as done by the round that finished it).
 
 export class RunHistory {
   readonly started = performance.now();
@@ -11,7 +11,7 @@ export class RunHistory {
   private readonly peakRss: number[] = [];
   samples = 0;
   tokens = 0;
-  /** Generations that ended with a lost or failed worker (before or during training). */
+  /** Rounds that ended with a lost or failed worker (before or during training). */
   restarts = 0;
 
   get trainLoss(): readonly StepRecord[] {
@@ -28,7 +28,7 @@ export class RunHistory {
     this.peakRss[rank] = Math.max(this.peakRss[rank] ?? 0, bytes);
   }
 
-  /** Peak resident memory by rank, over every generation (a rank number may be reused). */
+  /** Peak resident memory by rank, over every round (a rank number may be reused). */
   get workerPeakRss(): readonly number[] {
     return Array.from(this.peakRss, (v) => v ?? 0);
   }

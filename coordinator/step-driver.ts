@@ -4,7 +4,7 @@ import { KpCoordError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { TrainPlan } from '../shared/plan/train-plan.js';
 import { writeBytesAtomically } from '../shared/weights/atomic-file.js';
-import { ReportKind } from '../proto/gen/control/control.js';
+import { ReportKind, type WorkerReport } from '../proto/gen/control/control.js';
 import { EarlyStopping } from './early-stopping.js';
 import { listCheckpoints, readVerifiedManifest, writeManifest } from '../shared/checkpoint/checkpoint-manifest.js';
 import type { ShardFile } from '../shared/checkpoint/range-shard.js';
@@ -16,7 +16,7 @@ import type { RunEventListener } from './run-events.js';
 import type { RunHistory } from './run-history.js';
 import { predictWithGenerate, type GenerateSummary } from './predict-with-generate.js';
 
-// Drives one generation of a run: set its workers up (from the plan's checkpoint, or from the
+// Drives one round of a run: set its workers up (from the plan's checkpoint, or from the
 // start), then step by step until total_steps, each step committed only when every rank reported
 // it done; then the final model and summary.json. A lost worker rejects the barrier being waited
 // on, and the caller (recovering-run.ts) decides how to continue.
@@ -25,10 +25,10 @@ export interface RunSummary {
   readonly run_id: string;
   readonly steps: number;
   readonly epochs: number;
-  /** Workers of the generation that finished the run (fewer than asked if it continued with survivors). */
+  /** Workers of the round that finished the run (fewer than asked if it continued with survivors). */
   readonly world_size: number;
   readonly zero_stage: number;
-  /** Generations ended by a lost or failed worker (each rolled back to the last checkpoint). */
+  /** Rounds ended by a lost or failed worker (each rolled back to the last checkpoint). */
   readonly restarts: number;
   readonly train_loss: readonly StepRecord[];
   /** Peak resident memory each rank reported (bytes), by rank. */
@@ -62,7 +62,7 @@ export interface StepRecord {
   readonly bytes_sent_per_worker: number;
 }
 
-export async function driveGeneration(server: ControlServer, plan: TrainPlan, history: RunHistory, log: Logger, emit: RunEventListener): Promise<RunSummary> {
+export async function driveRound(server: ControlServer, plan: TrainPlan, history: RunHistory, log: Logger, emit: RunEventListener): Promise<RunSummary> {
   const members = server.seal(plan.world);
   for (const m of members) emit({ type: 'worker_joined', rank: m.rank, host: m.host, pid: m.pid, workerId: m.workerId });
   const planJson = JSON.stringify(plan);
@@ -72,7 +72,7 @@ export async function driveGeneration(server: ControlServer, plan: TrainPlan, hi
     emit({ type: 'started', world: plan.world, totalSteps: plan.total_steps, zeroStage: plan.zero_stage });
     history.trainStarted = performance.now();
   }
-  log.info({ world: plan.world, steps: plan.total_steps, stage: plan.zero_stage, generation: server.generation }, 'training started');
+  log.info({ world: plan.world, steps: plan.total_steps, stage: plan.zero_stage, round: server.round }, 'training started');
 
   const trainStarted = history.trainStarted;
   const stopping = new EarlyStopping(plan.early_stopping_patience, plan.early_stopping_threshold);
@@ -195,7 +195,7 @@ async function saveCheckpoint(
   await mkdir(dir, { recursive: true });
   server.broadcast({ kind: { $case: 'saveCheckpoint', value: { dir, stepsDone } } });
   const reports = await server.barrier.wait(ReportKind.CHECKPOINT_SAVED, stepsDone);
-  const files = reports.map((r) => JSON.parse(r.detail) as ShardFile).sort((a, b) => a.start - b.start);
+  const files = reports.map((r) => shardFileOf(r)).sort((a, b) => a.start - b.start);
   const newBest = best && best.step === step ? { ...best, dir } : best;
   await writeManifest(dir, {
     version: 1,
@@ -229,4 +229,9 @@ async function saveCheckpoint(
     }
   }
   return newBest;
+}
+
+function shardFileOf(r: WorkerReport): ShardFile {
+  if (!r.shardFile) throw new KpCoordError(`worker rank ${r.rank} reported a saved checkpoint without its shard file`);
+  return r.shardFile;
 }

@@ -26,6 +26,17 @@ export class InputFileError extends KpCoordError {
   }
 }
 
+/** An output path cannot be used: not writable, not a folder, or not ours to replace. Names the path. */
+export class OutputPathError extends KpCoordError {
+  constructor(
+    readonly path: string,
+    detail: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${path}: ${detail}`, options);
+  }
+}
+
 /** Weights do not fit the model: missing or extra tensors, wrong shapes. */
 export class WeightsMismatchError extends KpCoordError {}
 

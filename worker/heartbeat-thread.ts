@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { rootLogger } from '../shared/log.js';
+import type { TransportSecurity } from '../shared/tls/transport-security.js';
 
 // Heartbeats from a worker thread: onnxruntime-node runs a session synchronously on the main
 // thread (seconds per step on a large model), and the optimizer's loops block it too, so beats
@@ -7,15 +8,17 @@ import { rootLogger } from '../shared/log.js';
 // while the process runs, and stops when the process is stopped (SIGSTOP) or gone — which is
 // what the coordinator's timeout is for. The beats work the other way too: when the coordinator
 // has not answered for the timeout (its host vanished without closing the connection), or says
-// the generation has ended, the thread tells the main thread, which gives the generation up.
+// the round has ended, the thread tells the main thread, which gives the round up.
 
 export interface HeartbeatTarget {
   readonly coordinator: string;
   readonly token: string;
   readonly rank: number;
-  readonly generation: number;
+  readonly round: number;
   readonly intervalMs: number;
   readonly timeoutMs: number;
+  /** As the main thread's control client (Buffers arrive in the thread as Uint8Arrays). */
+  readonly security?: TransportSecurity;
 }
 
 /** What the thread posts when the coordinator is lost to this worker. */

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { assembleBatch } from '../shared/data/assemble-batch.js';
 import { inputLengths, openDataCache, type DataSplit } from '../shared/data/data-cache.js';
 import { DistributedSampler } from '../shared/data/sampler.js';
-import { KpCoordError } from '../shared/errors.js';
+import { InputFileError, KpCoordError, WeightsMismatchError } from '../shared/errors.js';
+import type { TransportSecurity } from '../shared/tls/transport-security.js';
 import type { HealthStatus } from '../shared/health/health-status.js';
 import type { Logger } from '../shared/log.js';
 import { parseT5Config, type T5Config } from '../shared/models/t5-config.js';
@@ -29,7 +30,7 @@ import { readRange, writeRangeShard, type ShardFile } from '../shared/checkpoint
 
 // A worker process: register, wait for Setup (peers and plan known), build model, data, engine
 // and collectives, then execute the coordinator's commands in order until Shutdown. When the
-// coordinator ends the generation (a peer was lost) or goes away, drop everything but the
+// coordinator ends the round (a peer was lost) or goes away, drop everything but the
 // onnxruntime sessions and register again (with backoff while the coordinator is unreachable).
 
 export interface WorkerCollective extends StepCollective {
@@ -46,6 +47,8 @@ export interface DataPlane {
 export interface WorkerOptions {
   readonly coordinator: string;
   readonly token: string;
+  /** mTLS or plaintext towards the coordinator (the data plane gets its own in startDataPlane). */
+  readonly security?: TransportSecurity;
   /** Address peers use to reach this worker's data plane. */
   readonly advertiseHost: string;
   readonly startDataPlane: () => Promise<DataPlane>;
@@ -72,11 +75,11 @@ interface Setup {
 }
 
 export async function runWorker(o: WorkerOptions): Promise<void> {
-  const control = new ControlClient(o.coordinator, o.token);
+  const control = new ControlClient(o.coordinator, o.token, o.security);
   const engines = new EngineCache({ intraOpThreads: o.intraOpThreads, executionProvider: o.executionProvider ?? 'cpu' });
   try {
-    // One generation after another until the coordinator says the run is over.
-    while ((await runGeneration(o, control, engines)) === 'aborted') o.log.info('generation ended; registering again');
+    // One round after another until the coordinator says the run is over.
+    while ((await runRound(o, control, engines)) === 'aborted') o.log.info('round ended; registering again');
   } finally {
     o.health?.setReady(false);
     await engines.release();
@@ -85,12 +88,12 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
 }
 
 /**
- * One generation: a fresh data plane (one world per data plane), register, run commands until
- * Shutdown ('shutdown') or until the generation ends under us ('aborted': the coordinator aborted
+ * One round: a fresh data plane (one world per data plane), register, run commands until
+ * Shutdown ('shutdown') or until the round ends under us ('aborted': the coordinator aborted
  * it, or went away). A command that fails is reported and the worker waits for the coordinator's
  * verdict: the failure may be a peer that vanished, and the run goes on from its checkpoint.
  */
-async function runGeneration(o: WorkerOptions, control: ControlClient, engines: EngineCache): Promise<'shutdown' | 'aborted'> {
+async function runRound(o: WorkerOptions, control: ControlClient, engines: EngineCache): Promise<'shutdown' | 'aborted'> {
   const plane = await o.startDataPlane();
   // The collective as soon as Setup connects it, so an Abort can close it before Setup returns.
   let connected: WorkerCollective | null = null;
@@ -99,10 +102,10 @@ async function runGeneration(o: WorkerOptions, control: ControlClient, engines: 
   let heartbeat: HeartbeatThread | null = null;
   try {
     const reg = await registerWithBackoff(control, { host: o.advertiseHost, dataPort: dataPlane.port, pid: process.pid, workerId: `${hostname()}:${process.pid}` }, o.log);
-    const seat = control.seat(reg.rank, reg.generation);
+    const seat = control.seat(reg.rank, reg.round);
     const rank = reg.rank;
     const log = o.log.child({ run: reg.runId, rank });
-    log.info({ generation: reg.generation, asked: reg.world }, 'registered');
+    log.info({ round: reg.round, asked: reg.world }, 'registered');
 
     // Commands arrive while one runs: an Abort must interrupt a step blocked on a dead peer.
     const queue: Command[] = [];
@@ -116,7 +119,7 @@ async function runGeneration(o: WorkerOptions, control: ControlClient, engines: 
       wake();
     };
     heartbeat = new HeartbeatThread(
-      { coordinator: o.coordinator, token: o.token, rank, generation: reg.generation, intervalMs: reg.heartbeatIntervalMs, timeoutMs: reg.heartbeatTimeoutMs },
+      { coordinator: o.coordinator, token: o.token, ...(o.security ? { security: o.security } : {}), rank, round: reg.round, intervalMs: reg.heartbeatIntervalMs, timeoutMs: reg.heartbeatTimeoutMs },
       (reason) => end(reason),
     );
     const stream = seat.commands();
@@ -137,7 +140,7 @@ async function runGeneration(o: WorkerOptions, control: ControlClient, engines: 
         return 'shutdown';
       }
       if (ended !== null) {
-        log.warn({ reason: ended }, 'generation ended');
+        log.warn({ reason: ended }, 'round ended');
         return 'aborted';
       }
       if (!kind) continue;
@@ -145,8 +148,9 @@ async function runGeneration(o: WorkerOptions, control: ControlClient, engines: 
         setup = await execute(kind, setup, seat, dataPlane, engines, log, o.health);
       } catch (err) {
         if (ended !== null) continue;
-        log.error({ err: (err as Error).message, command: kind.$case }, 'command failed');
-        await seat.report({ kind: ReportKind.FAILED, detail: (err as Error).message }).catch(() => undefined);
+        const fatal = isDeterministic(err);
+        log.error({ err: (err as Error).message, command: kind.$case, fatal }, 'command failed');
+        await seat.report({ kind: ReportKind.FAILED, detail: (err as Error).message, fatal }).catch(() => undefined);
       }
     }
   } finally {
@@ -194,7 +198,7 @@ async function execute(kind: NonNullable<Command['kind']>, setup: Setup | null, 
     case 'saveCheckpoint': {
       const s = need('checkpoint');
       const file = await saveRangeShard(s, seat.rank, kind.value.dir);
-      await seat.report({ kind: ReportKind.CHECKPOINT_SAVED, step: kind.value.stepsDone, detail: JSON.stringify(file), seconds: seconds() });
+      await seat.report({ kind: ReportKind.CHECKPOINT_SAVED, step: kind.value.stepsDone, shardFile: file, seconds: seconds() });
       return s;
     }
     case 'keepBest': {
@@ -229,7 +233,7 @@ async function execute(kind: NonNullable<Command['kind']>, setup: Setup | null, 
   }
 }
 
-/** onnxruntime sessions outlive generations: a new generation of the same model reuses them. */
+/** onnxruntime sessions outlive rounds: a new round of the same model reuses them. */
 class EngineCache {
   private readonly engines = new Map<string, Promise<T5Engine>>();
 
@@ -345,7 +349,7 @@ async function buildSetup(plan: TrainPlan, seat: WorkerSeat, peers: readonly Pee
 /**
  * Register, retrying while the coordinator is unreachable or still preparing the run (it may be
  * preparing a large data cache, or not started yet in a cluster): backoff from 0.2 s doubling to
- * 5 s, for up to REGISTER_PATIENCE_MS; also while the generation is full (a survivor that came back
+ * 5 s, for up to REGISTER_PATIENCE_MS; also while the round is full (a survivor that came back
  * late waits for the next one). Other refusals (a wrong token) fail at once.
  */
 const REGISTER_PATIENCE_MS = 15 * 60 * 1000;
@@ -359,7 +363,7 @@ async function registerWithBackoff(control: ControlClient, req: Parameters<Contr
       return await control.register(req);
     } catch (err) {
       const code = (err as { code?: number }).code;
-      // UNAVAILABLE: not up or still preparing. RESOURCE_EXHAUSTED: this generation is full (this
+      // UNAVAILABLE: not up or still preparing. RESOURCE_EXHAUSTED: this round is full (this
       // worker was too slow to rejoin it); the next one, after a failure, may need it.
       if ((code !== grpcStatus.UNAVAILABLE && code !== grpcStatus.RESOURCE_EXHAUSTED) || Date.now() + delay > deadline) throw err;
       if (!told) log.info({ reason: (err as Error).message }, 'coordinator not ready; retrying registration');
@@ -404,4 +408,12 @@ async function evaluate(setup: Setup, rank: number): Promise<{ lossSum: number; 
 /** The process's peak resident set so far (what the ZeRO memory formulas bound). */
 function peakRssBytes(): number {
   return process.resourceUsage().maxRSS * 1024;
+}
+
+/**
+ * A failure that the same inputs repeat (a malformed or truncated weights file, weights that do
+ * not fit the model): the coordinator fails the run instead of restarting it max_restarts times.
+ */
+function isDeterministic(err: unknown): boolean {
+  return err instanceof InputFileError || err instanceof WeightsMismatchError;
 }

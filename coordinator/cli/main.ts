@@ -29,14 +29,21 @@ async function main(argv: string[]): Promise<number> {
   return process.exitCode === undefined ? 0 : Number(process.exitCode);
 }
 
-main(hideBin(process.argv)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    // Known errors print their message alone; anything else is a bug and prints its stack.
-    if (err instanceof KpCoordError) process.stderr.write(`kp-coord: ${err.message}\n`);
-    else process.stderr.write(`kp-coord: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exitCode = 1;
-  },
-);
+main(hideBin(process.argv))
+  .then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      // Known errors print their message alone; anything else is a bug and prints its stack.
+      if (err instanceof KpCoordError) process.stderr.write(`kp-coord: ${err.message}\n`);
+      else process.stderr.write(`kp-coord: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exitCode = 1;
+    },
+  )
+  .finally(() => {
+    // A child of `kp-coord start` has an IPC channel to its parent, which alone keeps the event
+    // loop alive: without this, a worker that failed before registering never exited and its
+    // coordinator waited for it for ever.
+    process.channel?.unref();
+  });

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { KpcoordEvent } from '../../shared/events/events-v1.js';
+import { TERMINAL_EVENTS, type KpcoordEvent } from '../../shared/events/events-v1.js';
 import type { Logger } from '../../shared/log.js';
 import { renderRunPage } from '../report/page-html.js';
 import { readPredictions, readSummary, PREDICTION_ROWS, type PredictionRow, type ReportSummary, type RunStatus } from '../report/run-report-data.js';
@@ -65,7 +65,7 @@ export class DashboardServer {
     events.push(e);
     this.broadcast(sse('kp', { run, kind: e.kind, event: e.event }));
     // The run's files are complete once it has ended (summary.json is written before `finished`).
-    const ended = e.kind === 'lifecycle' && (e.event.event === 'finished' || e.event.event === 'failed');
+    const ended = e.kind === 'lifecycle' && (TERMINAL_EVENTS as readonly string[]).includes(e.event.event);
     if (ended || (e.kind === 'eval' && !('eval_loss' in e.event))) this.refreshFiles(run);
   };
 

@@ -47,6 +47,8 @@ export class EventMapper {
         return { kind: 'lifecycle', body: { event: 'finished', step: this.stepsDone, summary_path: e.summaryPath } };
       case 'failed':
         return { kind: 'lifecycle', body: { event: 'failed', reason: e.reason } };
+      case 'interrupted':
+        return { kind: 'lifecycle', body: { event: 'interrupted', reason: e.reason } };
       case 'worker_lost':
         return { kind: 'lifecycle', body: { event: 'worker_left', rank: e.rank, host: e.host, pid: e.pid, reason: e.reason } };
       case 'rolled_back':

@@ -5,6 +5,7 @@ import { parseEvent, runSubjects } from '../../shared/events/subjects.js';
 import { eventStreamName } from './event-stream.js';
 import type { NatsEndpoint } from './nats-connection.js';
 import { natsConnectionOptions } from './nats-connection.js';
+import { probeNatsServer } from './nats-probe.js';
 
 // Reads runs' events back from the JetStream stream: the list of runs, one run's history, and its
 // live tail. Every message is validated (parseEvent); a bad one stops the read with its sequence.
@@ -22,6 +23,7 @@ export class EventReader {
 
   static async open(ep: NatsEndpoint, prefix: string): Promise<EventReader> {
     let nc: NatsConnection;
+    await probeNatsServer(ep.url, 5000);
     try {
       nc = await connect({ ...natsConnectionOptions(ep), timeout: 5000, maxReconnectAttempts: 0 });
     } catch (err) {

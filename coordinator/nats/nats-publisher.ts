@@ -1,12 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type ConnectionOptions, type JetStreamClient, type NatsConnection } from 'nats';
-import { EVENTS_VERSION, type RunConfigSummary } from '../../shared/events/events-v1.js';
+import { EVENTS_VERSION, TERMINAL_EVENTS, type RunConfigSummary } from '../../shared/events/events-v1.js';
 import { eventSubject } from '../../shared/events/subjects.js';
 import type { Logger } from '../../shared/log.js';
 import type { RunEvent } from '../run-events.js';
 import { EventMapper } from './event-mapper.js';
 import { ensureEventStream } from './event-stream.js';
 import { Outbox, type DropCounts } from './outbox.js';
+import { probeNatsServer } from './nats-probe.js';
 
 // One run's events on NATS. `onEvent` is a RunEvent listener like the progress bar: it never blocks
 // and never throws, so training goes on whatever NATS does. A single pump publishes the outbox in
@@ -61,7 +62,7 @@ export class NatsPublisher {
   readonly onEvent = (e: RunEvent): void => {
     const out = this.mapper.map(e);
     if (!out) return;
-    if (out.kind === 'lifecycle' && (out.body.event === 'finished' || out.body.event === 'failed')) {
+    if (out.kind === 'lifecycle' && (TERMINAL_EVENTS as readonly string[]).includes(out.body.event)) {
       if (this.terminalSent) return;
       this.terminalSent = true;
     }
@@ -72,6 +73,11 @@ export class NatsPublisher {
   /** Publishes `failed` unless the run already ended (a failure outside runCoordinator, e.g. a worker process died). */
   fail(reason: string): void {
     this.onEvent({ type: 'failed', reason });
+  }
+
+  /** Publishes `interrupted` (Ctrl-C) unless the run already ended: what run.json says, not `failed`. */
+  interrupt(reason: string): void {
+    this.onEvent({ type: 'interrupted', reason });
   }
 
   /** Publishes what is owed (waiting at most `timeoutMs` for NATS), then closes the connection. */
@@ -127,6 +133,8 @@ export class NatsPublisher {
   /** A connection with the stream in place; the first connect is retried here, later reconnects by the client. */
   private async ready(): Promise<JetStreamClient> {
     if (!this.conn || this.conn.nc.isClosed()) {
+      // Each connect that times out against a non-NATS service would leave a socket open.
+      await probeNatsServer(String(this.o.connection.servers), PUBLISH_TIMEOUT_MS);
       const nc = await connect({ ...this.o.connection, maxReconnectAttempts: -1, reconnectTimeWait: 500, reconnectJitter: 100 });
       this.conn = { nc, js: nc.jetstream({ timeout: PUBLISH_TIMEOUT_MS }) };
       this.log.info('NATS connected');

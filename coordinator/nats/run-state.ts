@@ -2,7 +2,7 @@ import type { EventKind, KpcoordEvent, RunConfigSummary } from '../../shared/eve
 
 // A run's state as a watcher knows it, folded from its events in order (what `kp-coord status` shows).
 
-export type RunPhase = 'starting' | 'training' | 'stopping' | 'finished' | 'failed';
+export type RunPhase = 'starting' | 'training' | 'stopping' | 'finished' | 'failed' | 'interrupted';
 
 export interface RunState {
   run: string;
@@ -79,6 +79,9 @@ export function applyEvent(s: RunState, e: KpcoordEvent): RunState {
         case 'failed':
           Object.assign(s, { phase: 'failed', failure: l.reason });
           break;
+        case 'interrupted':
+          s.phase = 'interrupted';
+          break;
         case 'events_dropped':
           s.dropped = { progress: s.dropped.progress + l.progress, eval: s.dropped.eval + l.eval, lifecycle: s.dropped.lifecycle + l.lifecycle };
           break;
@@ -90,5 +93,5 @@ export function applyEvent(s: RunState, e: KpcoordEvent): RunState {
 }
 
 export function isEnded(s: RunState): boolean {
-  return s.phase === 'finished' || s.phase === 'failed';
+  return s.phase === 'finished' || s.phase === 'failed' || s.phase === 'interrupted';
 }

@@ -58,6 +58,8 @@ export function formatEventLine(e: KpcoordEvent): string | null {
       return `finished at step ${l.step}; summary in ${l.summary_path}`;
     case 'failed':
       return `run failed: ${l.reason}`;
+    case 'interrupted':
+      return `run interrupted: ${l.reason}`;
     case 'events_dropped':
       return `NATS was away: ${l.progress} progress, ${l.eval} eval, ${l.lifecycle} lifecycle events dropped`;
   }

@@ -1,7 +1,7 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { InputFileError } from '../../shared/errors.js';
-import { EVENTS_VERSION, EvalEventSchema, LifecycleEventSchema, ProgressEventSchema, type KpcoordEvent, type RunConfigSummary } from '../../shared/events/events-v1.js';
+import { EVENTS_VERSION, EvalEventSchema, LifecycleEventSchema, ProgressEventSchema, TERMINAL_EVENTS, type KpcoordEvent, type RunConfigSummary } from '../../shared/events/events-v1.js';
 import { formatZodIssues } from '../../shared/zod-issues.js';
 import { EventMapper } from '../nats/event-mapper.js';
 import type { RunEvent } from '../run-events.js';
@@ -35,7 +35,7 @@ export class RunEventLog {
   readonly onEvent = (e: RunEvent): void => {
     const out = this.mapper.map(e);
     if (!out) return;
-    if (out.kind === 'lifecycle' && (out.body.event === 'finished' || out.body.event === 'failed')) {
+    if (out.kind === 'lifecycle' && (TERMINAL_EVENTS as readonly string[]).includes(out.body.event)) {
       // A run ends once: a failure reported again on the way out (or after finishing) is not news.
       if (this.ended) return;
       this.ended = true;

@@ -76,13 +76,21 @@ export async function readVerifiedManifest(dir: string): Promise<CheckpointManif
   return m;
 }
 
-/** Checkpoint directories under `outputDir`, newest (most steps) first. */
+/** Checkpoint directories under `outputDir` that have a manifest, newest (most steps) first. */
 export function listCheckpoints(outputDir: string): { dir: string; steps: number }[] {
+  return checkpointDirs(outputDir).filter((c) => c.hasManifest);
+}
+
+/**
+ * Every `checkpoint-<n>` directory under `outputDir`, newest first, with or without a manifest
+ * (one without is a save that never finished, or a manifest someone deleted: resume says so).
+ */
+export function checkpointDirs(outputDir: string): { dir: string; steps: number; hasManifest: boolean }[] {
   if (!existsSync(outputDir)) return [];
   return readdirSync(outputDir)
     .map((name) => /^checkpoint-(\d+)$/u.exec(name))
     .filter((m): m is RegExpExecArray => m !== null)
     .map((m) => ({ dir: join(outputDir, m[0]), steps: Number(m[1]) }))
-    .filter((c) => existsSync(join(c.dir, MANIFEST)))
+    .map((c) => ({ ...c, hasManifest: existsSync(join(c.dir, MANIFEST)) }))
     .sort((a, b) => b.steps - a.steps);
 }

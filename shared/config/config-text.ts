@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import { InputFileError } from '../errors.js';
+import { decodeUtf8Line } from '../data/utf8-lines.js';
 
 // A config file read as a value plus a way back from a field path to its line, so an error can say
 // "run.yaml line 12: learning_rate: ...". Both YAML and JSON go through the `yaml` package's
@@ -29,12 +30,20 @@ export function readConfigText(file: string): ConfigText {
   if (!(CONFIG_EXTENSIONS as readonly string[]).includes(ext)) {
     throw new InputFileError(file, '', `expected a ${CONFIG_EXTENSIONS.join(', ')} file (the extension picks the parser)`);
   }
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readFileSync(file, 'utf8');
+    bytes = readFileSync(file);
   } catch (err) {
     throw new InputFileError(file, '', `cannot read the file (${(err as Error).message})`, { cause: err });
   }
+  // Strict UTF-8: a bad byte would otherwise become U+FFFD inside a path or a name, silently.
+  const decoded = decodeUtf8Line(bytes);
+  if (!decoded.ok) {
+    const at = Buffer.byteLength(bytes.toString('utf8').slice(0, Math.max(0, bytes.toString('utf8').indexOf('\uFFFD'))));
+    const line = bytes.subarray(0, at).toString('latin1').split('\n').length;
+    throw new InputFileError(file, `${line}`, 'not valid UTF-8; save the file as UTF-8');
+  }
+  const text = decoded.text;
   return parseConfigText(file, text, ext === '.json' ? 'json' : 'yaml');
 }
 
@@ -58,7 +67,14 @@ export function parseConfigText(file: string, text: string, syntax: 'yaml' | 'js
       throw new InputFileError(file, line === undefined ? '' : `${line}`, `not valid JSON: ${(err as Error).message}`, { cause: err });
     }
   }
-  return { file, value: doc.toJS(), lineOf: (path) => lineOfPath(doc, lines, path) };
+  let value: unknown;
+  try {
+    value = doc.toJS();
+  } catch (err) {
+    // e.g. an alias to an anchor that is not set (`*a`): yaml throws a ReferenceError here.
+    throw new InputFileError(file, '', `not valid ${syntax === 'json' ? 'JSON' : 'YAML'}: ${(err as Error).message}`, { cause: err });
+  }
+  return { file, value, lineOf: (path) => lineOfPath(doc, lines, path) };
 }
 
 function lineOfPath(doc: Document, lines: LineCounter, path: FieldPath): number | undefined {

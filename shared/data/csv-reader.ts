@@ -1,6 +1,6 @@
-import { createReadStream } from 'node:fs';
 import { InputFileError } from '../errors.js';
 import type { ReadItem } from './source-record.js';
+import { byteLines, decodeUtf8Line } from './utf8-lines.js';
 
 // An RFC 4180 CSV reader: comma-separated, fields optionally in double quotes, "" for a quote inside
 // quotes, quoted fields may span lines, CRLF or LF (or lone CR) ends a record. The first record is
@@ -99,6 +99,11 @@ export class CsvParser {
     this.state = next;
   }
 
+  /** Mark the record being read (or the next one, between records) bad, unless it already is. */
+  spoil(reason: string): void {
+    if (!this.error) this.error = reason;
+  }
+
   private endRecord(out: CsvRecord[]): void {
     if (this.error) out.push({ line: this.recordLine, error: this.error });
     else {
@@ -132,7 +137,6 @@ export async function* readCsv(file: string): AsyncGenerator<ReadItem> {
   let header: string[] | undefined;
   let first = true;
   const pending: CsvRecord[] = [];
-  const stream = createReadStream(file, { encoding: 'utf8' });
   const drain = function* (): Generator<ReadItem> {
     for (const r of pending) {
       if (header === undefined) {
@@ -158,8 +162,12 @@ export async function* readCsv(file: string): AsyncGenerator<ReadItem> {
     }
     pending.length = 0;
   };
-  for await (const chunk of stream) {
-    let text = chunk as string;
+  for await (const { line, bytes } of byteLines(file)) {
+    const decoded = decodeUtf8Line(bytes);
+    // A line that is not UTF-8 spoils the record it belongs to (records may span lines); its text,
+    // decoded with U+FFFD, still goes through the parser so the record's end is found.
+    if (!decoded.ok) parser.spoil(`line ${line}: ${decoded.reason}`);
+    let text = decoded.ok ? decoded.text : bytes.toString('utf8');
     if (first) {
       first = false;
       if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);

@@ -1,16 +1,18 @@
-import { createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
 import type { ReadItem } from './source-record.js';
+import { byteLines, decodeUtf8Line } from './utf8-lines.js';
 
 /**
  * Records of a JSON Lines file, one object per line. A UTF-8 BOM is dropped, CRLF ends a line like
- * LF, blank lines are skipped; a line that is not JSON, or not a JSON object, is a bad line.
+ * LF, blank lines are skipped; a line that is not UTF-8, not JSON, or not a JSON object, is a bad line.
  */
 export async function* readJsonl(file: string): AsyncGenerator<ReadItem> {
-  const lines = createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
-  let line = 0;
-  for await (let text of lines) {
-    line++;
+  for await (const { line, bytes } of byteLines(file)) {
+    const decoded = decodeUtf8Line(bytes);
+    if (!decoded.ok) {
+      yield { ok: false, bad: { file, line, reason: decoded.reason } };
+      continue;
+    }
+    let text = decoded.text.replace(/\r?\n$/u, '');
     if (line === 1 && text.charCodeAt(0) === 0xfeff) text = text.slice(1);
     if (text.trim() === '') continue;
     let value: unknown;

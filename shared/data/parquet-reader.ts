@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import * as zlib from 'node:zlib';
 import {
   asyncBufferFromFile,
@@ -37,7 +38,34 @@ const COMPRESSORS: Compressors = {
  * TextDecoder default); news titles scraped from the web do start with one, and JSONL keeps it.
  */
 const utf8 = new TextDecoder('utf-8', { ignoreBOM: true });
-const PARSERS = { stringFromBytes: (bytes: Uint8Array | undefined) => bytes && utf8.decode(bytes) };
+
+/**
+ * A string column value that is not UTF-8. hyparquet's parser hook cannot say which row it is
+ * decoding, so the value is marked here and the row reported as a bad line (never U+FFFD text).
+ */
+class InvalidUtf8 {
+  constructor(readonly bytes: Uint8Array) {}
+}
+const PARSERS = {
+  stringFromBytes: (bytes: Uint8Array | undefined) => (bytes === undefined ? bytes : isUtf8(bytes) ? utf8.decode(bytes) : new InvalidUtf8(bytes)),
+};
+
+/** The first field (dotted path) holding an InvalidUtf8 value, or null. */
+function invalidField(v: unknown, path: string): string | null {
+  if (v instanceof InvalidUtf8) return path;
+  if (Array.isArray(v)) {
+    for (const [i, x] of v.entries()) {
+      const found = invalidField(x, `${path}[${i}]`);
+      if (found !== null) return found;
+    }
+  } else if (v !== null && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) {
+    for (const [k, x] of Object.entries(v)) {
+      const found = invalidField(x, path ? `${path}.${k}` : k);
+      if (found !== null) return found;
+    }
+  }
+  return null;
+}
 
 /** The codecs this reader (with the running Node) can decompress. */
 export const PARQUET_CODECS: readonly CompressionCodec[] = ['UNCOMPRESSED', 'SNAPPY', ...(Object.keys(COMPRESSORS) as CompressionCodec[])];
@@ -63,6 +91,11 @@ export async function* readParquet(file: string): AsyncGenerator<ReadItem> {
       throw new InputFileError(file, `rows ${start + 1}-${end}`, `cannot decode Parquet data (${(err as Error).message})`, { cause: err });
     }
     for (const [i, row] of rows.entries()) {
+      const bad = invalidField(row, '');
+      if (bad !== null) {
+        yield { ok: false, bad: { file, line: start + i + 1, field: bad, reason: 'string is not valid UTF-8' } };
+        continue;
+      }
       yield { ok: true, record: { file, line: start + i + 1, fields: plainValue(row) as Record<string, unknown> } };
     }
     start = end;

@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { InputFileError, KpCoordError } from '../errors.js';
+import { checkReplaceable, checkWritableParent, mkdirParents, stagingPath } from '../out-dir.js';
 import type { Logger } from '../log.js';
 import { rngStream } from '../random.js';
 import { tokenizerIdentity, type Tokenizer } from '../tokenizer/tokenizer.js';
@@ -104,6 +105,9 @@ export async function prepareData(opts: PrepareOptions): Promise<PrepareReport> 
   ];
   for (const { file } of roles) checkInput(file);
   if (existsSync(outDir) && !opts.overwrite) throw new KpCoordError(`${outDir} already exists; pass --overwrite to replace it`);
+  // Before reading any input: --overwrite replaces only a data cache, and the folder must be writable.
+  if (existsSync(outDir)) checkReplaceable(outDir, 'a kp-coord data cache', isDataCache);
+  checkWritableParent(outDir);
 
   const dtype = tokenDtypeFor(tokenizer.vocabSize);
   const inputs = new TokenStore(dtype, tokenizer.vocabSize);
@@ -211,13 +215,17 @@ export async function prepareData(opts: PrepareOptions): Promise<PrepareReport> 
     for (let i = 0; i < sampleRole.length; i++) (chosen.has(i) ? evalOrder : trainOrder).push(i);
   }
   if (trainOrder.length === 0) {
-    throw new KpCoordError(`data prepare: no training rows kept (read ${sourceReports.reduce((s, r) => s + r.rows_read, 0)}; dropped ${JSON.stringify(cleaner.dropped)})`);
+    // Named by its input files: the run as a whole failed, not one line.
+    throw new KpCoordError(
+      `${opts.inputs.join(', ')}: data prepare kept no training rows (read ${sourceReports.reduce((s, r) => s + r.rows_read, 0)} rows, ${badLines.length} bad lines skipped; dropped ${JSON.stringify(cleaner.dropped)})`,
+    );
   }
 
   const identity = { spec: opts.tokenizerSpec, ...tokenizerIdentity(tokenizer) };
-  const tmp = join(dirname(outDir), `${basename(outDir)}.tmp-${randomBytes(4).toString('hex')}`);
-  mkdirSync(tmp, { recursive: true });
+  const tmp = stagingPath(outDir);
+  mkdirParents(dirname(tmp));
   try {
+    mkdirSync(tmp);
     const splits: { train: SplitManifest; eval?: SplitManifest } = { train: writeSplit(tmp, 'train', inputs, labels, sources, trainOrder) };
     if (evalOrder.length > 0) splits.eval = writeSplit(tmp, 'eval', inputs, labels, sources, evalOrder);
     const lengths: PrepareReport['lengths'] = {};
@@ -282,4 +290,14 @@ function publish(tmp: string, outDir: string, overwrite: boolean): void {
   renameSync(outDir, old);
   renameSync(tmp, outDir);
   rmSync(old, { recursive: true, force: true });
+}
+
+/** Whether `dir` holds a kp-coord data cache (its manifest names the format). */
+function isDataCache(dir: string): boolean {
+  try {
+    const m = JSON.parse(readFileSync(join(dir, MANIFEST_FILE), 'utf8')) as { format?: unknown };
+    return m.format === CACHE_FORMAT;
+  } catch {
+    return false;
+  }
 }

@@ -94,6 +94,8 @@ export const LifecycleEventSchema = z.discriminatedUnion('event', [
   z.object({ ...envelope, event: z.literal('early_stopped'), step: count, reason: z.string() }).strict(),
   z.object({ ...envelope, event: z.literal('finished'), step: count, summary_path: z.string() }).strict(),
   z.object({ ...envelope, event: z.literal('failed'), reason: z.string() }).strict(),
+  /** Stopped on purpose (Ctrl-C): run.json says `interrupted` too, and the next start begins afresh. */
+  z.object({ ...envelope, event: z.literal('interrupted'), reason: z.string() }).strict(),
   /** The publisher's buffer overflowed while NATS was away; these many events of each kind are gone. */
   z.object({ ...envelope, event: z.literal('events_dropped'), progress: count, eval: count, lifecycle: count }).strict(),
 ]);
@@ -113,4 +115,4 @@ export type KpcoordEvent =
   | { readonly kind: 'lifecycle'; readonly event: LifecycleEvent };
 
 /** Lifecycle events after which a run publishes nothing more. */
-export const TERMINAL_EVENTS = ['finished', 'failed'] as const;
+export const TERMINAL_EVENTS = ['finished', 'failed', 'interrupted'] as const;

@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { KpCoordError } from '../errors.js';
+import { channelCredentials, PLAINTEXT, type TransportSecurity } from '../tls/transport-security.js';
 import { HealthClient } from '../../proto/gen/health/health.js';
 import type { ServingStatus } from './health-status.js';
 
@@ -10,11 +11,17 @@ export class HealthCheckError extends KpCoordError {}
 export interface HealthCheckOptions {
   readonly service?: string;
   readonly timeoutMs?: number;
+  readonly security?: TransportSecurity;
+}
+
+function healthClient(target: string, security: TransportSecurity = PLAINTEXT): HealthClient {
+  const { credentials, options } = channelCredentials(security);
+  return new HealthClient(target, credentials, options);
 }
 
 /** One Check call. Throws HealthCheckError if the target cannot be reached or does not know the service. */
 export function checkHealth(target: string, o: HealthCheckOptions = {}): Promise<ServingStatus> {
-  const client = new HealthClient(target, grpc.credentials.createInsecure());
+  const client = healthClient(target, o.security);
   const deadline = new Date(Date.now() + (o.timeoutMs ?? 5000));
   return new Promise<ServingStatus>((resolve, reject) => {
     client.check({ service: o.service ?? '' }, new grpc.Metadata(), { deadline }, (err, res) => {
@@ -26,8 +33,8 @@ export function checkHealth(target: string, o: HealthCheckOptions = {}): Promise
 }
 
 /** Watch: every status the target reports, until it ends the stream or `signal` aborts. */
-export async function* watchHealth(target: string, o: { service?: string; signal?: AbortSignal } = {}): AsyncGenerator<ServingStatus> {
-  const client = new HealthClient(target, grpc.credentials.createInsecure());
+export async function* watchHealth(target: string, o: { service?: string; signal?: AbortSignal; security?: TransportSecurity } = {}): AsyncGenerator<ServingStatus> {
+  const client = healthClient(target, o.security);
   const call = client.watch({ service: o.service ?? '' });
   const abort = (): void => call.cancel();
   o.signal?.addEventListener('abort', abort);

@@ -7,7 +7,7 @@ import type { DataPlaneOptionsInput, PeerAddress } from '../../worker/collective
 // and runs collectives in all of them at once. Every wait is bounded; close() always kills.
 
 export type WorkerSpec =
-  | { mode: 'data-plane'; rank: number; token: string; timeoutMs: number; dataPlane: DataPlaneOptionsInput }
+  | { mode: 'data-plane'; rank: number; token: string; timeoutMs: number; dataPlane: DataPlaneOptionsInput; tlsDir?: string }
   | { mode: 'tcp-sink'; bytes: number };
 
 export type CollectiveOp = 'allReduce' | 'reduceScatter' | 'allGather' | 'star';
@@ -122,6 +122,8 @@ export interface RingProcsOptions {
   replyTimeoutMs?: number;
   /** Node flags for the workers (e.g. --cpu-prof). */
   execArgv?: string[];
+  /** Mutual TLS between the ranks, from this --tls-dir (plaintext without). */
+  tlsDir?: string;
 }
 
 /** N data-plane worker processes wired into one world on loopback. */
@@ -135,7 +137,7 @@ export class RingProcs {
   static async start(options: RingProcsOptions): Promise<RingProcs> {
     const replyTimeoutMs = options.replyTimeoutMs ?? 30_000;
     const procs = options.tokens.map((token, rank) =>
-      WorkerProc.spawn({ mode: 'data-plane', rank, token, timeoutMs: options.timeoutMs ?? 20_000, dataPlane: options.dataPlane ?? {} }, `rank ${rank}`, options.execArgv),
+      WorkerProc.spawn({ mode: 'data-plane', rank, token, timeoutMs: options.timeoutMs ?? 20_000, dataPlane: options.dataPlane ?? {}, ...(options.tlsDir ? { tlsDir: options.tlsDir } : {}) }, `rank ${rank}`, options.execArgv),
     );
     try {
       const ports = (await Promise.all(procs.map((p) => p.next('listening', replyTimeoutMs)))).map((m) => m.port);

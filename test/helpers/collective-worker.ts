@@ -4,7 +4,8 @@
 //   tcp-sink:   accept one TCP connection and report when `bytes` have arrived (raw-TCP yardstick).
 import { createServer } from 'node:net';
 import { createHash } from 'node:crypto';
-import { GrpcDataPlane } from '../../worker/collectives/grpc-transport.js';
+import { dataPlaneCredentials, GrpcDataPlane } from '../../worker/collectives/grpc-transport.js';
+import { loadMutualTls, tlsDirFiles } from '../../shared/tls/transport-security.js';
 import { RingCollective } from '../../worker/collectives/ring-collective.js';
 import { starAllReduce } from '../../worker/collectives/star-all-reduce.js';
 import type { ChunkTransport } from '../../worker/collectives/chunk-transport.js';
@@ -18,7 +19,7 @@ function reply(message: WorkerMessage): void {
 }
 
 async function dataPlaneWorker(s: Extract<WorkerSpec, { mode: 'data-plane' }>): Promise<void> {
-  const plane = await GrpcDataPlane.listen(s.token, s.dataPlane);
+  const plane = await GrpcDataPlane.listen(s.token, s.dataPlane, s.tlsDir ? dataPlaneCredentials(loadMutualTls(tlsDirFiles(s.tlsDir))) : {});
   let transport: ChunkTransport | null = null;
   let collective: RingCollective | null = null;
   reply({ type: 'listening', port: plane.port });

@@ -99,8 +99,8 @@ export async function faultTrial(kind: FaultKind, outputDir: string, reference: 
     const port = await freePort();
     const env = { ...process.env, KPCOORD_TOKEN: TOKEN };
     // Without a replacement the survivors go on after 1.5 s.
-    const coordinatorArgs = ['coordinator', '--listen', `127.0.0.1:${port}`, ...faultRunSettings(outputDir, kind === 'lose-worker' ? 1500 : 30_000)];
-    const workers = [0, 1].map(() => new CliProcess(['worker', '--coordinator', `127.0.0.1:${port}`, '--threads', '1'], env));
+    const coordinatorArgs = ['coordinator', '--insecure-plaintext', '--listen', `127.0.0.1:${port}`, ...faultRunSettings(outputDir, kind === 'lose-worker' ? 1500 : 30_000)];
+    const workers = [0, 1].map(() => new CliProcess(['worker', '--insecure-plaintext', '--coordinator', `127.0.0.1:${port}`, '--threads', '1'], env));
     let coordinator = new CliProcess(coordinatorArgs, env);
     try {
       await coordinator.waitFor(stepLine);

@@ -15,8 +15,11 @@ export class CliProcess {
   private text = '';
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
-  constructor(args: readonly string[], env: NodeJS.ProcessEnv = process.env) {
-    this.child = spawn(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  /** `kp-coord args`; or, with `command`, `command args` (e.g. `ip netns exec NS node CLI ...`). */
+  constructor(args: readonly string[], env: NodeJS.ProcessEnv = process.env, command?: string) {
+    this.child = command === undefined
+      ? spawn(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn(command, args, { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stderr!.on('data', (d: Buffer) => (this.text += d.toString()));
     this.child.stdout!.on('data', (d: Buffer) => (this.text += d.toString()));
     this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve({ code, signal })));

@@ -28,7 +28,7 @@ async function prepare(t: { after(fn: () => void): void }, file: string, overrid
 test('V2 (seed-v2-gpt4.jsonl) under the V4 rules: no article reaches 500 tokens, so nothing is kept', async (t) => {
   await assert.rejects(prepare(t, 'seed-v2-gpt4.jsonl', {}), (e: unknown) => {
     const m = (e as Error).message;
-    return /no training rows kept \(read 1585;/u.test(m) && m.includes('"not_korean":44') && m.includes('"input_too_short":1541');
+    return /seed-v2-gpt4\.jsonl: data prepare kept no training rows \(read 1585 rows, 0 bad lines skipped;/u.test(m) && m.includes('"not_korean":44') && m.includes('"input_too_short":1541');
   });
 });
 

@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import { RefusalLog } from '../../shared/refusal-log.js';
 import { hasToken } from '../../shared/auth.js';
 import { CollectiveError } from '../../shared/errors.js';
 import { rootLogger, type Logger } from '../../shared/log.js';
@@ -38,6 +39,7 @@ export class DataPlaneServer {
   private membership: { rank: number; world: number } | null = null;
   private closed: Promise<void> | null = null;
   private readonly log: Logger;
+  private readonly refusals: RefusalLog;
 
   private constructor(
     private readonly server: grpc.Server,
@@ -46,6 +48,7 @@ export class DataPlaneServer {
     private readonly options: DataPlaneOptions,
   ) {
     this.log = rootLogger.child({ component: 'data-plane', port });
+    this.refusals = new RefusalLog(this.log, 'data-plane call without a valid worker token refused');
   }
 
   static async start(token: string, options: DataPlaneOptions, credentials = grpc.ServerCredentials.createInsecure()): Promise<DataPlaneServer> {
@@ -127,7 +130,7 @@ export class DataPlaneServer {
 
   private onPull(call: PullChunkCall): void {
     if (!hasToken(call.metadata, this.token)) {
-      this.log.warn({ peer: call.getPeer() }, 'data-plane call without a valid worker token refused');
+      this.refusals.refused({ peer: call.getPeer() });
       fail(call, { code: grpc.status.UNAUTHENTICATED, details: 'missing or wrong worker token' });
       return;
     }

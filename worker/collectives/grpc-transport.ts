@@ -1,6 +1,7 @@
 import { endianness } from 'node:os';
 import * as grpc from '@grpc/grpc-js';
 import { CollectiveError } from '../../shared/errors.js';
+import { channelCredentials, serverCredentials, type TransportSecurity } from '../../shared/tls/transport-security.js';
 import type { ChunkKey, ChunkTransport, Combine } from './chunk-transport.js';
 import { DataPlaneServer } from './data-plane-server.js';
 import { parseDataPlaneOptions, parsePeers, type DataPlaneOptions, type DataPlaneOptionsInput, type PeerAddress } from './data-plane-options.js';
@@ -17,6 +18,14 @@ import { PullClient } from './pull-client.js';
 export interface DataPlaneCredentials {
   readonly server?: grpc.ServerCredentials;
   readonly channel?: grpc.ChannelCredentials;
+  /** Channel options that go with `channel` (TLS: the server name peers' certificates carry). */
+  readonly channelOptions?: grpc.ChannelOptions;
+}
+
+/** The data plane's credentials for a TransportSecurity (mTLS both ways, or plaintext). */
+export function dataPlaneCredentials(s: TransportSecurity): DataPlaneCredentials {
+  const { credentials, options } = channelCredentials(s);
+  return { server: serverCredentials(s), channel: credentials, channelOptions: options };
 }
 
 export class GrpcDataPlane {
@@ -50,7 +59,7 @@ export class GrpcDataPlane {
     const peers = parsePeers(peersInput);
     if (!Number.isSafeInteger(rank) || rank < 0 || rank >= peers.length) throw new CollectiveError(`data plane: rank ${rank} is not among the ${peers.length} peers`);
     this.server.setMembership(rank, peers.length);
-    const clients = peers.map((p) => (p.rank === rank ? null : new PullClient(p, this.token, this.options, this.credentials.channel)));
+    const clients = peers.map((p) => (p.rank === rank ? null : new PullClient(p, this.token, this.options, this.credentials.channel, this.credentials.channelOptions)));
     this.transport = new GrpcTransport(rank, peers.length, this.server, clients);
     return this.transport;
   }

@@ -21,8 +21,9 @@ export class PullClient {
     private readonly token: string,
     options: DataPlaneOptions,
     credentials = grpc.credentials.createInsecure(),
+    tlsOptions: grpc.ChannelOptions = {},
   ) {
-    const channelOptions: grpc.ChannelOptions = { 'grpc.max_receive_message_length': options.pieceBytes + 1024 };
+    const channelOptions: grpc.ChannelOptions = { ...tlsOptions, 'grpc.max_receive_message_length': options.pieceBytes + 1024 };
     if (options.flowControlWindow !== null) channelOptions['grpc-node.flow_control_window'] = options.flowControlWindow;
     this.client = new grpc.Client(peerTarget(peer), credentials, channelOptions);
   }

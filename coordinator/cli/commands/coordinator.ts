@@ -6,6 +6,7 @@ import { ProgressBar } from '../../progress-bar.js';
 import { openRunEventLog, writeReportAtEnd } from '../../report/run-files.js';
 import { runCoordinator } from '../../run-coordinator.js';
 import { resolveRunConfigArgs, resumeOverrides, withRunConfigOptions } from '../run-config-args.js';
+import { checkTlsArgs, securityFromArgs, withTlsOptions } from '../tls-args.js';
 
 // `kp-coord coordinator`: the coordinator alone (a cluster Job); workers join over gRPC. A restart
 // after a crash continues the run (run.json); a restart after a failed run refuses to start over.
@@ -14,11 +15,14 @@ export function registerCoordinator(cli: Argv): Argv {
     'coordinator',
     'Run the coordinator of a distributed run; workers join with `kp-coord worker` (token in KPCOORD_TOKEN or KPCOORD_TOKEN_FILE)',
     (y) =>
-      withNatsOption(withRunConfigOptions(y))
-        .option('listen', { type: 'string', default: '0.0.0.0:50051', describe: 'host:port of the control plane' })
-        .example('KPCOORD_TOKEN_FILE=/secrets/token $0 coordinator --config run.yaml --listen 0.0.0.0:50051', ''),
+      withTlsOptions(withNatsOption(withRunConfigOptions(y)))
+        .option('listen', { type: 'string', default: '127.0.0.1:50051', describe: 'host:port of the control plane (0.0.0.0:50051 to serve other hosts, with TLS)' })
+        .check((a) => checkTlsArgs(a, [a.listen]))
+        .example('KPCOORD_TOKEN_FILE=/secrets/token $0 coordinator --config run.yaml --listen 0.0.0.0:50051 --tls-dir /var/run/secrets/kp-coord-tls', '')
+        .example('$0 coordinator --config run.yaml --insecure-plaintext', 'plaintext, on 127.0.0.1 only'),
     async (a) => {
       const token = tokenFromEnv();
+      const security = securityFromArgs(a, [a.listen]);
       const overrides = [...a.set, ...resumeOverrides(a.resume), ...natsUrlOverrides(a.nats)];
       let rc = resolveRunConfigArgs(a.config, overrides);
       const runName = runNameOverrides(rc);
@@ -30,6 +34,7 @@ export function registerCoordinator(cli: Argv): Argv {
       const summary = await runCoordinator(rc, {
         listen: a.listen,
         token,
+        security,
         log,
         refuseAfterFailedRun: true,
         onEvent: (e) => {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Argv } from 'yargs';
-import { TOKEN_ENV } from '../../../shared/auth.js';
+import { tokenFromEnv, tokenInEnv } from '../../../shared/auth.js';
 import { KpCoordError } from '../../../shared/errors.js';
 import { rootLogger } from '../../../shared/log.js';
 import { LocalWorkers } from '../../local-workers.js';
@@ -12,6 +12,7 @@ import { openRunEventLog, writeReportAtEnd } from '../../report/run-files.js';
 import { runCoordinator } from '../../run-coordinator.js';
 import { markRunInterrupted } from '../../run-record.js';
 import { resolveRunConfigArgs, resumeOverrides, withRunConfigOptions } from '../run-config-args.js';
+import { checkTlsArgs, noTlsFiles, securityFromArgs, tlsArgsForChild, withTlsOptions } from '../tls-args.js';
 
 // `kp-coord start --workers N`: a whole run on this machine — the coordinator in this process,
 // N worker processes, a progress bar; Ctrl-C stops everything.
@@ -23,10 +24,13 @@ export function registerStart(cli: Argv): Argv {
     'start',
     'Train on this machine: coordinator here, N worker processes (embedded default run without --config)',
     (y) =>
-      withNatsOption(withRunConfigOptions(y))
+      withTlsOptions(withNatsOption(withRunConfigOptions(y)))
         .option('workers', { type: 'number', describe: 'Number of worker processes (overrides the config\'s `workers`)' })
         .option('collective', { choices: ['ring', 'star'] as const, default: 'ring' as const, describe: 'Gradient aggregation: ring (worker to worker); star only as the benchmark baseline (stage 0)' })
         .option('threads-per-worker', { type: 'number', describe: 'onnxruntime intra-op threads per worker (default: cores / workers)' })
+        // Everything binds to 127.0.0.1, so plaintext is the loopback kind the flag allows; TLS files
+        // (--tls-dir) turn mTLS on for the coordinator and every worker.
+        .check((a) => checkTlsArgs({ ...a, 'insecure-plaintext': noTlsFiles(a) }, ['127.0.0.1:0']))
         .check((a) => (a.workers === undefined || (Number.isSafeInteger(a.workers) && a.workers >= 1) ? true : `--workers must be a positive integer, got ${a.workers}`))
         .example('$0 start --workers 2', 'the embedded default: a small byte-level T5 on the shipped Korean sample set')
         .example('$0 start --workers 4 --config run.yaml --set zero_optimization.stage=1', ''),
@@ -40,7 +44,10 @@ export function registerStart(cli: Argv): Argv {
       }
       // Local mode keeps the terminal for the progress bar; logs go to files unless asked for.
       const log = rootLogger.child({ role: 'coordinator' }, { level: process.env.KPCOORD_LOG_LEVEL ?? 'warn' });
-      const token = process.env[TOKEN_ENV] ?? randomBytes(24).toString('hex');
+      // The token the workers get is the one this process checks: from KPCOORD_TOKEN_FILE or
+      // KPCOORD_TOKEN when set (validated here, not first in a worker's log), else a fresh one.
+      const token = tokenInEnv() ? tokenFromEnv() : randomBytes(24).toString('hex');
+      const security = securityFromArgs({ ...a, 'insecure-plaintext': noTlsFiles(a) }, ['127.0.0.1:0']);
       const bar = new ProgressBar(process.stderr, rc.config.logging_steps);
       const nats = createRunPublisher(rc, log);
       const eventLog = openRunEventLog(rc);
@@ -53,8 +60,9 @@ export function registerStart(cli: Argv): Argv {
         workers?.kill('SIGTERM');
         markRunInterrupted(resolve(rc.config.output_dir));
         // Watchers on NATS learn why the run ended (given at most 2 s to publish it).
-        nats?.fail('interrupted');
-        eventLog.onEvent({ type: 'failed', reason: 'interrupted' });
+        const why = 'stopped with Ctrl-C (SIGINT/SIGTERM)';
+        nats?.interrupt(why);
+        eventLog.onEvent({ type: 'interrupted', reason: why });
         void (nats?.close(2000) ?? Promise.resolve()).finally(() => writeReportAtEnd(rc, log)).finally(() => process.exit(130));
       };
       process.once('SIGINT', interrupted);
@@ -65,6 +73,7 @@ export function registerStart(cli: Argv): Argv {
         run = runCoordinator(rc, {
           listen: '127.0.0.1:0',
           token,
+          security,
           log,
           signal: stopRun.signal,
           onWorkerLost: (member) => (workers as LocalWorkers | null)?.killLost(member.pid),
@@ -79,7 +88,7 @@ export function registerStart(cli: Argv): Argv {
                 token,
                 cliPath: CLI_PATH,
                 logDir: join(resolve(rc.config.output_dir), 'logs'),
-                extraArgs: ['--collective', a.collective],
+                extraArgs: ['--collective', a.collective, ...tlsArgsForChild(a)],
                 maxRestarts: rc.config.max_restarts,
                 ...(a['threads-per-worker'] !== undefined ? { threadsPerWorker: a['threads-per-worker'] } : {}),
                 log,

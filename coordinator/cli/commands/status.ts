@@ -37,7 +37,7 @@ export function registerStatus(cli: Argv): Argv {
           process.stdout.write(a.json ? `${JSON.stringify(s)}\n` : `${formatRunState(s)}\n${terminalChart(losses)}`);
         } else {
           const s = await follow(reader, a.run, a.json);
-          if (s.phase === 'failed') process.exitCode = 1;
+          if (s.phase !== 'finished') process.exitCode = 1;
         }
       } finally {
         await reader.close();

@@ -89,8 +89,8 @@
             ended = e.time;
             break;
           case 'failed':
-            // `kp-coord start` publishes Ctrl-C as a failure with this reason (run.json: interrupted).
-            status = e.reason === 'interrupted' ? 'interrupted' : 'failed';
+          case 'interrupted': // Ctrl-C: run.json says interrupted too
+            status = e.event;
             ended = e.time;
             ended_reason = e.reason;
             break;
@@ -135,7 +135,8 @@
       case 'rolled_back': return `rolled back to step ${e.to_step}: ${e.reason}`;
       case 'early_stopped': return `early stop at step ${e.step}: ${e.reason}`;
       case 'finished': return `finished at step ${e.step}`;
-      case 'failed': return e.reason === 'interrupted' ? 'interrupted (stopped on purpose)' : `failed: ${e.reason}`;
+      case 'failed': return `failed: ${e.reason}`;
+      case 'interrupted': return `interrupted (stopped on purpose): ${e.reason}`;
       case 'events_dropped': return `NATS was away: ${e.progress} progress, ${e.eval} eval, ${e.lifecycle} lifecycle events dropped`;
       default: return e.event;
     }

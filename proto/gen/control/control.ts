@@ -62,16 +62,16 @@ export interface RegisterRequest {
 }
 
 /**
- * [Note: generations] Membership is per generation: a worker failure (or a restarted coordinator)
- * ends the generation; every live worker registers again and gets a new one. Calls carry the
- * generation so a late call from an ended generation is refused instead of mixing into the next.
+ * [Note: rounds] Membership is per round: a worker failure (or a restarted coordinator)
+ * ends the round; every live worker registers again and gets a new one. Calls carry the
+ * round so a late call from an ended round is refused instead of mixing into the next.
  */
 export interface RegisterReply {
   rank: number;
-  /** the workers this generation asks for (Setup says how many it got) */
+  /** the workers this round asks for (Setup says how many it got) */
   world: number;
   runId: string;
-  generation: number;
+  round: number;
   /** beat this often from now on (a silent worker is lost) */
   heartbeatIntervalMs: number;
   /** and a coordinator unanswering this long is lost to the worker */
@@ -80,7 +80,7 @@ export interface RegisterReply {
 
 export interface CommandsRequest {
   rank: number;
-  generation: number;
+  round: number;
 }
 
 export interface Peer {
@@ -118,7 +118,7 @@ export interface Generate {
 }
 
 /**
- * The generation ended (a worker was lost): drop what is in flight, release the peers and
+ * The round ended (a worker was lost): drop what is in flight, release the peers and
  * register again; the run continues from the last checkpoint.
  */
 export interface Abort {
@@ -127,7 +127,7 @@ export interface Abort {
 
 /**
  * Write this rank's range of parameters and Adam moments into `dir`; report CHECKPOINT_SAVED
- * with the file's description (JSON) in `detail`.
+ * with the file's description in `shard_file`.
  */
 export interface SaveCheckpoint {
   dir: string;
@@ -146,7 +146,7 @@ export interface KeepBest {
 
 /**
  * Everyone has registered: connect to peers, load model and data, then report READY.
- * `plan_json` is the generation's TrainPlan (zod-validated again by the worker); its world is
+ * `plan_json` is the round's TrainPlan (zod-validated again by the worker); its world is
  * the number of peers.
  */
 export interface Setup {
@@ -174,7 +174,7 @@ export interface Shutdown {
 
 export interface AllReduceRequest {
   rank: number;
-  generation: number;
+  round: number;
   /** e.g. "step-12/tokens"; all ranks use the same key for one reduction */
   key: string;
   values: number[];
@@ -196,18 +196,37 @@ export interface WorkerReport {
   lr: number;
   /** wall time of the command on this rank */
   seconds: number;
-  /** error text for FAILED, paths for SAVED */
+  /** error text for FAILED, paths for SAVED and GENERATED */
   detail: string;
   rssBytes: number;
   /** data-plane bytes this rank sent for the command */
   bytesSent: number;
   samples: number;
-  generation: number;
+  round: number;
+  /** CHECKPOINT_SAVED: the file this rank wrote, for the manifest */
+  shardFile?:
+    | ShardFile
+    | undefined;
+  /**
+   * FAILED: the same inputs would fail again (a truncated weights file, a malformed data cache),
+   * so restarting the round cannot help and the run fails at once.
+   */
+  fatal: boolean;
+}
+
+/** One rank's checkpoint file: its flat range [start, end) and the bytes' size and sha256. */
+export interface ShardFile {
+  name: string;
+  rank: number;
+  start: number;
+  end: number;
+  bytes: number;
+  sha256: string;
 }
 
 export interface HeartbeatRequest {
   rank: number;
-  generation: number;
+  round: number;
 }
 
 export interface Ack {
@@ -305,7 +324,7 @@ export const RegisterRequest: MessageFns<RegisterRequest> = {
 };
 
 function createBaseRegisterReply(): RegisterReply {
-  return { rank: 0, world: 0, runId: "", generation: 0, heartbeatIntervalMs: 0, heartbeatTimeoutMs: 0 };
+  return { rank: 0, world: 0, runId: "", round: 0, heartbeatIntervalMs: 0, heartbeatTimeoutMs: 0 };
 }
 
 export const RegisterReply: MessageFns<RegisterReply> = {
@@ -319,8 +338,8 @@ export const RegisterReply: MessageFns<RegisterReply> = {
     if (message.runId !== "") {
       writer.uint32(26).string(message.runId);
     }
-    if (message.generation !== 0) {
-      writer.uint32(32).uint32(message.generation);
+    if (message.round !== 0) {
+      writer.uint32(32).uint32(message.round);
     }
     if (message.heartbeatIntervalMs !== 0) {
       writer.uint32(40).uint32(message.heartbeatIntervalMs);
@@ -373,7 +392,7 @@ export const RegisterReply: MessageFns<RegisterReply> = {
               break;
             }
 
-            message.generation = reader.uint32();
+            message.round = reader.uint32();
             continue;
           }
           case 5: {
@@ -412,7 +431,7 @@ export const RegisterReply: MessageFns<RegisterReply> = {
     message.rank = object.rank ?? 0;
     message.world = object.world ?? 0;
     message.runId = object.runId ?? "";
-    message.generation = object.generation ?? 0;
+    message.round = object.round ?? 0;
     message.heartbeatIntervalMs = object.heartbeatIntervalMs ?? 0;
     message.heartbeatTimeoutMs = object.heartbeatTimeoutMs ?? 0;
     return message;
@@ -420,7 +439,7 @@ export const RegisterReply: MessageFns<RegisterReply> = {
 };
 
 function createBaseCommandsRequest(): CommandsRequest {
-  return { rank: 0, generation: 0 };
+  return { rank: 0, round: 0 };
 }
 
 export const CommandsRequest: MessageFns<CommandsRequest> = {
@@ -428,8 +447,8 @@ export const CommandsRequest: MessageFns<CommandsRequest> = {
     if (message.rank !== 0) {
       writer.uint32(8).uint32(message.rank);
     }
-    if (message.generation !== 0) {
-      writer.uint32(16).uint32(message.generation);
+    if (message.round !== 0) {
+      writer.uint32(16).uint32(message.round);
     }
     return writer;
   },
@@ -460,7 +479,7 @@ export const CommandsRequest: MessageFns<CommandsRequest> = {
               break;
             }
 
-            message.generation = reader.uint32();
+            message.round = reader.uint32();
             continue;
           }
         }
@@ -481,7 +500,7 @@ export const CommandsRequest: MessageFns<CommandsRequest> = {
   fromPartial<I extends Exact<DeepPartial<CommandsRequest>, I>>(object: I): CommandsRequest {
     const message = createBaseCommandsRequest();
     message.rank = object.rank ?? 0;
-    message.generation = object.generation ?? 0;
+    message.round = object.round ?? 0;
     return message;
   },
 };
@@ -1381,7 +1400,7 @@ export const Shutdown: MessageFns<Shutdown> = {
 };
 
 function createBaseAllReduceRequest(): AllReduceRequest {
-  return { rank: 0, generation: 0, key: "", values: [] };
+  return { rank: 0, round: 0, key: "", values: [] };
 }
 
 export const AllReduceRequest: MessageFns<AllReduceRequest> = {
@@ -1389,8 +1408,8 @@ export const AllReduceRequest: MessageFns<AllReduceRequest> = {
     if (message.rank !== 0) {
       writer.uint32(8).uint32(message.rank);
     }
-    if (message.generation !== 0) {
-      writer.uint32(32).uint32(message.generation);
+    if (message.round !== 0) {
+      writer.uint32(32).uint32(message.round);
     }
     if (message.key !== "") {
       writer.uint32(18).string(message.key);
@@ -1431,7 +1450,7 @@ export const AllReduceRequest: MessageFns<AllReduceRequest> = {
               break;
             }
 
-            message.generation = reader.uint32();
+            message.round = reader.uint32();
             continue;
           }
           case 2: {
@@ -1478,7 +1497,7 @@ export const AllReduceRequest: MessageFns<AllReduceRequest> = {
   fromPartial<I extends Exact<DeepPartial<AllReduceRequest>, I>>(object: I): AllReduceRequest {
     const message = createBaseAllReduceRequest();
     message.rank = object.rank ?? 0;
-    message.generation = object.generation ?? 0;
+    message.round = object.round ?? 0;
     message.key = object.key ?? "";
     message.values = object.values?.map((e) => e) || [];
     return message;
@@ -1568,7 +1587,9 @@ function createBaseWorkerReport(): WorkerReport {
     rssBytes: 0,
     bytesSent: 0,
     samples: 0,
-    generation: 0,
+    round: 0,
+    shardFile: undefined,
+    fatal: false,
   };
 }
 
@@ -1610,8 +1631,14 @@ export const WorkerReport: MessageFns<WorkerReport> = {
     if (message.samples !== 0) {
       writer.uint32(96).uint32(message.samples);
     }
-    if (message.generation !== 0) {
-      writer.uint32(104).uint32(message.generation);
+    if (message.round !== 0) {
+      writer.uint32(104).uint32(message.round);
+    }
+    if (message.shardFile !== undefined) {
+      ShardFile.encode(message.shardFile, writer.uint32(114).fork()).join();
+    }
+    if (message.fatal !== false) {
+      writer.uint32(120).bool(message.fatal);
     }
     return writer;
   },
@@ -1730,7 +1757,23 @@ export const WorkerReport: MessageFns<WorkerReport> = {
               break;
             }
 
-            message.generation = reader.uint32();
+            message.round = reader.uint32();
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.shardFile = ShardFile.decode(reader, reader.uint32());
+            continue;
+          }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.fatal = reader.bool();
             continue;
           }
         }
@@ -1762,13 +1805,132 @@ export const WorkerReport: MessageFns<WorkerReport> = {
     message.rssBytes = object.rssBytes ?? 0;
     message.bytesSent = object.bytesSent ?? 0;
     message.samples = object.samples ?? 0;
-    message.generation = object.generation ?? 0;
+    message.round = object.round ?? 0;
+    message.shardFile = (object.shardFile !== undefined && object.shardFile !== null)
+      ? ShardFile.fromPartial(object.shardFile)
+      : undefined;
+    message.fatal = object.fatal ?? false;
+    return message;
+  },
+};
+
+function createBaseShardFile(): ShardFile {
+  return { name: "", rank: 0, start: 0, end: 0, bytes: 0, sha256: "" };
+}
+
+export const ShardFile: MessageFns<ShardFile> = {
+  encode(message: ShardFile, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.rank !== 0) {
+      writer.uint32(16).uint32(message.rank);
+    }
+    if (message.start !== 0) {
+      writer.uint32(24).uint64(message.start);
+    }
+    if (message.end !== 0) {
+      writer.uint32(32).uint64(message.end);
+    }
+    if (message.bytes !== 0) {
+      writer.uint32(40).uint64(message.bytes);
+    }
+    if (message.sha256 !== "") {
+      writer.uint32(50).string(message.sha256);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ShardFile {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseShardFile();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.rank = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.start = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.end = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.bytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.sha256 = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ShardFile>, I>>(base?: I): ShardFile {
+    return ShardFile.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ShardFile>, I>>(object: I): ShardFile {
+    const message = createBaseShardFile();
+    message.name = object.name ?? "";
+    message.rank = object.rank ?? 0;
+    message.start = object.start ?? 0;
+    message.end = object.end ?? 0;
+    message.bytes = object.bytes ?? 0;
+    message.sha256 = object.sha256 ?? "";
     return message;
   },
 };
 
 function createBaseHeartbeatRequest(): HeartbeatRequest {
-  return { rank: 0, generation: 0 };
+  return { rank: 0, round: 0 };
 }
 
 export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
@@ -1776,8 +1938,8 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
     if (message.rank !== 0) {
       writer.uint32(8).uint32(message.rank);
     }
-    if (message.generation !== 0) {
-      writer.uint32(16).uint32(message.generation);
+    if (message.round !== 0) {
+      writer.uint32(16).uint32(message.round);
     }
     return writer;
   },
@@ -1808,7 +1970,7 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
               break;
             }
 
-            message.generation = reader.uint32();
+            message.round = reader.uint32();
             continue;
           }
         }
@@ -1829,7 +1991,7 @@ export const HeartbeatRequest: MessageFns<HeartbeatRequest> = {
   fromPartial<I extends Exact<DeepPartial<HeartbeatRequest>, I>>(object: I): HeartbeatRequest {
     const message = createBaseHeartbeatRequest();
     message.rank = object.rank ?? 0;
-    message.generation = object.generation ?? 0;
+    message.round = object.round ?? 0;
     return message;
   },
 };

@@ -136,3 +136,14 @@ test('a value of the wrong kind says what would have been accepted', () => {
   assert.match(m, /max_steps: expected -1 \(train for num_train_epochs\) or a positive number of steps/u);
   assert.match(m, /logging_steps: expected a whole number of steps, or a ratio of the total steps in \(0, 1\)/u);
 });
+
+test('a config that is not UTF-8, or uses an alias to no anchor, is an InputFileError naming the file (found by fuzz-inputs)', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'kp-config-bytes-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const latin = join(dir, 'latin.yaml');
+  writeFileSync(latin, Buffer.concat([Buffer.from('seed: 1\noutput_dir: runs/'), Buffer.from([0xe9]), Buffer.from('t\xe9\n', 'latin1')]));
+  assert.throws(() => loadRunConfig(latin), (e: unknown) => e instanceof InputFileError && e.message === `${latin}:2: not valid UTF-8; save the file as UTF-8`);
+  const alias = join(dir, 'alias.yaml');
+  writeFileSync(alias, 'seed: *a\n');
+  assert.throws(() => loadRunConfig(alias), (e: unknown) => e instanceof InputFileError && /alias\.yaml: not valid YAML: Unresolved alias/u.test(e.message));
+});

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'node:test';
 import type { PrepareReport } from '../../../shared/data/prepare.js';
@@ -66,4 +66,63 @@ test('data synth writes train and eval files and prints a summary', (t) => {
   assert.ok(s.input_tokens.min >= 500 && s.input_tokens.max <= 999);
   assert.equal(readFileSync(out, 'utf8').trim().split('\n').length, 20);
   assert.ok(existsSync(join(dir, 'synth.eval.jsonl')));
+});
+
+test('data prepare --overwrite replaces only a data cache (or an empty folder), never other folders', (t) => {
+  const dir = scratchDir(t);
+  const source = join(dir, 'src');
+  mkdirSync(join(source, 'lib'), { recursive: true });
+  writeFileSync(join(source, 'lib', 'main.ts'), 'export {};\n');
+  const r = kp('prepare', '--input', fixture('rules-rows.jsonl'), '--out', source, '--overwrite', '--eval-ratio', '0', '--min-input-tokens', 'none');
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /src: exists and is not a kp-coord data cache; --overwrite replaces only a kp-coord data cache/u);
+  assert.equal(readFileSync(join(source, 'lib', 'main.ts'), 'utf8'), 'export {};\n', 'the folder was touched');
+  // A cache is replaced; so is an empty folder.
+  const cache = join(dir, 'cache');
+  assert.equal(kp('prepare', '--input', fixture('rules-rows.jsonl'), '--out', cache, '--eval-ratio', '0', '--min-input-tokens', 'none').code, 0);
+  const again = kp('prepare', '--input', fixture('rules-rows.jsonl'), '--out', cache, '--overwrite', '--eval-ratio', '0', '--min-input-tokens', 'none');
+  assert.equal(again.code, 0, again.stderr);
+  mkdirSync(join(dir, 'empty'));
+  assert.equal(kp('prepare', '--input', fixture('rules-rows.jsonl'), '--out', join(dir, 'empty'), '--overwrite', '--eval-ratio', '0', '--min-input-tokens', 'none').code, 0);
+});
+
+test('data prepare --out where nothing can be written: exit 1 naming the path, before reading the input, no stack', () => {
+  // /proc refuses new folders even to root (a chmod would not stop root); Node's recursive mkdir
+  // used to loop for ever there. The input is malformed, so an error about it means the output
+  // was checked too late. (spawnSync: its timeout bounds a loop.)
+  for (const out of ['/proc/kp-coord-cache', '/proc/kp-coord/nested/cache']) {
+    const r = spawnSync(process.execPath, [MAIN, 'data', 'prepare', '--input', fixture('corrupt.jsonl'), '--out', out], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.signal, null, `still running after 30 s with --out ${out}`);
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`^kp-coord: ${out}: cannot write in /proc: E[A-Z]+`, 'mu'));
+    assert.doesNotMatch(r.stderr, /corrupt\.jsonl|unexpected error|\n\s+at /u);
+  }
+  // A file where a parent folder should be.
+  const file = fixture('rules-rows.jsonl');
+  const r = kp('prepare', '--input', file, '--out', join(file, 'cache'));
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /rules-rows\.jsonl\/cache: .*rules-rows\.jsonl is not a folder/u);
+});
+
+test('data prepare: a JSONL line that is not UTF-8 exits 1 with file:line; --skip-bad counts it; no U+FFFD in the cache', (t) => {
+  const dir = scratchDir(t);
+  const lines = readFileSync(fixture('rules-rows.jsonl'));
+  const first = lines.indexOf(0x0a) + 1;
+  const input = join(dir, 'mixed.jsonl');
+  // Line 2 gets an invalid byte in place of its first title character's first byte.
+  const mixed = Buffer.from(lines);
+  const quote = mixed.indexOf('"title"', first) + '"title": "'.length;
+  assert.ok(quote > first);
+  const withSpace = mixed[quote - 1] === 0x22 ? quote : quote - 1;
+  mixed[withSpace] = 0xff;
+  writeFileSync(input, mixed);
+  const r = kp('prepare', '--input', input, '--out', join(dir, 'cache'), '--min-input-tokens', 'none');
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /^kp-coord: .*mixed\.jsonl:2: not valid UTF-8 at byte \d+ of the line/mu);
+  assert.ok(!existsSync(join(dir, 'cache')));
+  const skip = kp('prepare', '--input', input, '--out', join(dir, 'cache'), '--min-input-tokens', 'none', '--skip-bad', '1');
+  assert.equal(skip.code, 0, skip.stderr);
+  const report = JSON.parse(readFileSync(join(dir, 'cache', 'report.json'), 'utf8')) as PrepareReport;
+  assert.equal(report.bad_lines.count, 1);
+  assert.equal(report.bad_lines.lines[0]!.line, 2);
 });

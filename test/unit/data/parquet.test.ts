@@ -189,3 +189,35 @@ test('kp-coord data prepare --input x.parquet runs end to end', (t) => {
   assert.deepEqual(ids(train), ['g1', 'g2']);
   assert.equal(text(train.labelIds(1)), '농협은행; ESG경영');
 });
+
+test('Parquet: a string that is not UTF-8 makes its row a bad line naming the field; data prepare exits 1 with file:row:field', async (t) => {
+  const { parquetWriteBuffer } = await import('hyparquet-writer');
+  const dir = scratchDir(t);
+  const str = (name: string) => ({ name, type: 'BYTE_ARRAY' as const, converted_type: 'UTF8' as const, repetition_type: 'OPTIONAL' as const });
+  // Uncompressed and without a dictionary, so the marker's bytes are in the file as written.
+  const body = '서울시가 다음 달부터 시내버스 노선을 개편한다고 밝혔다. '.repeat(30);
+  const buf = Buffer.from(parquetWriteBuffer({
+    columnData: [
+      { name: 'title', data: ['첫째 기사', 'MARK-XYZ', '셋째 기사'], encoding: 'PLAIN' },
+      { name: 'body', data: [body, body, body] },
+      { name: 'keyphrases', data: ['버스; 노선', '버스; 노선', '버스; 노선'] },
+    ],
+    schema: [{ name: 'schema', num_children: 3 }, str('title'), str('body'), str('keyphrases')],
+    codec: 'UNCOMPRESSED',
+  }));
+  // The first copy is the data page's; the footer's min/max statistics hold another, which the
+  // reader does not use.
+  const at = buf.indexOf('MARK-XYZ');
+  assert.ok(at > 0);
+  Buffer.from([0x4d, 0xea, 0xb0, 0x41]).copy(buf, at); // "M", a truncated Hangul sequence, "A"
+  const f = join(dir, 'bad-utf8.parquet');
+  writeFileSync(f, buf);
+  const items: ReadItem[] = [];
+  for await (const item of readSource(f)) items.push(item);
+  const got = items.map((i) => (i.ok ? `ok ${i.record.line}` : `${i.bad.line} ${i.bad.field}: ${i.bad.reason}`));
+  assert.deepEqual(got, ['ok 1', '2 title: string is not valid UTF-8', 'ok 3']);
+  const r = spawnSync(process.execPath, [join(REPO_ROOT, 'dist', 'coordinator', 'cli', 'main.js'), 'data', 'prepare', '--input', f, '--out', join(dir, 'cache')], { encoding: 'utf8' });
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /^kp-coord: .*bad-utf8\.parquet:2: field title: string is not valid UTF-8$/mu);
+  assert.deepEqual(readdirSync(dir), ['bad-utf8.parquet']);
+});

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'node:test';
 import { WorkerPoolEncoder } from '../../../shared/data/batch-encoder.js';
@@ -157,8 +157,12 @@ test('an empty file and wrong field names fail clearly; an existing folder needs
   mkdirSync(out);
   writeFileSync(join(out, 'old'), 'x');
   await assert.rejects(prepare(out), /already exists; pass --overwrite/u);
+  // --overwrite replaces a data cache only: a folder of other files is left alone (#16).
+  await assert.rejects(prepare(out, { overwrite: true }), /exists and is not a kp-coord data cache/u);
+  assert.ok(existsSync(join(out, 'old')));
+  rmSync(out, { recursive: true });
+  await prepare(out);
   await prepare(out, { overwrite: true });
-  assert.ok(!existsSync(join(out, 'old')));
   assert.equal(openDataCache(out).train.size, 5);
   assert.deepEqual(leftovers(dir), ['cache']);
 });

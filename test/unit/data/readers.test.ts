@@ -107,3 +107,31 @@ test('JSONL: a broken line and a non-object line are bad lines with their number
 test('unknown inputs are refused naming the formats read (Parquet: see parquet.test.ts)', () => {
   assert.throws(() => readSource('x.xlsx'), /unknown input format "\.xlsx"; expected one of .*\.parquet/u);
 });
+
+// Invalid UTF-8: a lone continuation byte, a truncated 3-byte Hangul sequence, an overlong '/'.
+const BAD_UTF8 = [Buffer.from([0x80]), Buffer.from([0xea, 0xb0]), Buffer.from([0xc0, 0xaf])];
+
+test('JSONL: a line that is not UTF-8 is a bad line with its number, never U+FFFD text', async (t) => {
+  const dir = scratchDir(t);
+  for (const bad of BAD_UTF8) {
+    const f = join(dir, 'mixed.jsonl');
+    const good = (title: string) => Buffer.from(`{"title":"${title}","body":"본문"}\n`);
+    writeFileSync(f, Buffer.concat([good('첫째'), Buffer.from('{"title":"'), bad, Buffer.from('","body":"본문"}\r\n'), good('셋째')]));
+    const got = (await collect(f)).map((i) => (i.ok ? `ok ${i.record.line} ${String(i.record.fields.title)}` : `${i.bad.line}: ${i.bad.reason}`));
+    assert.equal(got.length, 3, got.join('\n'));
+    assert.deepEqual([got[0], got[2]], ['ok 1 첫째', 'ok 3 셋째']);
+    assert.match(got[1]!, /^2: not valid UTF-8 at byte 11 of the line \(bytes /u);
+    assert.ok(!got.join('').includes('\uFFFD'));
+  }
+});
+
+test('CSV: a line that is not UTF-8 spoils its record (also inside a quoted multi-line field); others are read', async (t) => {
+  const dir = scratchDir(t);
+  const f = join(dir, 'mixed.csv');
+  writeFileSync(f, Buffer.concat([Buffer.from('title,body\n제목1,"본문\n'), BAD_UTF8[1]!, Buffer.from('둘째 줄"\n제목2,본문2\n')]));
+  const got = (await collect(f)).map((i) => (i.ok ? `ok ${i.record.line} ${String(i.record.fields.title)}` : `${i.bad.line}: ${i.bad.reason}`));
+  assert.deepEqual(got, ['2: line 3: not valid UTF-8 at byte 1 of the line (bytes ea b0 eb 91); save the file as UTF-8', 'ok 4 제목2']);
+  // A header that is not UTF-8 makes the file unreadable, naming it.
+  writeFileSync(f, Buffer.concat([Buffer.from('ti'), BAD_UTF8[0]!, Buffer.from('tle,body\n제목,본문\n')]));
+  await assert.rejects(collect(f), (e: unknown) => e instanceof InputFileError && /mixed\.csv:1: bad CSV header: line 1: not valid UTF-8/u.test(e.message));
+});

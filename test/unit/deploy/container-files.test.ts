@@ -67,13 +67,16 @@ test('deploy/compose.yaml: NATS, a coordinator and 2 workers, wired like the clu
   // Restarted after a crash (it continues the run), never after a finished run ('always' or
   // 'unless-stopped' would start a new one into the same output_dir).
   assert.match(coordinator.restart ?? '', /^on-failure(:\d+)?$/u, 'coordinator restart policy');
+  assert.equal(coordinator.command![coordinator.command!.indexOf('--tls-dir') + 1], '/run/secrets/kpcoord-tls', 'the coordinator serves mTLS');
+  assert.ok(!text.includes('--insecure-plaintext'), 'no plaintext between containers');
   for (const name of ['worker-0', 'worker-1']) {
     const w = compose.services[name]!;
     const arg = (f: string): string | undefined => w.command![w.command!.indexOf(f) + 1];
     assert.equal(arg('--coordinator'), 'coordinator:50051');
     assert.equal(arg('--data-listen'), '0.0.0.0');
     assert.equal(arg('--advertise-host'), name);
-    assert.deepEqual(w.healthcheck!.test.slice(-3), ['health', '--target', '127.0.0.1:' + arg('--health-port')]);
+    assert.deepEqual(w.healthcheck!.test.slice(-5), ['health', '--tls-dir', arg('--tls-dir'), '--target', '127.0.0.1:' + arg('--health-port')]);
+    assert.equal(arg('--tls-dir'), '/run/secrets/kpcoord-tls', 'mTLS from the mounted secret');
     assert.equal(w.environment!.KPCOORD_TOKEN_FILE, '/run/secrets/kpcoord-token');
   }
   for (const [name, s] of Object.entries(compose.services)) {

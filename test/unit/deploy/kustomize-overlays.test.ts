@@ -26,7 +26,7 @@ interface K8sObject {
   metadata: { name: string; namespace?: string };
   [key: string]: unknown;
 }
-interface Probe { grpc?: { port: number; service?: string } }
+interface Probe { grpc?: { port: number; service?: string }; exec?: { command: string[] } }
 interface EnvVar { name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string }; fieldRef?: { fieldPath: string } } }
 interface Container {
   name: string;
@@ -74,6 +74,20 @@ function find(objects: K8sObject[], kind: string, name: string): K8sObject {
 }
 
 const podSpec = (o: K8sObject): PodSpec => (o as unknown as { spec: { template: { spec: PodSpec } } }).spec.template.spec;
+
+/**
+ * A probe that runs `kp-coord health` over mTLS against `port` on loopback, with the container's
+ * own --tls-dir, for `service` ('' readiness, 'liveness'). kubelet's gRPC probe cannot show a client
+ * certificate, so a plain `grpc:` probe would fail against an mTLS port.
+ */
+function assertHealthProbe(probe: Probe | undefined, port: number, tlsDir: string | undefined, service: string, what: string): void {
+  assert.equal(probe?.grpc, undefined, `${what}: a grpc probe cannot pass mTLS`);
+  const cmd = probe?.exec?.command ?? [];
+  assert.deepEqual(cmd.slice(0, 3), ['node', '/app/dist/coordinator/cli/main.js', 'health'], `${what}: runs kp-coord health`);
+  assert.equal(flag(cmd, 'target'), `127.0.0.1:${port}`, `${what}: target`);
+  assert.ok(tlsDir && flag(cmd, 'tls-dir') === tlsDir, `${what}: the container's --tls-dir`);
+  assert.equal(flag(cmd, 'service') ?? '', service, `${what}: service`);
+}
 
 /** `--name=value` or `--name value` from an argument list. */
 function flag(args: readonly string[], name: string): string | undefined {
@@ -137,9 +151,14 @@ for (const overlay of OVERLAYS) {
     assert.equal(c.args[0], 'coordinator');
     const listenPort = Number(flag(c.args, 'listen')!.split(':')[1]);
     assert.equal(c.ports?.find((p) => p.name === 'control')?.containerPort, listenPort);
-    for (const probe of [c.readinessProbe, c.livenessProbe, c.startupProbe]) assert.equal(probe?.grpc?.port, listenPort);
-    assert.equal(c.readinessProbe?.grpc?.service ?? '', '', 'readiness asks for the overall service');
-    assert.equal(c.livenessProbe?.grpc?.service, 'liveness');
+    // Mutual TLS from the kp-coord-tls Secret, and probes that speak it.
+    const cTls = flag(c.args, 'tls-dir');
+    assert.ok(!c.args.includes('--insecure-plaintext'));
+    const tlsVolume = (pod: PodSpec) => pod.volumes.find((v) => v.secret?.secretName === 'kp-coord-tls')?.name;
+    assert.equal(c.volumeMounts?.find((m) => m.name === tlsVolume(cPod))?.mountPath, cTls, 'coordinator mounts the TLS secret at --tls-dir');
+    assertHealthProbe(c.readinessProbe, listenPort, cTls, '', 'coordinator readiness');
+    assertHealthProbe(c.livenessProbe, listenPort, cTls, 'liveness', 'coordinator liveness');
+    assertHealthProbe(c.startupProbe, listenPort, cTls, 'liveness', 'coordinator startup');
     const configMount = c.volumeMounts?.find((m) => m.name === 'run-config')?.mountPath;
     assert.equal(flag(c.args, 'config'), `${configMount}/run.yaml`);
     const service = find(objects, 'Service', 'kp-coord-coordinator') as unknown as K8sObject & { spec: { ports: { port: number; targetPort: string }[]; selector: Record<string, string> } };
@@ -161,10 +180,11 @@ for (const overlay of OVERLAYS) {
     const healthPort = Number(flag(w.args, 'health-port'));
     assert.equal(w.ports?.find((p) => p.name === 'health')?.containerPort, healthPort);
     assert.equal(w.ports?.find((p) => p.name === 'data')?.containerPort, Number(flag(w.args, 'data-port')));
-    assert.equal(w.readinessProbe?.grpc?.port, healthPort);
-    assert.equal(w.readinessProbe?.grpc?.service ?? '', '');
-    assert.equal(w.livenessProbe?.grpc?.port, healthPort);
-    assert.equal(w.livenessProbe?.grpc?.service, 'liveness');
+    const wTls = flag(w.args, 'tls-dir');
+    assert.ok(!w.args.includes('--insecure-plaintext'));
+    assert.equal(w.volumeMounts?.find((m) => m.name === tlsVolume(wPod))?.mountPath, wTls, 'worker mounts the TLS secret at --tls-dir');
+    assertHealthProbe(w.readinessProbe, healthPort, wTls, '', 'worker readiness');
+    assertHealthProbe(w.livenessProbe, healthPort, wTls, 'liveness', 'worker liveness');
     const headless = find(objects, 'Service', 'kp-coord-workers') as unknown as { spec: { clusterIP: string; publishNotReadyAddresses: boolean } };
     assert.equal(wPod.subdomain, 'kp-coord-workers');
     assert.equal(headless.spec.clusterIP, 'None');
@@ -240,7 +260,7 @@ for (const overlay of OVERLAYS) {
         assert.doesNotMatch(text, /token|password/iu, `${o.metadata.name}: a credential on the command line`);
       }
     }
-    assert.deepEqual([...referenced].sort(), ['kp-coord-nats', 'kp-coord-token']);
+    assert.deepEqual([...referenced].sort(), ['kp-coord-nats', 'kp-coord-tls', 'kp-coord-token']);
     for (const cm of objects.filter((o) => o.kind === 'ConfigMap') as unknown as { data: Record<string, string> }[]) {
       for (const text of Object.values(cm.data)) assert.doesNotMatch(text, /password\s*[:=]\s*["']?[^$\s"']/iu, 'a literal password in a ConfigMap');
     }

@@ -1,11 +1,13 @@
 import test from 'node:test';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { loadHfModel } from '../../../shared/weights/hf-checkpoint.js';
-import { CliProcess, runToExit, survivors, weightDiff, workerPids } from '../../helpers/kp-coord-process.js';
+import { CLI, CliProcess, runToExit, survivors, weightDiff, workerPids } from '../../helpers/kp-coord-process.js';
 
 // Real runs: `kp-coord start` with worker processes talking gRPC on loopback.
 
@@ -85,7 +87,7 @@ test('a worker with the wrong token is refused, and the refusal is logged', asyn
     await assert.rejects(good.register({ host: '127.0.0.1', dataPort: 1, pid: 1, workerId: 'x' }), /still preparing the run/);
     // Meanwhile the health service answers NOT_SERVING (exit 1), and SERVING (exit 0) once planned.
     // (Async: the server runs in this process, so the test must not block its event loop.)
-    const health = () => runToExit(['health', '--target', `127.0.0.1:${port}`], { timeoutMs: 30_000 });
+    const health = () => runToExit(['health', '--insecure-plaintext', '--target', `127.0.0.1:${port}`], { timeoutMs: 30_000 });
     const before = await health();
     assert.equal(before.code, 1);
     assert.match(before.output, /NOT_SERVING/);
@@ -105,7 +107,7 @@ test('kp-coord worker without a token exits with a clear error', async () => {
   const env = { ...process.env };
   delete env.KPCOORD_TOKEN;
   delete env.KPCOORD_TOKEN_FILE;
-  const r = await runToExit(['worker', '--coordinator', '127.0.0.1:1'], { env, timeoutMs: 30_000 });
+  const r = await runToExit(['worker', '--insecure-plaintext', '--coordinator', '127.0.0.1:1'], { env, timeoutMs: 30_000 });
   assert.equal(r.code, 1);
   assert.match(r.output, /no worker token: set KPCOORD_TOKEN or KPCOORD_TOKEN_FILE/);
 });
@@ -127,5 +129,90 @@ test('Ctrl-C (SIGINT) stops kp-coord start and every worker process', async () =
   } finally {
     if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('kp-coord start with KPCOORD_TOKEN_FILE: the workers get that token and the run finishes', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kp-token-file-'));
+  try {
+    const tokenFile = join(dir, 'token');
+    writeFileSync(tokenFile, 'a-token-from-a-file-0123456789\n');
+    const env: NodeJS.ProcessEnv = { ...process.env, KPCOORD_TOKEN_FILE: tokenFile };
+    delete env.KPCOORD_TOKEN;
+    // Before the fix the workers preferred the file over the random token start handed them,
+    // were refused, and the run waited for ever: the bounded wait makes that a failure.
+    const r = await runToExit(['start', '--workers', '1', '--set', `output_dir=${join(dir, 'run')}`, '--set', 'model=preset:t5-tiny', '--set', 'max_steps=1'], { env, timeoutMs: 120_000 });
+    assert.equal(r.code, 0, r.output);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a worker child of start that fails before registering exits with 1 (the IPC channel does not hold it)', async () => {
+  const { ControlServer } = await import('../../../coordinator/control-server.js');
+  const { rootLogger } = await import('../../../shared/log.js');
+  const server = new ControlServer({ token: 'the-right-token-0123456789', runId: 't', log: rootLogger.child({}, { level: 'silent' }), heartbeatIntervalMs: 1000, heartbeatTimeoutMs: 60_000 });
+  const port = await server.listen('127.0.0.1:0');
+  server.open(1);
+  // As LocalWorkers starts it: an IPC channel to this process, which stays alive.
+  const child = spawn(process.execPath, [CLI, 'worker', '--insecure-plaintext', '--coordinator', `127.0.0.1:${port}`], {
+    env: { ...process.env, KPCOORD_TOKEN: 'a-wrong-token-0123456789' },
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+  });
+  let output = '';
+  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  try {
+    const [code, signal] = (await once(child, 'exit')) as [number | null, string | null];
+    assert.equal(signal, null, `killed after 60 s: the worker did not exit by itself\n${output}`);
+    assert.equal(code, 1, output);
+    assert.match(output, /UNAUTHENTICATED/);
+  } finally {
+    clearTimeout(timer);
+    await server.close();
+  }
+});
+
+test('bad tokens are refused where they are read: 16 spaces, a short one given to start, an unreadable file', async () => {
+  const base = { ...process.env };
+  delete base.KPCOORD_TOKEN;
+  delete base.KPCOORD_TOKEN_FILE;
+  const spaces = await runToExit(['worker', '--insecure-plaintext', '--coordinator', '127.0.0.1:1'], { env: { ...base, KPCOORD_TOKEN: ' '.repeat(16) }, timeoutMs: 30_000 });
+  assert.equal(spaces.code, 1, spaces.output);
+  assert.match(spaces.output, /KPCOORD_TOKEN: the worker token contains white space/);
+  const dir = mkdtempSync(join(tmpdir(), 'kp-short-token-'));
+  try {
+    const short = await runToExit(['start', '--workers', '1', '--set', `output_dir=${dir}`, '--set', 'model=preset:t5-tiny', '--set', 'max_steps=1'], { env: { ...base, KPCOORD_TOKEN: 'short' }, timeoutMs: 60_000 });
+    assert.equal(short.code, 1, short.output);
+    assert.match(short.output, /KPCOORD_TOKEN: the worker token is 5 characters; use at least 16/);
+    assert.doesNotMatch(short.output, /joined|coordinator listening/);
+    const missing = await runToExit(['coordinator', '--insecure-plaintext', '--listen', '127.0.0.1:0'], { env: { ...base, KPCOORD_TOKEN_FILE: join(dir, 'no-such-token') }, timeoutMs: 30_000 });
+    assert.equal(missing.code, 1, missing.output);
+    assert.match(missing.output, /KPCOORD_TOKEN_FILE \(.*no-such-token\): cannot read the worker token: ENOENT/);
+    assert.doesNotMatch(missing.output, /unexpected error/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('500 refused Register calls write 3 warning lines (the 1st, 10th, 100th), each with the count', async () => {
+  const { ControlServer } = await import('../../../coordinator/control-server.js');
+  const { ControlClient } = await import('../../../worker/control-client.js');
+  const { rootLogger } = await import('../../../shared/log.js');
+  const warnings: { obj: Record<string, unknown>; msg: string }[] = [];
+  const log = rootLogger.child({});
+  log.warn = ((obj: Record<string, unknown>, msg: string) => void warnings.push({ obj, msg })) as typeof log.warn;
+  const server = new ControlServer({ token: 'the-right-token-0123456789', runId: 't', log, heartbeatIntervalMs: 1000, heartbeatTimeoutMs: 60_000 });
+  const port = await server.listen('127.0.0.1:0');
+  server.open(1);
+  const bad = new ControlClient(`127.0.0.1:${port}`, 'a-wrong-token-0123456789');
+  try {
+    for (let i = 0; i < 500; i++) await assert.rejects(bad.register({ host: 'h', dataPort: 1, pid: 1, workerId: 'x' }), /UNAUTHENTICATED/);
+    assert.deepEqual(warnings.map((w) => w.obj.refused), [1, 10, 100]);
+    assert.match(warnings[2]!.msg, /refused a call without the worker token \(100 refusals so far; the next line at 1000\)/);
+    assert.equal(warnings[0]!.obj.call, 'Register');
+  } finally {
+    bad.close();
+    await server.close();
   }
 });

@@ -116,6 +116,13 @@ test('bad input exits 1 naming file, line and field, and writes nothing; usage m
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /no-such-model: no such model directory/);
 
+  // A missing input file is named, not "unexpected error: ENOENT" with a stack.
+  const noInput = kp(['generate', '--model', 'preset:t5-tiny', '--input', join(dir, 'no-such-input.jsonl'), '--out', out]);
+  assert.equal(noInput.code, 1, noInput.stderr);
+  assert.match(noInput.stderr, /^kp-coord: .*no-such-input\.jsonl: no such file$/mu);
+  assert.doesNotMatch(noInput.stderr, /unexpected error/);
+  assert.ok(!existsSync(out));
+
   const usage = kp(['generate', '--model', 'preset:t5-tiny', '--input', bad, '--out', out, '--num-beams', '0', '--top-k', '0']);
   assert.equal(usage.code, 2);
   assert.match(usage.stderr, /--num-beams: .*--top-k must be a positive integer/s);

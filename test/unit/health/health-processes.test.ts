@@ -16,7 +16,7 @@ const CLI = join(REPO_ROOT, 'dist', 'coordinator', 'cli', 'main.js');
 const env = { ...process.env, KPCOORD_TOKEN: 'a-test-token-of-enough-length', KPCOORD_LOG_LEVEL: 'warn' };
 
 function health(target: string, ...args: string[]): { code: number | null; out: string } {
-  const r = spawnSync(process.execPath, [CLI, 'health', '--target', target, '--timeout', '2', ...args], { encoding: 'utf8', env, timeout: 30_000 });
+  const r = spawnSync(process.execPath, [CLI, 'health', '--insecure-plaintext', '--target', target, '--timeout', '2', ...args], { encoding: 'utf8', env, timeout: 30_000 });
   return { code: r.status, out: r.stdout.trim() };
 }
 
@@ -60,7 +60,7 @@ test('coordinator and worker health: NOT_SERVING until ready, SERVING after, and
     const before = health(coordinatorAt);
     assert.deepEqual(before, { code: 1, out: 'UNREACHABLE' });
 
-    const coordinator = startChild(['coordinator', '--listen', coordinatorAt, '--set', `output_dir=${join(dir, 'run')}`,
+    const coordinator = startChild(['coordinator', '--insecure-plaintext', '--listen', coordinatorAt, '--set', `output_dir=${join(dir, 'run')}`,
       '--set', 'model=preset:t5-tiny', '--set', 'max_steps=8', '--set', 'workers=2']);
     await until('the coordinator to listen', () => health(coordinatorAt).code === 0);
     assert.deepEqual(health(coordinatorAt), { code: 0, out: 'SERVING' });
@@ -72,7 +72,7 @@ test('coordinator and worker health: NOT_SERVING until ready, SERVING after, and
     })();
 
     // One worker of two: registered but no Setup yet (the run waits for both), so not ready; alive.
-    const workerArgs = (port: number): string[] => ['worker', '--coordinator', coordinatorAt, '--threads', '1', '--health-port', String(port)];
+    const workerArgs = (port: number): string[] => ['worker', '--insecure-plaintext', '--coordinator', coordinatorAt, '--threads', '1', '--health-port', String(port)];
     startChild(workerArgs(healthA));
     await until('worker A to serve health', () => health(`127.0.0.1:${healthA}`, '--service', 'liveness').code === 0);
     assert.deepEqual(health(`127.0.0.1:${healthA}`), { code: 1, out: 'NOT_SERVING' });
@@ -107,7 +107,7 @@ test('coordinator and worker health: NOT_SERVING until ready, SERVING after, and
 test('`kp-coord health --watch` prints each status and exits 1 when the target stops serving', async () => {
   const { HealthServer } = await import('../../../shared/health/health-server.js');
   const server = await HealthServer.listen('127.0.0.1', 0);
-  const p = spawn(process.execPath, [CLI, 'health', '--target', `127.0.0.1:${server.port}`, '--watch'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const p = spawn(process.execPath, [CLI, 'health', '--insecure-plaintext', '--target', `127.0.0.1:${server.port}`, '--watch'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   p.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   await until('the first status', () => out.includes('NOT_SERVING'), 20_000);

@@ -27,7 +27,7 @@ test('kp-coord coordinator refuses to start over where a run failed (a cluster r
   const dir = mkdtempSync(join(tmpdir(), 'kp-run-failed-'));
   try {
     await writeRunRecord(dir, { run_id: 'r-failed', status: 'failed', pid: 1, updated: '2026-11-28T00:00:00Z' });
-    const p = new CliProcess(['coordinator', '--listen', '127.0.0.1:0', '--set', `output_dir=${dir}`, '--set', 'model=preset:t5-tiny'], { ...process.env, KPCOORD_TOKEN: 'run-record-test-token-0123456789' });
+    const p = new CliProcess(['coordinator', '--insecure-plaintext', '--listen', '127.0.0.1:0', '--set', `output_dir=${dir}`, '--set', 'model=preset:t5-tiny'], { ...process.env, KPCOORD_TOKEN: 'run-record-test-token-0123456789' });
     const { code } = await p.exited;
     assert.equal(code, 1, p.output);
     assert.match(p.output, /run r-failed failed here .*not starting over.*resume_from_checkpoint/s);

@@ -34,3 +34,32 @@ test('--nats (or $KPCOORD_NATS_URL) turns publishing on and the run gets a name 
   assert.deepEqual(runNameOverrides(rc, new Date('2026-01-02T03:04:05Z')), ['run_name=run-20260102030405']);
   assert.deepEqual(runNameOverrides(resolveRunConfig({})), []);
 });
+
+test('kp-coord status against a TCP service that is not NATS exits 1 naming it (silent, or talking HTTP)', async (t) => {
+  const { createServer } = await import('node:net');
+  const { runToExit } = await import('../../helpers/kp-coord-process.js');
+  const sockets = new Set<import('node:net').Socket>();
+  const listen = (onConnection: (s: import('node:net').Socket) => void) =>
+    new Promise<{ port: number; close: () => void }>((resolve) => {
+      const server = createServer((s) => {
+        sockets.add(s);
+        onConnection(s);
+      });
+      server.listen(0, '127.0.0.1', () => resolve({ port: (server.address() as { port: number }).port, close: () => server.close() }));
+    });
+  // One that accepts and says nothing (a proxy), one that speaks first but not NATS.
+  const silent = await listen(() => undefined);
+  const http = await listen((s) => s.write('HTTP/1.1 400 Bad Request\r\n\r\n'));
+  t.after(() => {
+    for (const s of sockets) s.destroy();
+    silent.close();
+    http.close();
+  });
+  // Before the fix the process printed a TIMEOUT and then never exited (the bounded wait kills it).
+  const a = await runToExit(['status', '--nats', `nats://127.0.0.1:${silent.port}`], { timeoutMs: 60_000 });
+  assert.equal(a.code, 1, a.output);
+  assert.match(a.output, /is not a NATS server: it sent no INFO line within 5000 ms/u);
+  const b = await runToExit(['status', '--nats', `nats://127.0.0.1:${http.port}`], { timeoutMs: 60_000 });
+  assert.equal(b.code, 1, b.output);
+  assert.match(b.output, /is not a NATS server: it answered "HTTP\/1\.1 400/u);
+});

@@ -30,3 +30,15 @@ test('a run state folds lifecycle, progress and eval events in order', () => {
   applyEvent(s, { kind: 'lifecycle', event: { ...env(7), event: 'failed', reason: 'worker 1 lost' } });
   assert.deepEqual([s.phase, s.failure, isEnded(s)], ['failed', 'worker 1 lost', true]);
 });
+
+test('Ctrl-C on start reads as interrupted on NATS, as in run.json, not as a failure', async () => {
+  const { EventMapper } = await import('../../../coordinator/nats/event-mapper.js');
+  const { LifecycleEventSchema } = await import('../../../shared/events/events-v1.js');
+  const out = new EventMapper({ model: 'm', global_batch_size: 8, learning_rate: 1e-3, lr_scheduler_type: 'linear', seed: 1, output_dir: '/o' }).map({ type: 'interrupted', reason: 'stopped with Ctrl-C (SIGINT/SIGTERM)' });
+  assert.ok(out && out.kind === 'lifecycle');
+  const event = LifecycleEventSchema.parse({ ...env(3), ...out.body });
+  const s = emptyRunState('demo');
+  applyEvent(s, { kind: 'lifecycle', event });
+  assert.deepEqual([s.phase, s.failure, isEnded(s)], ['interrupted', null, true]);
+  assert.match(formatRunState(s), /^run demo: interrupted$/mu);
+});

@@ -7,10 +7,10 @@ import { HeartbeatThread } from '../../../worker/heartbeat-thread.js';
 import { rootLogger } from '../../../shared/log.js';
 import type { Command } from '../../../proto/gen/control/control.js';
 
-// Generations on a real gRPC server (in this process) with real clients: a silent worker is lost,
-// an aborted generation tells its workers, and calls from an ended generation are refused.
+// Rounds on a real gRPC server (in this process) with real clients: a silent worker is lost,
+// an aborted round tells its workers, and calls from an ended round are refused.
 
-const TOKEN = 'generation-test-token-0123456789';
+const TOKEN = 'round-test-token-0123456789';
 const log = rootLogger.child({}, { level: 'silent' });
 
 async function setUp(timeoutMs: number) {
@@ -33,21 +33,23 @@ function collect(stream: AsyncIterable<Command>): { commands: string[]; done: Pr
 }
 
 test('a worker that stops beating is lost after the timeout; the others are told to abort', async () => {
-  const { server, client, address } = await setUp(400);
+  // 3 s, not less: a's heartbeat thread must start (load grpc-js in a new thread) within the
+  // timeout, which took over 400 ms on a 2-core machine at load average 10 (a was lost as well).
+  const { server, client, address } = await setUp(3000);
   try {
     server.open(2);
     const a = await client.register({ host: 'h', dataPort: 1, pid: 11, workerId: 'a' });
     const b = await client.register({ host: 'h', dataPort: 2, pid: 12, workerId: 'b' });
-    assert.equal(a.generation, b.generation);
+    assert.equal(a.round, b.round);
     assert.equal(a.heartbeatIntervalMs, 50);
-    const streamA = collect(client.seat(a.rank, a.generation).commands());
-    collect(client.seat(b.rank, b.generation).commands());
+    const streamA = collect(client.seat(a.rank, a.round).commands());
+    collect(client.seat(b.rank, b.round).commands());
     const members = await server.gather(2, null);
     assert.deepEqual(members.map((m) => m.workerId), ['a', 'b']);
     server.seal(2);
     // Only a beats, from its heartbeat thread; b stays silent.
     const told: string[] = [];
-    const beats = new HeartbeatThread({ coordinator: address, token: TOKEN, rank: a.rank, generation: a.generation, intervalMs: 50, timeoutMs: 400 }, (why) => told.push(why));
+    const beats = new HeartbeatThread({ coordinator: address, token: TOKEN, rank: a.rank, round: a.round, intervalMs: 50, timeoutMs: 3000 }, (why) => told.push(why));
     const started = Date.now();
     const pending = server.barrier.wait(1, 0);
     pending.catch(() => undefined); // asserted below
@@ -65,12 +67,12 @@ test('a worker that stops beating is lost after the timeout; the others are told
     while (told.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     await beats.stop();
     assert.equal(told.length, 1);
-    assert.match(told[0]!, /heartbeat refused: generation \d+ has ended/);
-    // Calls from the ended generation are refused; a new generation takes registrations again.
-    await assert.rejects(client.seat(a.rank, a.generation).allReduce('k', [1]), /ABORTED: generation \d+ has ended/);
+    assert.match(told[0]!, /heartbeat refused: round \d+ has ended/);
+    // Calls from the ended round are refused; a new round takes registrations again.
+    await assert.rejects(client.seat(a.rank, a.round).allReduce('k', [1]), /ABORTED: round \d+ has ended/);
     server.open(1);
     const again = await client.register({ host: 'h', dataPort: 3, pid: 11, workerId: 'a' });
-    assert.notEqual(again.generation, a.generation);
+    assert.notEqual(again.round, a.round);
     await assert.rejects(client.register({ host: 'h', dataPort: 4, pid: 12, workerId: 'b' }), /RESOURCE_EXHAUSTED/);
   } finally {
     client.close();
@@ -83,7 +85,7 @@ test('a heartbeat thread whose coordinator does not answer tells its main thread
   const nobody = `127.0.0.1:${await freePort()}`;
   const told: string[] = [];
   const started = Date.now();
-  const beats = new HeartbeatThread({ coordinator: nobody, token: TOKEN, rank: 0, generation: 1, intervalMs: 50, timeoutMs: 300 }, (why) => told.push(why));
+  const beats = new HeartbeatThread({ coordinator: nobody, token: TOKEN, rank: 0, round: 1, intervalMs: 50, timeoutMs: 300 }, (why) => told.push(why));
   try {
     while (told.length === 0 && Date.now() - started < 10_000) await new Promise((r) => setTimeout(r, 20));
     assert.equal(told.length, 1);
@@ -91,5 +93,36 @@ test('a heartbeat thread whose coordinator does not answer tells its main thread
     assert.ok(Date.now() - started >= 300, 'told before the timeout');
   } finally {
     await beats.stop();
+  }
+});
+
+test('shutdown ends the round like a loss: pending all-reduce and barrier fail, a later send throws the reason', async () => {
+  const { server, client } = await setUp(60_000);
+  try {
+    server.open(2);
+    const a = await client.register({ host: 'h', dataPort: 1, pid: 11, workerId: 'a' });
+    const b = await client.register({ host: 'h', dataPort: 2, pid: 12, workerId: 'b' });
+    collect(client.seat(a.rank, a.round).commands());
+    collect(client.seat(b.rank, b.round).commands());
+    await server.gather(2, null);
+    server.seal(2);
+    // Rank 0 waits in an all-reduce that rank 1 never joins; the driver waits on a barrier.
+    const reduce = client.seat(a.rank, a.round).allReduce('tokens', [1]).then(() => 'resolved', (e: Error) => e.message);
+    const barrier = server.barrier.wait(1, 0).then(() => 'resolved', (e: unknown) => e);
+    server.shutdown('the run is over');
+    // Both settle (bounded wait: a round left half-ended would keep them pending for ever).
+    const pending = Symbol('pending');
+    const settled = <T>(p: Promise<T>) => Promise.race([p, new Promise<typeof pending>((r) => setTimeout(() => r(pending), 10_000))]);
+    const barrierResult = await settled(barrier);
+    assert.ok(barrierResult instanceof WorkerLostError, `barrier: ${String(barrierResult)}`);
+    assert.match(barrierResult.message, /shut down: the run is over/);
+    assert.match(String(await settled(reduce)), /ABORTED/);
+    // A send after shutdown names why, instead of throwing null.
+    assert.throws(() => server.send(0, { kind: { $case: 'abort', value: { reason: 'x' } } }), (e: unknown) => e instanceof WorkerLostError && /the run is over/.test(e.message));
+    assert.throws(() => server.seal(2), /cannot go from ended to sealed|shut down/);
+    server.open(1);
+  } finally {
+    client.close();
+    await server.close();
   }
 });
