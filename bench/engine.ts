@@ -241,7 +241,10 @@ async function benchCase(k: Case, threads: number, profileDir: string, progress:
   const config = parseT5Config(T5_PRESETS[k.preset], `preset:${k.preset}`);
   const layout = FlatLayout.fromSpecs(t5ParamSpecs(config));
   const params = initT5Flat(config, layout, SEED);
-  if (k.headScale !== 1) for (const name of ['lm_head.weight']) layout.view(params, name).forEach((x, i, a) => (a[i] = x * k.headScale));
+  if (k.headScale !== 1) {
+    const head = layout.view(params, 'lm_head.weight');
+    for (let i = 0; i < head.length; i++) head[i]! *= k.headScale;
+  }
   const grad = new Float32Array(layout.totalSize);
   const batch = randomBatch(config, k.batch, k.srcLen, k.tgtLen);
   progress(`${k.name}: ${(layout.totalSize / 1e6).toFixed(1)} M params; creating sessions`);

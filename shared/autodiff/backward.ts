@@ -23,11 +23,13 @@ export interface GradientParts {
  * one dense gradient per `wrt` value (zeros where a value does not reach the targets).
  */
 export function gradients(targets: readonly GradientTarget[], wrt: readonly Value[]): Value[] {
-  return gradientParts(targets, wrt).map((p, i) => {
-    const w = wrt[i]!;
-    const parts = [...(p.dense ? [p.dense] : []), ...p.rows.map((r) => denseRows(r, w))];
-    return parts.length > 0 ? sum(parts) : zerosLike(w);
-  });
+  return gradientParts(targets, wrt).map((p, i) => densify(p, wrt[i]!) ?? zerosLike(wrt[i]!));
+}
+
+/** One dense tensor: the dense part plus the rows scattered into a zero table of v's shape (null: none). */
+function densify(p: GradientParts, v: Value): Value | null {
+  const all = [...(p.dense ? [p.dense] : []), ...p.rows.map((r) => denseRows(r, v))];
+  return all.length > 0 ? sum(all) : null;
 }
 
 /**
@@ -76,11 +78,7 @@ export function gradientParts(targets: readonly GradientTarget[], wrt: readonly 
     const dense = list.filter((g): g is Value => !('kind' in g));
     return { dense: dense.length > 0 ? sum(dense) : null, rows: list.filter((g): g is RowGradient => 'kind' in g) };
   };
-  const total = (v: Value): Value | null => {
-    const { dense, rows } = parts(v);
-    const all = [...(dense ? [dense] : []), ...rows.map((r) => denseRows(r, v))];
-    return all.length > 0 ? sum(all) : null;
-  };
+  const total = (v: Value): Value | null => densify(parts(v), v);
 
   for (const t of targets) {
     if (!t.seed && t.value.rank !== 0) {
