@@ -31,6 +31,15 @@ export interface NodeTime {
   readonly outputs: string;
 }
 
+/** Kernels of one op type with the same output shapes: where a kernel shape is slow in context. */
+export interface ShapeTime {
+  readonly op: string;
+  readonly outputs: string;
+  /** Milliseconds per run, summed over the group, and kernels per run. */
+  readonly ms: number;
+  readonly count: number;
+}
+
 export interface KernelProfile {
   readonly runs: number;
   /** Wall time of a run as the session saw it, and the sum of its kernels (they differ by gaps and JS). */
@@ -38,6 +47,8 @@ export interface KernelProfile {
   readonly kernelMs: number;
   readonly byOp: readonly OpTime[];
   readonly topNodes: readonly NodeTime[];
+  /** The 15 (op, output shapes) groups with the most kernel time. */
+  readonly topShapes: readonly ShapeTime[];
 }
 
 /** The newest profile file written for `prefix` (ORT appends `_<date>.json`), read and removed. */
@@ -76,12 +87,22 @@ export function summarise(events: readonly TraceEvent[], lastRuns: number): Kern
     .map(([node, v]) => ({ node, op: v.op, ms: v.us / 1000 / n, outputs: v.outputs }))
     .sort((a, b) => b.ms - a.ms)
     .slice(0, 10);
+  const shapes = new Map<string, { op: string; outputs: string; ms: number; count: number }>();
+  for (const node of nodes.values()) {
+    const key = `${node.op} ${node.outputs}`;
+    const g = shapes.get(key) ?? { op: node.op, outputs: node.outputs, ms: 0, count: 0 };
+    g.ms += node.us / 1000 / n;
+    g.count += 1;
+    shapes.set(key, g);
+  }
+  const topShapes = [...shapes.values()].sort((a, b) => b.ms - a.ms).slice(0, 15);
   return {
     runs: n,
     runMs: runs.reduce((s, r) => s + (r.dur ?? 0), 0) / 1000 / n,
     kernelMs: byOp.reduce((s, o) => s + o.ms, 0),
     byOp,
     topNodes,
+    topShapes,
   };
 }
 
@@ -103,4 +124,8 @@ export function printProfile(title: string, p: KernelProfile, opRows = 12): void
   if (rest.length > 0) console.log(`    ${`(${rest.length} more types)`.padEnd(24)} ${rest.reduce((s, o) => s + o.ms, 0).toFixed(1).padStart(9)}`);
   console.log('  top 10 nodes (ms per run, op, output shapes):');
   for (const n of p.topNodes) console.log(`    ${n.ms.toFixed(1).padStart(9)}  ${n.op.padEnd(20)} ${n.node.padEnd(22)} ${n.outputs}`);
+  console.log('  top 15 kernel shapes (ms per run summed, kernels, ms each, op, output shapes):');
+  for (const g of p.topShapes) {
+    console.log(`    ${g.ms.toFixed(1).padStart(9)}  ${String(g.count).padStart(4)}  ${(g.ms / g.count).toFixed(2).padStart(7)}  ${g.op.padEnd(20)} ${g.outputs}`);
+  }
 }
