@@ -56,7 +56,7 @@ async function probeMain(): Promise<void> {
   const config = parseT5Config(T5_PRESETS[v.preset!], `preset:${v.preset}`);
   const layout = FlatLayout.fromSpecs(t5ParamSpecs(config));
   const params = initT5Flat(config, layout, 1);
-  const grad = new Float32Array(layout.totalSize).fill(0);
+  const grad = new Float32Array(layout.totalSize);
   const initMiB = peakRssMiB();
   const batch = randomBatch(config, Number(v.batch), Number(v.src), Number(v.tgt));
   const engine = await T5Engine.create(config, { intraOpThreads: Number(v.threads), memoryArena: v.arena === 'on', memoryPattern: v.pattern === 'on' });

@@ -2,9 +2,10 @@ import * as ort from 'onnxruntime-node';
 import type { Seq2SeqBatch } from '../shared/models/batch.js';
 import type { T5Config } from '../shared/models/t5-config.js';
 import { buildT5Graph } from '../shared/models/t5-graph.js';
-import { numel } from '../shared/models/t5-params.js';
 import { serializeGraph } from '../shared/onnx/serialize.js';
 import { EngineOptionsSchema, sessionOptions } from '../shared/onnx/session-options.js';
+import { FlatLayout } from '../shared/weights/flat-layout.js';
+import { paramFeeds } from '../shared/onnx/param-feeds.js';
 import { T5Feeds } from '../worker/engine/t5-feeds.js';
 
 // How the logits' gradient looks in float32 for one batch: the gradient of the summed cross-entropy
@@ -29,12 +30,8 @@ export async function logitStats(config: T5Config, params: Float32Array, batch: 
   const built = buildT5Graph(config, { dtype: 'float32', dropout: false, gradients: false, logits: true });
   const session = await ort.InferenceSession.create(serializeGraph(built.graph), sessionOptions(EngineOptionsSchema.parse({ intraOpThreads: threads })));
   try {
-    const feeds: Record<string, ort.Tensor> = { ...new T5Feeds(config, 'float32').feeds(batch) };
-    let offset = 0;
-    for (const spec of built.params) {
-      feeds[spec.name] = new ort.Tensor('float32', params.subarray(offset, offset + numel(spec.shape)), [...spec.shape]);
-      offset += numel(spec.shape);
-    }
+    const layout = FlatLayout.fromSpecs(built.params);
+    const feeds = { ...new T5Feeds(config, 'float32').feeds(batch), ...paramFeeds(layout, params, built.params.map((p) => p.name)) };
     const out = await session.run(feeds, ['logits', 'loss_sum', 'token_count']);
     const logits = out.logits!.data as Float32Array;
     const v = config.vocabSize;

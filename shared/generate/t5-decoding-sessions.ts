@@ -8,6 +8,7 @@ import { buildT5EncoderGraph, T5_ENCODER_INPUTS, type T5PartGraph } from '../mod
 import { t5ParamSpecs } from '../models/t5-params.js';
 import { serializeGraph } from '../onnx/serialize.js';
 import { FlatLayout } from '../weights/flat-layout.js';
+import { paramFeeds } from '../onnx/param-feeds.js';
 import { EngineOptionsSchema, sessionOptions, type EngineOptions } from '../onnx/session-options.js';
 import { StepTables } from './step-tables.js';
 
@@ -161,9 +162,7 @@ async function bind(built: T5PartGraph, flat: Float32Array, layout: FlatLayout, 
   } catch (cause) {
     throw new EngineError(`onnxruntime could not create the ${built.graph.name} session: ${(cause as Error).message}`, { cause });
   }
-  const paramFeeds: Record<string, ort.Tensor> = {};
-  for (const spec of built.params) paramFeeds[spec.name] = new ort.Tensor('float32', layout.view(flat, spec.name), [...spec.shape]);
-  return { session, paramFeeds: Object.freeze(paramFeeds) };
+  return { session, paramFeeds: Object.freeze(paramFeeds(layout, flat, built.params.map((p) => p.name))) };
 }
 
 async function run(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, fetches?: string[]): Promise<ort.InferenceSession.ReturnType> {

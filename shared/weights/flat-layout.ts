@@ -57,10 +57,10 @@ export class FlatLayout {
   }
 
   /** The parameter's elements in `flat`, as a view (no copy): writes go to `flat`. */
-  view(flat: Float32Array, name: string): Float32Array {
+  view<T extends Float32Array | Float64Array>(flat: T, name: string): T {
     this.checkLength(flat);
     const p = this.get(name);
-    return flat.subarray(p.offset, p.offset + p.size);
+    return flat.subarray(p.offset, p.offset + p.size) as T;
   }
 
   /** Parameters overlapping the element range [begin, end), in layout order. */
@@ -68,7 +68,7 @@ export class FlatLayout {
     return this.params.filter((p) => p.offset < end && p.offset + p.size > begin);
   }
 
-  checkLength(flat: Float32Array): void {
+  checkLength(flat: Float32Array | Float64Array): void {
     if (flat.length < this.totalSize) {
       throw new WeightsMismatchError(`flat buffer has ${flat.length} elements, the layout needs ${this.totalSize}`);
     }

@@ -6,9 +6,11 @@ import type { Seq2SeqBatch } from '../../shared/models/batch.js';
 import type { T5Config } from '../../shared/models/t5-config.js';
 import { buildT5Graph, type T5Graph } from '../../shared/models/t5-graph.js';
 import { numel } from '../../shared/models/t5-params.js';
+import { FlatLayout } from '../../shared/weights/flat-layout.js';
 import { addRows } from './add-rows.js';
 import { fillDropoutMask, type DropoutKey } from './dropout-masks.js';
 import { EngineOptionsSchema, sessionOptions, type EngineOptions } from '../../shared/onnx/session-options.js';
+import { paramFeeds } from '../../shared/onnx/param-feeds.js';
 import { T5Feeds } from './t5-feeds.js';
 
 // Runs T5 forward+backward and forward-only loss with onnxruntime sessions. All parameters live
@@ -29,7 +31,8 @@ export class T5Engine {
   private constructor(
     readonly config: T5Config,
     readonly dtype: FloatDType,
-    readonly paramCount: number,
+    /** Where each parameter (and its gradient) sits in the flat arrays: the train and eval graphs share it. */
+    private readonly layout: FlatLayout,
     private readonly train: { readonly session: ort.InferenceSession; readonly built: T5Graph },
     /** The forward-only session, made on first use (a trainer that never evaluates never pays for it). */
     private readonly makeEvaluate: () => Promise<{ readonly session: ort.InferenceSession; readonly built: T5Graph }>,
@@ -38,6 +41,10 @@ export class T5Engine {
   ) {}
 
   private evaluate: Promise<{ readonly session: ort.InferenceSession; readonly built: T5Graph }> | null = null;
+
+  get paramCount(): number {
+    return this.layout.totalSize;
+  }
 
   /** Build both graphs and create their sessions. `dropout` applies config.dropoutRate in training. */
   /**
@@ -59,12 +66,11 @@ export class T5Engine {
         throw new EngineError(`onnxruntime could not create the ${built.graph.name} session: ${(cause as Error).message}`, { cause });
       }
     };
-    const paramCount = trainBuilt.params.reduce((n, s) => n + numel(s.shape), 0);
     const makeEvaluate = async () => {
       const built = buildT5Graph(config, { dtype, dropout: false, gradients: false });
       return { session: await make(built), built };
     };
-    return new T5Engine(config, dtype, paramCount, { session: await make(trainBuilt), built: trainBuilt }, makeEvaluate, new T5Feeds(config, dtype), options.gradientOutputs ?? 'bound');
+    return new T5Engine(config, dtype, FlatLayout.fromSpecs(trainBuilt.params), { session: await make(trainBuilt), built: trainBuilt }, makeEvaluate, new T5Feeds(config, dtype), options.gradientOutputs ?? 'bound');
   }
 
   /**
@@ -77,24 +83,18 @@ export class T5Engine {
     const { built, session } = this.train;
     const feeds = { ...this.paramFeeds(params, built), ...this.feeds.feeds(batch), ...this.maskFeeds(batch, built, dropout) };
     const fetches: Record<string, ort.Tensor | null> = { loss_sum: null, token_count: null };
-    let offset = 0;
-    built.params.forEach((spec, i) => {
-      const size = numel(spec.shape);
+    this.layout.params.forEach((p, i) => {
       const { dense, rows } = built.gradientOutputs[i]!;
-      if (dense) fetches[dense] = this.gradientOutputs === 'bound' ? new ort.Tensor(this.dtype, grad.subarray(offset, offset + size), [...spec.shape]) : null;
+      if (dense) fetches[dense] = this.gradientOutputs === 'bound' ? new ort.Tensor(this.dtype, grad.subarray(p.offset, p.offset + p.size), [...p.shape]) : null;
       for (const r of rows) fetches[r.rows] = fetches[r.indices] = null;
-      offset += size;
     });
     const out = await this.run(session, feeds, fetches);
-    offset = 0;
-    built.params.forEach((spec, i) => {
-      const size = numel(spec.shape);
-      const view = grad.subarray(offset, offset + size);
+    this.layout.params.forEach((p, i) => {
+      const view = grad.subarray(p.offset, p.offset + p.size);
       const { dense, rows } = built.gradientOutputs[i]!;
       if (!dense) view.fill(0);
       else if (this.gradientOutputs === 'copied') view.set(out[dense]!.data as Flat);
-      for (const r of rows) addRows(view, spec.shape[0]!, spec.shape[1]!, out[r.indices]!.data as Int32Array | BigInt64Array, out[r.rows]!.data as Flat);
-      offset += size;
+      for (const r of rows) addRows(view, p.shape[0]!, p.shape[1]!, out[r.indices]!.data as Int32Array | BigInt64Array, out[r.rows]!.data as Flat);
     });
     return { lossSum: Number(out.loss_sum!.data[0]), tokenCount: Number(out.token_count!.data[0]) };
   }
@@ -133,14 +133,7 @@ export class T5Engine {
   }
 
   private paramFeeds(params: Flat, built: T5Graph): Record<string, ort.Tensor> {
-    const feeds: Record<string, ort.Tensor> = {};
-    let offset = 0;
-    for (const spec of built.params) {
-      const size = numel(spec.shape);
-      feeds[spec.name] = new ort.Tensor(this.dtype, params.subarray(offset, offset + size), [...spec.shape]);
-      offset += size;
-    }
-    return feeds;
+    return paramFeeds(this.layout, params, built.params.map((p) => p.name));
   }
 
   private maskFeeds(batch: Seq2SeqBatch, built: T5Graph, key: DropoutKey | undefined): Record<string, ort.Tensor> {

@@ -3,10 +3,11 @@ import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
 import { EngineError } from '../../../shared/errors.js';
 import { buildT5Graph } from '../../../shared/models/t5-graph.js';
-import { numel } from '../../../shared/models/t5-params.js';
 import { serializeGraph } from '../../../shared/onnx/serialize.js';
 import { addRows } from '../../../worker/engine/add-rows.js';
 import { T5Engine } from '../../../worker/engine/t5-engine.js';
+import { FlatLayout } from '../../../shared/weights/flat-layout.js';
+import { paramFeeds } from '../../../shared/onnx/param-feeds.js';
 import { T5Feeds } from '../../../worker/engine/t5-feeds.js';
 import { paddedBatch, randomParams, tinyConfig } from './t5-helpers.js';
 
@@ -29,21 +30,15 @@ for (const variant of [
       const batch = paddedBatch();
       await engine.forwardBackward(params, grad, batch);
 
-      const feeds: Record<string, ort.Tensor> = { ...new T5Feeds(config, 'float64').feeds(batch) };
-      let offset = 0;
-      for (const spec of dense.params) {
-        feeds[spec.name] = new ort.Tensor('float64', params.subarray(offset, offset + numel(spec.shape)), [...spec.shape]);
-        offset += numel(spec.shape);
-      }
-      const out = await session.run(feeds);
-      offset = 0;
+      const layout = FlatLayout.fromSpecs(dense.params);
+      const out = await session.run({ ...new T5Feeds(config, 'float64').feeds(batch), ...paramFeeds(layout, params, dense.params.map((p) => p.name)) });
       dense.params.forEach((spec, i) => {
         const want = out[dense.gradientOutputs[i]!.dense!]!.data as Float64Array;
-        const got = grad.subarray(offset, offset + want.length);
+        const got = layout.view(grad, spec.name);
+        assert.equal(got.length, want.length);
         const scale = want.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
         // Same float64 products; only the order of a few additions may differ: 1e-12 of the tensor's scale.
         for (let k = 0; k < want.length; k++) assert.ok(Math.abs(got[k]! - want[k]!) <= 1e-12 * scale, `${spec.name}[${k}]: rows ${got[k]} vs dense ${want[k]}`);
-        offset += want.length;
       });
     } finally {
       await session.release();
