@@ -1,12 +1,10 @@
 import { gradientParts, gradients } from '../autodiff/backward.js';
 import type { FloatDType } from '../onnx/dtype.js';
 import { Graph, type Value } from '../onnx/graph.js';
-import {
-  add, cast, equal, gather, gatherElements, logSoftmax, mul, neg, reduceSum, reshape, scalarLike, squeeze, sub,
-  transpose, unsqueeze, where,
-} from '../onnx/ops.js';
+import { add, gather } from '../onnx/ops.js';
 import type { T5Config } from './t5-config.js';
-import { attention, DropoutSites, feedForward, finfoMin, linear, rmsNorm, type DropoutSite } from './t5-layers.js';
+import { DropoutSites, rmsNorm, type DropoutSite } from './t5-layers.js';
+import { decoderBlock, encoderBlock, headAndLoss, keyMaskBias, positionBias } from './t5-stack-layers.js';
 import { t5ParamSpecs, type ParamSpec } from './t5-params.js';
 
 // T5ForConditionalGeneration as one ONNX graph: parameters are graph inputs (the worker owns them
@@ -77,57 +75,25 @@ export function buildT5Graph(config: T5Config, options: T5GraphOptions): T5Graph
   const decBuckets = g.input(I.decoderBuckets, 'int32', [TGT_LEN, TGT_LEN]);
   const causal = g.input(I.decoderCausalMask, dtype, [TGT_LEN, TGT_LEN]);
 
-  // get_extended_attention_mask: (1 - mask) * finfo.min, as [batch, 1, 1, src_len].
-  const keyMask = unsqueeze(mul(sub(g.scalar(1, dtype), cast(attentionMask, dtype)), g.scalar(finfoMin(dtype), dtype)), [1, 2]);
-  // compute_bias: table[bucket] -> [q, k, heads] -> [1, heads, q, k]; computed once per stack.
-  const positionBias = (table: Value, buckets: Value) => unsqueeze(transpose(gather(table, buckets, 0), [2, 0, 1]), [0]);
+  const keyMask = keyMaskBias(attentionMask, dtype);
+  const inBlock = (prefix: string) => (local: string) => P(`${prefix}.${local}`);
 
-  const { dModel, numHeads, dKv, layerNormEpsilon: eps } = config;
-  const attn = (prefix: string) => ({ q: P(`${prefix}.q.weight`), k: P(`${prefix}.k.weight`), v: P(`${prefix}.v.weight`), o: P(`${prefix}.o.weight`) });
-  const ff = (prefix: string) =>
-    config.gated
-      ? { wi0: P(`${prefix}.DenseReluDense.wi_0.weight`), wi1: P(`${prefix}.DenseReluDense.wi_1.weight`), wo: P(`${prefix}.DenseReluDense.wo.weight`) }
-      : { wi0: P(`${prefix}.DenseReluDense.wi.weight`), wi1: null, wo: P(`${prefix}.DenseReluDense.wo.weight`) };
-
-  // ---- encoder (T5Stack, is_decoder = False)
+  // ---- encoder (T5Stack, is_decoder = False); the position bias is computed once per stack.
   const encBias = add(positionBias(P('encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight'), encBuckets), keyMask);
   let h = dropout.apply(gather(P('shared.weight'), inputIds, 0), 'encoder.embed');
-  for (let i = 0; i < config.numEncoderLayers; i++) {
-    const b = `encoder.block.${i}`;
-    const normed = rmsNorm(h, P(`${b}.layer.0.layer_norm.weight`), eps);
-    h = add(h, dropout.apply(attention(normed, normed, attn(`${b}.layer.0.SelfAttention`), encBias, numHeads, dKv, dropout, `${b}.self`), `${b}.self.out`));
-    const normed2 = rmsNorm(h, P(`${b}.layer.1.layer_norm.weight`), eps);
-    h = add(h, dropout.apply(feedForward(normed2, ff(`${b}.layer.1`), config.activation, dropout, `${b}.ff`), `${b}.ff.out`));
-  }
-  const encoderOut = dropout.apply(rmsNorm(h, P('encoder.final_layer_norm.weight'), eps), 'encoder.final');
+  for (let i = 0; i < config.numEncoderLayers; i++) h = encoderBlock(h, encBias, inBlock(`encoder.block.${i}`), config, dropout, `encoder.block.${i}.`);
+  const encoderOut = dropout.apply(rmsNorm(h, P('encoder.final_layer_norm.weight'), config.layerNormEpsilon), 'encoder.final');
 
   // ---- decoder (T5Stack, is_decoder = True): causal self-attention, then cross-attention.
   const selfBias = add(positionBias(P('decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight'), decBuckets), causal);
   let d = dropout.apply(gather(P('shared.weight'), decoderInputIds, 0), 'decoder.embed');
   for (let i = 0; i < config.numDecoderLayers; i++) {
-    const b = `decoder.block.${i}`;
-    const n0 = rmsNorm(d, P(`${b}.layer.0.layer_norm.weight`), eps);
-    d = add(d, dropout.apply(attention(n0, n0, attn(`${b}.layer.0.SelfAttention`), selfBias, numHeads, dKv, dropout, `${b}.self`), `${b}.self.out`));
-    const n1 = rmsNorm(d, P(`${b}.layer.1.layer_norm.weight`), eps);
-    d = add(d, dropout.apply(attention(n1, encoderOut, attn(`${b}.layer.1.EncDecAttention`), keyMask, numHeads, dKv, dropout, `${b}.cross`), `${b}.cross.out`));
-    const n2 = rmsNorm(d, P(`${b}.layer.2.layer_norm.weight`), eps);
-    d = add(d, dropout.apply(feedForward(n2, ff(`${b}.layer.2`), config.activation, dropout, `${b}.ff`), `${b}.ff.out`));
+    d = decoderBlock(d, encoderOut, selfBias, keyMask, inBlock(`decoder.block.${i}`), config, dropout, `decoder.block.${i}.`);
   }
-  let sequence = dropout.apply(rmsNorm(d, P('decoder.final_layer_norm.weight'), eps), 'decoder.final');
 
-  // ---- head and loss. Tied embeddings rescale by d_model^-0.5 (HF does so only when tied).
-  if (config.tieWordEmbeddings) sequence = mul(sequence, scalarLike(sequence, dModel ** -0.5));
-  const logits = linear(sequence, config.tieWordEmbeddings ? P('shared.weight') : P('lm_head.weight'));
-
-  const rows = `${BATCH}*${TGT_LEN}`;
-  const logProbs = logSoftmax(reshape(logits, [rows, config.vocabSize]), -1);
-  const flatLabels = reshape(labels, [rows]);
-  const ignored = equal(flatLabels, g.scalar(-100, 'int32'));
-  const safeLabels = where(ignored, g.scalar(0, 'int32'), flatLabels);
-  const valid = where(ignored, g.scalar(0, dtype), g.scalar(1, dtype));
-  const picked = squeeze(gatherElements(logProbs, unsqueeze(safeLabels, [1]), 1), [1]);
-  const lossSum = neg(reduceSum(mul(picked, valid), [0], false));
-  const tokenCount = reduceSum(valid, [0], false);
+  // ---- head and loss
+  const head = config.tieWordEmbeddings ? P('shared.weight') : P('lm_head.weight');
+  const { lossSum, tokenCount, logits } = headAndLoss(d, P('decoder.final_layer_norm.weight'), head, labels, config, dropout, 'decoder.');
 
   g.output('loss_sum', lossSum);
   g.output('token_count', tokenCount);

@@ -15,22 +15,45 @@ const IR_VERSION = 8;
  * feed names do not change with the outputs chosen.
  */
 export function serializeGraph(graph: Graph): Uint8Array {
-  if (graph.outputs.length === 0) throw new GraphBuildError(`graph ${graph.name}: no outputs declared`);
-  const live = liveNodes(graph);
+  return serializeSubgraph(graph, graph.outputs, null);
+}
+
+/**
+ * Serialise part of a graph: the nodes `outputs` depend on, cut at `inputs` (values computed in the
+ * graph become model inputs there: how a block's backward takes the activations its forward saved).
+ * `inputs: null` declares every graph input; a list declares exactly the listed values, and every
+ * graph input the kept nodes read must be in it.
+ */
+export function serializeSubgraph(
+  graph: Graph,
+  outputs: readonly { readonly name: string; readonly value: Value }[],
+  inputs: readonly Value[] | null,
+): Uint8Array {
+  if (outputs.length === 0) throw new GraphBuildError(`graph ${graph.name}: no outputs declared`);
+  const declared = inputs ?? graph.inputs;
+  const cut = new Set<Value>(declared);
+  const live = liveNodes(graph, outputs, cut);
+  if (inputs) {
+    for (const n of live) {
+      for (const v of n.inputs) {
+        if (!v.producer && !v.constant && !cut.has(v)) throw new GraphBuildError(`graph ${graph.name}: kept node ${n.op} reads input ${v.name}, which is not declared`);
+      }
+    }
+  }
 
   // A value that is an output under one name and computed by a node takes that name; otherwise
-  // (graph input, or the same value under two names) an Identity carries it out.
+  // (model input, or the same value under two names) an Identity carries it out.
   const rename = new Map<Value, string>();
   const identities: NodeProto[] = [];
-  for (const { name, value } of graph.outputs) {
-    if (value.producer && !rename.has(value) && !graph.inputs.includes(value)) rename.set(value, name);
+  for (const { name, value } of outputs) {
+    if (value.producer && !rename.has(value) && !cut.has(value)) rename.set(value, name);
     else identities.push(NodeProto.create({ opType: 'Identity', input: [rename.get(value) ?? value.name], output: [name], name: `out_${name}` }));
   }
   const nameOf = (v: Value) => rename.get(v) ?? v.name;
 
   const usedConstants = new Set<Value>();
   for (const n of live) for (const v of n.inputs) if (v.constant) usedConstants.add(v);
-  for (const { value } of graph.outputs) if (value.constant) usedConstants.add(value);
+  for (const { value } of outputs) if (value.constant) usedConstants.add(value);
 
   const model = ModelProto.create({
     irVersion: IR_VERSION,
@@ -52,22 +75,23 @@ export function serializeGraph(graph: Graph): Uint8Array {
         ...identities,
       ],
       initializer: [...usedConstants].map((v) => tensorProto(v.name, v.constant!)),
-      input: graph.inputs.map((v) => valueInfo(v.name, v)),
-      output: graph.outputs.map(({ name, value }) => valueInfo(name, value)),
+      input: declared.map((v) => valueInfo(v.name, v)),
+      output: outputs.map(({ name, value }) => valueInfo(name, value)),
       valueInfo: [],
     },
   });
   return encodeModel(model);
 }
 
-function liveNodes(graph: Graph): Node[] {
-  const needed = new Set<Value>(graph.outputs.map((o) => o.value));
+/** The nodes the outputs depend on, in creation order, not looking past values in `cut`. */
+export function liveNodes(graph: Graph, outputs: readonly { readonly value: Value }[], cut: ReadonlySet<Value> = new Set()): Node[] {
+  const needed = new Set<Value>(outputs.map((o) => o.value).filter((v) => !cut.has(v)));
   const keep: Node[] = [];
   for (let i = graph.nodes.length - 1; i >= 0; i--) {
     const n = graph.nodes[i]!;
     if (!n.outputs.some((o) => needed.has(o))) continue;
     keep.push(n);
-    for (const v of n.inputs) needed.add(v);
+    for (const v of n.inputs) if (!cut.has(v)) needed.add(v);
   }
   return keep.reverse();
 }

@@ -1,0 +1,96 @@
+import type { BlockDefinition } from '../autodiff/block-models.js';
+import type { FloatDType } from '../onnx/dtype.js';
+import { Graph, type Value } from '../onnx/graph.js';
+import { add, gather } from '../onnx/ops.js';
+import type { T5Config } from './t5-config.js';
+import { BATCH, SRC_LEN, T5_DATA_INPUTS, TGT_LEN } from './t5-graph.js';
+import { DropoutSites, rmsNorm, type DropoutSite } from './t5-layers.js';
+import { t5ParamSpecs } from './t5-params.js';
+import { decoderBlock, encoderBlock, headAndLoss, keyMaskBias, positionBias } from './t5-stack-layers.js';
+
+// T5ForConditionalGeneration cut into blocks (see [Note: block models]): the embedding lookup
+// (used by both stacks), each encoder layer, the encoder's final norm, each decoder layer, and the
+// head with the loss. Layers of one stack share one graph: parameters are inputs named by their
+// name inside the block, and the engine feeds each layer its own. The stack's relative-position
+// table (owned by block 0 in HF) is an input of every layer of the stack, each layer computing the
+// bias from it, so its gradient arrives as rows from every layer and is summed by the engine.
+
+export type T5BlockKind = 'embed' | 'encoder.block' | 'encoder.final' | 'decoder.block' | 'head';
+export const T5_BLOCK_KINDS: readonly T5BlockKind[] = ['embed', 'encoder.block', 'encoder.final', 'decoder.block', 'head'];
+
+/** The block input every layer of a stack reads its position-bias table from. */
+export const POSITION_BIAS_TABLE = 'position_bias_table';
+const BIAS_LOCAL = 'layer.0.SelfAttention.relative_attention_bias.weight';
+/** The embedding block's sequence dimension (the encoder's or the decoder's length). */
+export const SEQ = 'seq';
+
+export interface T5BlockGraph extends BlockDefinition {
+  readonly kind: T5BlockKind;
+  readonly dropoutSites: readonly DropoutSite[];
+}
+
+/** Parameter names inside a stack's layer (HF names after `encoder.block.<i>.`), table excluded. */
+export function layerLocalNames(config: T5Config, stack: 'encoder' | 'decoder'): string[] {
+  const prefix = `${stack}.block.0.`;
+  return t5ParamSpecs(config).filter((s) => s.name.startsWith(prefix) && !s.name.endsWith(BIAS_LOCAL)).map((s) => s.name.slice(prefix.length));
+}
+
+export function buildT5Block(kind: T5BlockKind, config: T5Config, options: { dtype: FloatDType; dropout: boolean }): T5BlockGraph {
+  const { dtype } = options;
+  const g = new Graph(`t5_${kind.replace('.', '_')}`);
+  const dropout = new DropoutSites(g, options.dropout ? config.dropoutRate : 0);
+  const specs = new Map(t5ParamSpecs(config).map((s) => [s.name, s]));
+  const I = T5_DATA_INPUTS;
+  const d = config.dModel;
+  const layerParams = (stack: 'encoder' | 'decoder') => {
+    const locals = layerLocalNames(config, stack);
+    const values = new Map(locals.map((l) => [l, g.input(l, dtype, specs.get(`${stack}.block.0.${l}`)!.shape)]));
+    const table = g.input(POSITION_BIAS_TABLE, dtype, [config.numBuckets, config.numHeads]);
+    return { P: (local: string) => values.get(local)!, params: [table, ...values.values()], table };
+  };
+  const block = (activations: BlockDefinition['activations'], params: BlockDefinition['params'], out: Value): T5BlockGraph => ({
+    kind, graph: g, activations, params, outputs: [{ name: 'out', value: out }], dropoutSites: dropout.sites,
+  });
+
+  switch (kind) {
+    case 'embed': {
+      const table = g.input('weight', dtype, [config.vocabSize, d]);
+      const ids = g.input('ids', 'int32', [BATCH, SEQ]);
+      return block([], [table], dropout.apply(gather(table, ids, 0), 'embed'));
+    }
+    case 'encoder.block': {
+      const h = g.input('hidden', dtype, [BATCH, SRC_LEN, d]);
+      const mask = g.input(I.attentionMask, 'int32', [BATCH, SRC_LEN]);
+      const buckets = g.input(I.encoderBuckets, 'int32', [SRC_LEN, SRC_LEN]);
+      const { P, params, table } = layerParams('encoder');
+      const bias = add(positionBias(table, buckets), keyMaskBias(mask, dtype));
+      return block([h], params, encoderBlock(h, bias, P, config, dropout, ''));
+    }
+    case 'encoder.final': {
+      const h = g.input('hidden', dtype, [BATCH, SRC_LEN, d]);
+      const norm = g.input('final_layer_norm.weight', dtype, [d]);
+      return block([h], [norm], dropout.apply(rmsNorm(h, norm, config.layerNormEpsilon), 'final'));
+    }
+    case 'decoder.block': {
+      const h = g.input('hidden', dtype, [BATCH, TGT_LEN, d]);
+      const encoderOut = g.input('encoder_out', dtype, [BATCH, SRC_LEN, d]);
+      const mask = g.input(I.attentionMask, 'int32', [BATCH, SRC_LEN]);
+      const buckets = g.input(I.decoderBuckets, 'int32', [TGT_LEN, TGT_LEN]);
+      const causal = g.input(I.decoderCausalMask, dtype, [TGT_LEN, TGT_LEN]);
+      const { P, params, table } = layerParams('decoder');
+      const selfBias = add(positionBias(table, buckets), causal);
+      return block([h, encoderOut], params, decoderBlock(h, encoderOut, selfBias, keyMaskBias(mask, dtype), P, config, dropout, ''));
+    }
+    case 'head': {
+      const h = g.input('hidden', dtype, [BATCH, TGT_LEN, d]);
+      const labels = g.input(I.labels, 'int32', [BATCH, TGT_LEN]);
+      const norm = g.input('final_layer_norm.weight', dtype, [d]);
+      const head = g.input('head.weight', dtype, [config.vocabSize, d]);
+      const { lossSum, tokenCount } = headAndLoss(h, norm, head, labels, config, dropout, '');
+      return {
+        kind, graph: g, activations: [h], params: [norm, head], loss: lossSum, dropoutSites: dropout.sites,
+        outputs: [{ name: 'loss_sum', value: lossSum }, { name: 'token_count', value: tokenCount }],
+      };
+    }
+  }
+}

@@ -1,0 +1,79 @@
+import type { FloatDType } from '../onnx/dtype.js';
+import type { Value } from '../onnx/graph.js';
+import {
+  add, cast, equal, gather, gatherElements, logSoftmax, mul, neg, reduceSum, reshape, scalarLike, squeeze, sub, transpose, unsqueeze, where,
+} from '../onnx/ops.js';
+import type { T5Config } from './t5-config.js';
+import { attention, feedForward, finfoMin, linear, rmsNorm, type DropoutSites } from './t5-layers.js';
+
+// One T5Block (HF T5Block) of each stack, and the additive attention biases, as functions of
+// values: the whole-model graph (t5-graph.ts) and the block graphs (t5-block-graphs.ts) compose
+// the same code, so the block engine differs from its oracle only in how the graph is cut.
+
+/** A block's parameters by their name inside the block (`layer.0.SelfAttention.q.weight`). */
+export type BlockParams = (local: string) => Value;
+
+/** get_extended_attention_mask: (1 - mask) * finfo.min, as [batch, 1, 1, src_len]. */
+export function keyMaskBias(attentionMask: Value, dtype: FloatDType): Value {
+  const g = attentionMask.graph;
+  return unsqueeze(mul(sub(g.scalar(1, dtype), cast(attentionMask, dtype)), g.scalar(finfoMin(dtype), dtype)), [1, 2]);
+}
+
+/** compute_bias: table[bucket] -> [q, k, heads] -> [1, heads, q, k]. */
+export function positionBias(table: Value, buckets: Value): Value {
+  return unsqueeze(transpose(gather(table, buckets, 0), [2, 0, 1]), [0]);
+}
+
+function attentionWeights(P: BlockParams, prefix: string) {
+  return { q: P(`${prefix}.q.weight`), k: P(`${prefix}.k.weight`), v: P(`${prefix}.v.weight`), o: P(`${prefix}.o.weight`) };
+}
+
+function feedForwardWeights(P: BlockParams, prefix: string, config: T5Config) {
+  return config.gated
+    ? { wi0: P(`${prefix}.DenseReluDense.wi_0.weight`), wi1: P(`${prefix}.DenseReluDense.wi_1.weight`), wo: P(`${prefix}.DenseReluDense.wo.weight`) }
+    : { wi0: P(`${prefix}.DenseReluDense.wi.weight`), wi1: null, wo: P(`${prefix}.DenseReluDense.wo.weight`) };
+}
+
+/** Encoder T5Block: self-attention then feed-forward, pre-norm residuals. `site` prefixes dropout sites. */
+export function encoderBlock(h: Value, bias: Value, P: BlockParams, config: T5Config, dropout: DropoutSites, site: string): Value {
+  const { numHeads, dKv, layerNormEpsilon: eps } = config;
+  const normed = rmsNorm(h, P('layer.0.layer_norm.weight'), eps);
+  h = add(h, dropout.apply(attention(normed, normed, attentionWeights(P, 'layer.0.SelfAttention'), bias, numHeads, dKv, dropout, `${site}self`), `${site}self.out`));
+  const normed2 = rmsNorm(h, P('layer.1.layer_norm.weight'), eps);
+  return add(h, dropout.apply(feedForward(normed2, feedForwardWeights(P, 'layer.1', config), config.activation, dropout, `${site}ff`), `${site}ff.out`));
+}
+
+/** Decoder T5Block: causal self-attention, cross-attention on the encoder output, feed-forward. */
+export function decoderBlock(
+  d: Value, encoderOut: Value, selfBias: Value, crossBias: Value, P: BlockParams, config: T5Config, dropout: DropoutSites, site: string,
+): Value {
+  const { numHeads, dKv, layerNormEpsilon: eps } = config;
+  const n0 = rmsNorm(d, P('layer.0.layer_norm.weight'), eps);
+  d = add(d, dropout.apply(attention(n0, n0, attentionWeights(P, 'layer.0.SelfAttention'), selfBias, numHeads, dKv, dropout, `${site}self`), `${site}self.out`));
+  const n1 = rmsNorm(d, P('layer.1.layer_norm.weight'), eps);
+  d = add(d, dropout.apply(attention(n1, encoderOut, attentionWeights(P, 'layer.1.EncDecAttention'), crossBias, numHeads, dKv, dropout, `${site}cross`), `${site}cross.out`));
+  const n2 = rmsNorm(d, P('layer.2.layer_norm.weight'), eps);
+  return add(d, dropout.apply(feedForward(n2, feedForwardWeights(P, 'layer.2', config), config.activation, dropout, `${site}ff`), `${site}ff.out`));
+}
+
+/**
+ * Decoder final norm, the LM head and the loss: a *sum* of token cross-entropies over labels that
+ * are not -100, and their count. Tied embeddings rescale by d_model^-0.5 (HF does so only when tied).
+ */
+export function headAndLoss(d: Value, finalNorm: Value, head: Value, labels: Value, config: T5Config, dropout: DropoutSites, site: string) {
+  const g = d.graph;
+  const dtype = d.dtype as FloatDType;
+  let sequence = dropout.apply(rmsNorm(d, finalNorm, config.layerNormEpsilon), `${site}final`);
+  if (config.tieWordEmbeddings) sequence = mul(sequence, scalarLike(sequence, config.dModel ** -0.5));
+  const logits = linear(sequence, head);
+  const rows = `${labels.shape[0]}*${labels.shape[1]}`;
+  const logProbs = logSoftmax(reshape(logits, [rows, config.vocabSize]), -1);
+  const flatLabels = reshape(labels, [rows]);
+  const ignored = equal(flatLabels, g.scalar(-100, 'int32'));
+  const safeLabels = where(ignored, g.scalar(0, 'int32'), flatLabels);
+  const valid = where(ignored, g.scalar(0, dtype), g.scalar(1, dtype));
+  const picked = squeeze(gatherElements(logProbs, unsqueeze(safeLabels, [1]), 1), [1]);
+  const lossSum = neg(reduceSum(mul(picked, valid), [0], false));
+  const tokenCount = reduceSum(valid, [0], false);
+  return { lossSum, tokenCount, logits };
+}

@@ -1,0 +1,338 @@
+import * as ort from 'onnxruntime-node';
+import { blockModels, type BlockMode, type BlockModels } from '../../shared/autodiff/block-models.js';
+import { EngineError } from '../../shared/errors.js';
+import type { FloatDType } from '../../shared/onnx/dtype.js';
+import type { Seq2SeqBatch } from '../../shared/models/batch.js';
+import { buildT5Block, T5_BLOCK_KINDS, type T5BlockKind } from '../../shared/models/t5-block-graphs.js';
+import type { T5Config } from '../../shared/models/t5-config.js';
+import { buildT5Graph } from '../../shared/models/t5-graph.js';
+import type { DropoutSite } from '../../shared/models/t5-layers.js';
+import { numel, t5ParamSpecs } from '../../shared/models/t5-params.js';
+import { EngineOptionsSchema, sessionOptions, type EngineOptions } from '../../shared/onnx/session-options.js';
+import { FlatLayout, type FlatParam } from '../../shared/weights/flat-layout.js';
+import { addRows } from './add-rows.js';
+import { fillDropoutMask, type DropoutKey } from './dropout-masks.js';
+import { gradientUnits, t5BlockPlan, type BlockInstance, type GradientUnit } from './t5-block-plan.js';
+import type { LossSums } from './t5-engine.js';
+import { T5Feeds } from './t5-feeds.js';
+
+// [Note: block engine] T5 run block by block (t5-block-plan.ts, [Note: block models]): the forward
+// keeps only each block's inputs (with activation checkpointing) or its saved activations; the
+// backward goes from the head down, seeding each block with the gradient of its output, and hands
+// each gradient unit to a sink as soon as its last block is done (ZeRO-2 reduces it right away, so
+// no rank ever holds a whole-model gradient). Blocks of one kind share one session. The
+// whole-model engine (t5-engine.ts) computes the same function in one graph: the test oracle.
+//
+// Values used by several blocks have their gradients summed here: the encoder output (every
+// decoder layer's cross-attention), a stack's position-bias table (every layer's bias), the shared
+// embedding (both lookups and a tied head). Dropout masks are keyed by the whole model's site
+// index, so both engines draw the same masks for the same (seed, step, sample).
+
+type Flat = Float32Array | Float64Array;
+
+/** Receives the gradient of the flat range [lo, hi) (length hi - lo) and owns it from then on. */
+export type GradientSink = (lo: number, hi: number, grad: Flat) => void | Promise<void>;
+
+export interface BlockEngineOptions extends EngineOptions {
+  readonly dtype: FloatDType;
+  /** Apply config.dropoutRate (training). */
+  readonly dropout: boolean;
+  /** HF `gradient_checkpointing`: recompute each block's forward in its backward. */
+  readonly checkpointing: boolean;
+}
+
+interface KindSessions {
+  readonly models: BlockModels;
+  readonly forward: ort.InferenceSession | null;
+  readonly backward: ort.InferenceSession;
+  readonly sites: readonly DropoutSite[];
+}
+
+interface Stash {
+  readonly feeds: Record<string, ort.Tensor>;
+}
+
+export class T5BlockEngine {
+  private evaluate: Promise<Map<T5BlockKind, { session: ort.InferenceSession }>> | null = null;
+  private readonly sessions = new Set<ort.InferenceSession>();
+
+  private constructor(
+    readonly config: T5Config,
+    readonly options: BlockEngineOptions,
+    private readonly layout: FlatLayout,
+    private readonly plan: readonly BlockInstance[],
+    /** Gradient units in backward order. */
+    readonly units: readonly GradientUnit[],
+    private readonly train: Map<T5BlockKind, KindSessions>,
+    /** Whole-model dropout site input -> site index (the mask key). */
+    private readonly siteIndex: ReadonlyMap<string, number>,
+    private readonly feeds: T5Feeds,
+  ) {}
+
+  static async create(config: T5Config, options: Partial<BlockEngineOptions> = {}): Promise<T5BlockEngine> {
+    const { dtype = 'float32', dropout = false, checkpointing = false, ...rest } = options;
+    const o: BlockEngineOptions = { ...EngineOptionsSchema.parse(rest), dtype, dropout, checkpointing };
+    const layout = FlatLayout.fromSpecs(t5ParamSpecs(config));
+    const plan = t5BlockPlan(config);
+    const mode: BlockMode = checkpointing ? 'recompute' : 'saved';
+    const train = new Map<T5BlockKind, KindSessions>();
+    const made: ort.InferenceSession[] = [];
+    for (const kind of T5_BLOCK_KINDS) {
+      const def = buildT5Block(kind, config, { dtype, dropout });
+      const models = blockModels(def, mode);
+      const forward = models.forward ? await makeSession(models.forward, `${kind} forward`, o) : null;
+      const backward = await makeSession(models.backward, `${kind} backward`, o);
+      made.push(...(forward ? [forward] : []), backward);
+      train.set(kind, { models, forward, backward, sites: def.dropoutSites });
+    }
+    const siteIndex = new Map<string, number>();
+    if (dropout) buildT5Graph(config, { dtype, dropout: true, gradients: false }).dropoutSites.forEach((s, i) => siteIndex.set(s.input, i));
+    const engine = new T5BlockEngine(config, o, layout, plan, gradientUnits(plan, layout), train, siteIndex, new T5Feeds(config, dtype));
+    for (const s of made) engine.sessions.add(s);
+    return engine;
+  }
+
+  get paramCount(): number {
+    return this.layout.totalSize;
+  }
+
+  get dtype(): FloatDType {
+    return this.options.dtype;
+  }
+
+  /**
+   * Loss sums of one micro-batch; the gradient of the loss sum goes to `sink` unit by unit, in the
+   * order of `units` (from the end of the flat buffer to its start), each exactly once.
+   */
+  async forwardBackward(params: Flat, batch: Seq2SeqBatch, dropout: DropoutKey | undefined, sink: GradientSink): Promise<LossSums> {
+    this.checkFlat(params);
+    const data = this.dataFeeds(batch);
+    const stash: (Stash | null)[] = [];
+
+    // forward: each block's inputs (and saved activations) kept for its backward
+    let hidden: ort.Tensor | null = null;
+    let encoderOut: ort.Tensor | null = null;
+    for (const [k, block] of this.plan.entries()) {
+      const s = this.train.get(block.kind)!;
+      const feeds: Record<string, ort.Tensor> = { ...this.activationFeeds(block, data, hidden, encoderOut), ...this.maskFeeds(block, s.sites, batch, dropout) };
+      if (!s.forward) {
+        stash[k] = { feeds };
+        break;
+      }
+      const out = await this.run(s.forward, block, { ...data, ...feeds, ...this.paramFeeds(block, params) }, ['out', ...s.models.saved]);
+      for (const name of s.models.saved) feeds[name] = out[name]!;
+      stash[k] = { feeds };
+      hidden = out.out!;
+      if (block.kind === 'encoder.final') encoderOut = hidden;
+    }
+
+    // backward, from the head down
+    let loss: LossSums | null = null;
+    let gradHidden: ort.Tensor | null = null;
+    let gradEncoderOut: Flat | null = null;
+    const accumulated = new Map<string, Flat>();
+    let nextUnit = 0;
+    for (let k = this.plan.length - 1; k >= 0; k--) {
+      const block = this.plan[k]!;
+      const s = this.train.get(block.kind)!;
+      const unit = this.units[nextUnit]?.block === k ? this.units[nextUnit]! : null;
+      const unitGrad = unit ? this.newFlat(unit.hi - unit.lo) : null;
+      const seeds: Record<string, ort.Tensor> = {};
+      if (s.models.seeds.length > 0) {
+        const seed = block.kind === 'encoder.final' ? this.tensorLike(gradEncoderOut, encoderOut!) : gradHidden;
+        if (!seed) throw new EngineError(`block ${block.label}: no gradient reached its output`);
+        seeds[s.models.seeds[0]!.seed] = seed;
+      }
+      // Dense gradients of parameters only this block uses are written by ORT into the unit in place.
+      const fetches: Record<string, ort.Tensor | null> = {};
+      for (const g of s.models.activationGradients) fetches[g.gradient] = null;
+      if (block.kind === 'head') fetches.loss_sum = fetches.token_count = null;
+      for (const g of s.models.paramGradients) {
+        const p = this.layout.get(block.params.get(g.param)!);
+        if (g.dense) fetches[g.dense] = unitGrad && this.writesInPlace(p, g, unit!) ? new ort.Tensor(this.dtype, unitGrad.subarray(p.offset - unit!.lo, p.offset - unit!.lo + p.size), [...p.shape]) : null;
+        for (const r of g.rows) fetches[r.rows] = fetches[r.indices] = null;
+      }
+      const feeds = { ...data, ...stash[k]!.feeds, ...seeds, ...this.paramFeeds(block, params) };
+      stash[k] = null;
+      const out = await this.run(s.backward, block, feeds, fetches);
+
+      for (const g of s.models.paramGradients) {
+        const p = this.layout.get(block.params.get(g.param)!);
+        if (g.dense && unitGrad && this.writesInPlace(p, g, unit!)) continue;
+        const acc = accumulated.get(p.name);
+        let target = acc;
+        if (g.dense) {
+          const dense = out[g.dense]!.data as Flat;
+          if (!target) accumulated.set(p.name, (target = dense));
+          else for (let i = 0; i < target.length; i++) target[i]! += dense[i]!;
+        }
+        for (const r of g.rows) {
+          if (!target) accumulated.set(p.name, (target = this.newFlat(p.size)));
+          addRows(target, p.shape[0]!, p.shape[1]!, out[r.indices]!.data as Int32Array | BigInt64Array, out[r.rows]!.data as Flat);
+        }
+      }
+      if (block.kind === 'head') loss = { lossSum: Number(out.loss_sum!.data[0]), tokenCount: Number(out.token_count!.data[0]) };
+      gradHidden = s.models.activationGradients.some((g) => g.activation === 'hidden') ? out['grad.hidden']! : null;
+      const gradEnc = out['grad.encoder_out'];
+      if (gradEnc) {
+        if (!gradEncoderOut) gradEncoderOut = gradEnc.data as Flat;
+        else {
+          const add = gradEnc.data as Flat;
+          for (let i = 0; i < add.length; i++) gradEncoderOut[i]! += add[i]!;
+        }
+      }
+
+      if (unit) {
+        nextUnit++;
+        await sink(unit.lo, unit.hi, this.completeUnit(unit, unitGrad!, accumulated));
+      }
+    }
+    if (!loss) throw new EngineError('the head block did not run');
+    return loss;
+  }
+
+  /** Loss sums by block forward, without gradients or dropout (evaluation). */
+  async forwardLoss(params: Flat, batch: Seq2SeqBatch): Promise<LossSums> {
+    this.checkFlat(params);
+    this.evaluate ??= this.makeEvaluate();
+    const sessions = await this.evaluate;
+    const data = this.dataFeeds(batch);
+    let hidden: ort.Tensor | null = null;
+    let encoderOut: ort.Tensor | null = null;
+    for (const block of this.plan) {
+      const feeds: Record<string, ort.Tensor> = { ...data, ...this.activationFeeds(block, data, hidden, encoderOut), ...this.paramFeeds(block, params) };
+      const session = sessions.get(block.kind)!.session;
+      if (block.kind === 'head') {
+        const out = await this.run(session, block, feeds, ['loss_sum', 'token_count']);
+        return { lossSum: Number(out.loss_sum!.data[0]), tokenCount: Number(out.token_count!.data[0]) };
+      }
+      hidden = (await this.run(session, block, feeds, ['out'])).out!;
+      if (block.kind === 'encoder.final') encoderOut = hidden;
+    }
+    throw new EngineError('the plan has no head block');
+  }
+
+  async endProfiling(): Promise<void> {
+    for (const s of this.sessions) s.endProfiling();
+  }
+
+  async release(): Promise<void> {
+    for (const s of this.sessions) await s.release();
+    this.sessions.clear();
+  }
+
+  private async makeEvaluate(): Promise<Map<T5BlockKind, { session: ort.InferenceSession }>> {
+    const out = new Map<T5BlockKind, { session: ort.InferenceSession }>();
+    for (const kind of T5_BLOCK_KINDS) {
+      const models = blockModels(buildT5Block(kind, this.config, { dtype: this.dtype, dropout: false }), 'recompute');
+      const session = await makeSession(models.forward ?? models.lossOnly!, `${kind} evaluation`, this.options);
+      this.sessions.add(session);
+      out.set(kind, { session });
+    }
+    return out;
+  }
+
+  /** A parameter only this unit's block uses, with a dense gradient only: ORT writes it in place. */
+  private writesInPlace(p: FlatParam, g: BlockModels['paramGradients'][number], unit: GradientUnit): boolean {
+    return g.rows.length === 0 && unit.params.includes(p.name) && this.plan.filter((b) => [...b.params.values()].includes(p.name)).length === 1;
+  }
+
+  /** The unit's gradient: in-place parts already written, summed ones copied in (or handed over whole). */
+  private completeUnit(unit: GradientUnit, grad: Flat, accumulated: Map<string, Flat>): Flat {
+    if (unit.params.length === 1) {
+      const whole = accumulated.get(unit.params[0]!);
+      if (whole && whole.length === grad.length) {
+        accumulated.delete(unit.params[0]!);
+        return whole;
+      }
+    }
+    for (const name of unit.params) {
+      const acc = accumulated.get(name);
+      if (!acc) continue;
+      const p = this.layout.get(name);
+      grad.set(acc, p.offset - unit.lo);
+      accumulated.delete(name);
+    }
+    return grad;
+  }
+
+  private dataFeeds(batch: Seq2SeqBatch): Record<string, ort.Tensor> {
+    return this.feeds.feeds(batch);
+  }
+
+  private activationFeeds(block: BlockInstance, data: Record<string, ort.Tensor>, hidden: ort.Tensor | null, encoderOut: ort.Tensor | null): Record<string, ort.Tensor> {
+    switch (block.kind) {
+      case 'embed':
+        return { ids: data[block.ids!.input]! };
+      case 'decoder.block':
+        return { hidden: hidden!, encoder_out: encoderOut! };
+      default:
+        return { hidden: hidden! };
+    }
+  }
+
+  private paramFeeds(block: BlockInstance, params: Flat): Record<string, ort.Tensor> {
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const [input, name] of block.params) {
+      const p = this.layout.get(name);
+      feeds[input] = new ort.Tensor(this.dtype, params.subarray(p.offset, p.offset + p.size), [...p.shape]);
+    }
+    return feeds;
+  }
+
+  private maskFeeds(block: BlockInstance, sites: readonly DropoutSite[], batch: Seq2SeqBatch, key: DropoutKey | undefined): Record<string, ort.Tensor> {
+    if (sites.length === 0) return {};
+    if (!key) throw new EngineError('this engine applies dropout: forwardBackward needs a dropout key (seed, step, sample indices)');
+    const seq = block.ids?.length === 'tgt_len' ? batch.tgtLen : batch.srcLen;
+    const dims: Record<string, number> = { batch: batch.batchSize, src_len: batch.srcLen, tgt_len: batch.tgtLen, seq };
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const site of sites) {
+      const whole = `dropout.${block.sitePrefix}${site.input.slice('dropout.'.length)}`;
+      const index = this.siteIndex.get(whole);
+      if (index === undefined) throw new EngineError(`block ${block.label}: dropout site ${whole} is not in the whole model`);
+      const shape = site.shape.map((d) => (typeof d === 'number' ? d : dims[d]!));
+      const mask = new Uint8Array(numel(shape));
+      fillDropoutMask(mask, shape, this.config.dropoutRate, index, key);
+      feeds[site.input] = new ort.Tensor('bool', mask, shape);
+    }
+    return feeds;
+  }
+
+  private tensorLike(data: Flat | null, like: ort.Tensor): ort.Tensor | null {
+    return data ? new ort.Tensor(this.dtype, data, like.dims) : null;
+  }
+
+  private newFlat(n: number): Flat {
+    return this.dtype === 'float32' ? new Float32Array(n) : new Float64Array(n);
+  }
+
+  private async run(session: ort.InferenceSession, block: BlockInstance, all: Record<string, ort.Tensor>, fetches: string[] | Record<string, ort.Tensor | null>) {
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const name of session.inputNames) {
+      const t = all[name];
+      if (!t) throw new EngineError(`block ${block.label}: no value for input ${name}`);
+      feeds[name] = t;
+    }
+    const wanted = Array.isArray(fetches) ? Object.fromEntries(fetches.map((f) => [f, null])) : fetches;
+    try {
+      return await session.run(feeds, wanted);
+    } catch (cause) {
+      throw new EngineError(`onnxruntime run of block ${block.label} failed: ${(cause as Error).message}`, { cause });
+    }
+  }
+
+  private checkFlat(a: Flat): void {
+    const want = this.dtype === 'float32' ? Float32Array : Float64Array;
+    if (!(a instanceof want) || a.length < this.paramCount) {
+      throw new EngineError(`params: expected a ${want.name} of at least ${this.paramCount} elements (a padded flat buffer may be longer), got ${a.constructor.name}(${a.length})`);
+    }
+  }
+}
+
+async function makeSession(bytes: Uint8Array, what: string, o: EngineOptions): Promise<ort.InferenceSession> {
+  try {
+    return await ort.InferenceSession.create(bytes, sessionOptions(o));
+  } catch (cause) {
+    throw new EngineError(`onnxruntime could not create the ${what} session: ${(cause as Error).message}`, { cause });
+  }
+}
