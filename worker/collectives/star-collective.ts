@@ -30,6 +30,10 @@ export class StarCollective implements Collective {
     return Promise.reject(new CollectiveError('the star baseline runs ZeRO stage 0 only (no reduce-scatter)'));
   }
 
+  reduceScatterRange(): Promise<void> {
+    return Promise.reject(new CollectiveError('the star baseline runs ZeRO stage 0 only (no reduce-scatter of a range)'));
+  }
+
   allGather(): Promise<void> {
     return Promise.reject(new CollectiveError('the star baseline runs ZeRO stage 0 only (no all-gather)'));
   }

@@ -74,6 +74,32 @@ test('gRPC ring allReduce over 3 data planes equals the in-process ring bit for 
   }
 });
 
+test('gRPC reduceScatterRange: pieces issued concurrently in descending order equal one in-process reduceScatter bit for bit', async () => {
+  const world = 3;
+  const length = paddedFlatSize(60_001, world);
+  const range = length / world;
+  const ins = Array.from({ length: world }, (_, r) => rankBuffer(22, r, world, length));
+  const want = ins.map((x) => x.slice());
+  await Promise.all(inProcessTransports(world).map((t, r) => new RingCollective(t).reduceScatter(want[r]!, 'ref')));
+
+  // Pieces inside one range, across one boundary, across two, and exactly aligned.
+  const cuts = [0, 7, range - 5, range + 1000, 2 * range, 2 * range + 1, length];
+  const pieces = cuts.slice(1).map((end, k) => ({ offset: cuts[k]!, end })).reverse();
+  const ps = await planes(world, { pieceBytes: 16_384 });
+  try {
+    const ranks = connectAll(ps);
+    const got = ins.map((x) => x.slice());
+    await Promise.all(ranks.flatMap((c, r) => pieces.map((p) => c.reduceScatterRange(got[r]!.subarray(p.offset, p.end), p.offset, length, `step-5/grads/${p.offset}`))));
+    for (let r = 0; r < world; r++) {
+      const own = [r * range, (r + 1) * range] as const;
+      assert.deepEqual(new Uint32Array(got[r]!.slice(...own).buffer), new Uint32Array(want[r]!.slice(...own).buffer), `rank ${r}`);
+      assert.equal(ranks[r]!.bytesSent, ((world - 1) * length * 4) / world);
+    }
+  } finally {
+    await Promise.all(ps.map((p) => p.close()));
+  }
+});
+
 test('the data plane refuses calls without the worker token (UNAUTHENTICATED) and checks requests', async () => {
   const [plane] = await planes(1);
   try {
