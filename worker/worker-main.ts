@@ -20,7 +20,10 @@ import { FlatLayout } from '../shared/weights/flat-layout.js';
 import { loadHfModel, resolveModelConfig, saveHfModel } from '../shared/weights/hf-checkpoint.js';
 import { initT5FlatRange } from '../shared/weights/init.js';
 import { ReportKind, type Command, type Peer } from '../proto/gen/control/control.js';
-import { T5Engine } from './engine/t5-engine.js';
+import { ThreadedBlockEngine } from './engine/engine-thread.js';
+import { T5BlockEngine } from './engine/t5-block-engine.js';
+import { LocalBlockEngine, type TrainingEngine } from './engine/training-engine.js';
+import { EngineOptionsSchema } from '../shared/onnx/session-options.js';
 import { ControlClient, type WorkerSeat } from './control-client.js';
 import { HeartbeatThread } from './heartbeat-thread.js';
 import { generateShare } from './generate-share.js';
@@ -68,8 +71,9 @@ interface Setup {
   readonly config: T5Config;
   readonly layout: FlatLayout;
   readonly shard: FlatShard;
+  /** The trainer's parameters (padded), between steps. */
   readonly params: Float32Array;
-  readonly engine: T5Engine;
+  readonly engine: TrainingEngine;
   readonly trainer: ZeroTrainer;
   readonly collective: WorkerCollective;
 }
@@ -233,17 +237,21 @@ async function execute(kind: NonNullable<Command['kind']>, setup: Setup | null, 
   }
 }
 
-/** onnxruntime sessions outlive rounds: a new round of the same model reuses them. */
+/**
+ * onnxruntime sessions outlive rounds: a new round of the same model and engine settings reuses
+ * them. The block engine runs on this thread, or (overlap_comm) in a worker thread of its own.
+ */
 class EngineCache {
-  private readonly engines = new Map<string, Promise<T5Engine>>();
+  private readonly engines = new Map<string, Promise<TrainingEngine>>();
 
   constructor(readonly options: { readonly intraOpThreads: number; readonly executionProvider: 'cpu' | 'cuda' }) {}
 
-  get(config: T5Config, dropout: boolean): Promise<T5Engine> {
-    const key = JSON.stringify([config.raw, dropout]);
+  get(config: T5Config, settings: { readonly dropout: boolean; readonly checkpointing: boolean; readonly overlap: boolean }): Promise<TrainingEngine> {
+    const key = JSON.stringify([config.raw, settings]);
     let engine = this.engines.get(key);
     if (!engine) {
-      engine = T5Engine.create(config, { ...this.options, dropout });
+      const options = { ...EngineOptionsSchema.parse(this.options), dtype: 'float32' as const, dropout: settings.dropout, checkpointing: settings.checkpointing };
+      engine = settings.overlap ? ThreadedBlockEngine.create(config, options) : T5BlockEngine.create(config, options).then((e) => new LocalBlockEngine(e));
       engine.catch(() => this.engines.delete(key));
       this.engines.set(key, engine);
     }
@@ -321,10 +329,11 @@ async function buildSetup(plan: TrainPlan, seat: WorkerSeat, peers: readonly Pee
   if (sampler.stepsPerEpoch !== plan.steps_per_epoch) {
     throw new KpCoordError(`plan says ${plan.steps_per_epoch} steps per epoch, the data cache gives ${sampler.stepsPerEpoch}`);
   }
-  const engine = await engines.get(config, config.dropoutRate > 0);
+  const engine = await engines.get(config, { dropout: config.dropoutRate > 0, checkpointing: plan.gradient_checkpointing, overlap: plan.overlap_comm });
   const trainer = new ZeroTrainer({
     engine, layout, shard, params, collective, sampler,
     policy,
+    reduceBucketSize: plan.reduce_bucket_size,
     ...(optimizerState ? { optimizerState } : {}),
     adamw: parseAdamWOptions(plan.adamw, 'plan.adamw'),
     schedule: lrSchedule(parseLrScheduleOptions(plan.schedule, 'plan.schedule'), plan.total_steps),
@@ -343,7 +352,12 @@ async function buildSetup(plan: TrainPlan, seat: WorkerSeat, peers: readonly Pee
         sampler: new DistributedSampler({ size: evalSplit.size, seed: 0, perDeviceBatch: plan.per_device_eval_batch_size, gradAccum: 1, world: plan.world, shuffle: false }),
       }
     : null;
-  return { plan, config, layout, shard, params, engine, trainer, collective, eval: evalSetup, best };
+  return {
+    plan, config, layout, shard, engine, trainer, collective, eval: evalSetup, best,
+    get params() {
+      return trainer.params.array;
+    },
+  };
 }
 
 /**
@@ -397,7 +411,7 @@ async function evaluate(setup: Setup, rank: number): Promise<{ lossSum: number; 
   let samples = 0;
   for (const indices of sampler.epochMicroBatches(0, rank)) {
     if (indices.length === 0) continue;
-    const r = await setup.engine.forwardLoss(setup.params, assembleBatch(split, indices, padId));
+    const r = await setup.engine.forwardLoss(setup.trainer.params, assembleBatch(split, indices, padId));
     lossSum += r.lossSum;
     tokens += r.tokenCount;
     samples += indices.length;

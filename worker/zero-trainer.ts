@@ -8,7 +8,9 @@ import type { LrSchedule } from '../shared/optim/schedules.js';
 import type { FlatShard } from '../shared/sharding/flat-shard.js';
 import type { ShardingPolicy } from '../shared/sharding/sharding-policy.js';
 import type { FlatLayout } from '../shared/weights/flat-layout.js';
-import type { T5Engine } from './engine/t5-engine.js';
+import type { ParamHolder, TrainingEngine } from './engine/training-engine.js';
+import { GradientReducer, overlapMs } from './gradient-reducer.js';
+import { DEEPSPEED_BUCKET_DEFAULT } from '../shared/config/zero-config.js';
 
 // One rank's part of a ZeRO training step (stage 2 order, see DESIGN "Step"):
 //   forward+backward of this rank's micro-batches, accumulated  ->  all-reduce token count and
@@ -20,7 +22,7 @@ import type { T5Engine } from './engine/t5-engine.js';
 
 /** The collectives a step needs (worker/collectives implements them over gRPC or in process). */
 export interface StepCollective {
-  reduceScatter(buf: Float32Array, tag: string): Promise<void>;
+  reduceScatterRange(buf: Float32Array, offset: number, paddedLength: number, tag: string): Promise<void>;
   allGather(buf: Float32Array, tag: string): Promise<void>;
   allReduce(buf: Float32Array, tag: string): Promise<void>;
   readonly bytesSent: number;
@@ -30,7 +32,9 @@ export interface StepCollective {
 export type ScalarAllReduce = (key: string, values: number[]) => Promise<number[]>;
 
 export interface ZeroTrainerOptions {
-  readonly engine: T5Engine;
+  readonly engine: TrainingEngine;
+  /** Elements per stage-2 gradient bucket (DeepSpeed reduce_bucket_size). */
+  readonly reduceBucketSize?: number;
   readonly layout: FlatLayout;
   readonly shard: FlatShard;
   readonly policy: ShardingPolicy;
@@ -65,19 +69,26 @@ export interface ZeroStepResult {
   readonly lr: number;
   readonly samples: number;
   readonly bytesSent: number;
+  /** Forward+backward time, reduce-scatter time, and the part of it inside forward+backward (overlap_comm). */
+  readonly computeMs: number;
+  readonly commMs: number;
+  readonly hiddenCommMs: number;
 }
 
 export class ZeroTrainer {
-  readonly grad: Float32Array;
-  private scratch: Float32Array | null = null;
+  readonly reducer: GradientReducer;
   readonly optimizer: AdamWState;
+  /** The flat parameters; an engine in a worker thread borrows the array during a step. */
+  readonly params: ParamHolder;
   private readonly range: { start: number; end: number };
   private readonly decay;
 
   constructor(private readonly o: ZeroTrainerOptions) {
     const { shard, policy } = o;
     if (o.params.length !== shard.paddedSize) throw new RangeError(`params: ${o.params.length} elements, the plan pads to ${shard.paddedSize}`);
-    this.grad = new Float32Array(shard.paddedSize);
+    if (o.engine.paramCount !== o.layout.totalSize) throw new RangeError(`engine has ${o.engine.paramCount} parameters, the layout ${o.layout.totalSize}`);
+    this.params = { array: o.params };
+    this.reducer = new GradientReducer(policy, shard, o.engine.units, o.reduceBucketSize ?? DEEPSPEED_BUCKET_DEFAULT, o.collective);
     this.range = optimizerRange(shard, policy);
     this.optimizer = new AdamWState(this.range.start, this.range.end, o.optimizerState);
     this.decay = decayRanges(o.layout.params, this.range.start, this.range.end);
@@ -87,50 +98,61 @@ export class ZeroTrainer {
     const o = this.o;
     const tag = `step-${step}`;
     const sent0 = o.collective.bytesSent;
+    const reducer = this.reducer;
+    reducer.beginStep();
 
-    // forward + backward, accumulated over this rank's micro-batches
+    // forward + backward of this rank's micro-batches; at stage 2 each gradient bucket is
+    // reduce-scattered into the shard while (overlap_comm) or right after the backward makes it
     const microBatches = o.sampler.microBatches(epoch, stepInEpoch, o.shard.rank);
     let lossSum = 0;
     let tokens = 0;
     let samples = 0;
-    let wrote = false;
-    for (const indices of microBatches) {
-      if (indices.length === 0) continue;
-      const target = wrote ? (this.scratch ??= new Float32Array(this.grad.length)) : this.grad;
+    let computeMs = 0;
+    let hiddenCommMs = 0;
+    for (const [k, indices] of microBatches.entries()) {
+      const mbTag = `${tag}/grads/${k}`;
+      if (indices.length === 0) {
+        // A rank with no samples (the epoch's short last batch) contributes zeros.
+        if (o.policy.reduceGradients === 'reduceScatter') await reducer.zeros(mbTag);
+        continue;
+      }
       const batch = assembleBatch(o.train, indices, o.padId);
-      const r = await o.engine.forwardBackward(o.params, target, batch, { seed: o.seed, step, sampleIndices: Array.from(indices) });
-      if (wrote) for (let i = 0; i < o.layout.totalSize; i++) this.grad[i]! += target[i]!;
-      wrote = true;
+      const spans0 = reducer.spans.length;
+      const r = await o.engine.forwardBackward(this.params, batch, { seed: o.seed, step, sampleIndices: Array.from(indices) }, reducer.sink(mbTag));
+      await reducer.endMicroBatch();
+      computeMs += r.computeEnd - r.computeStart;
+      hiddenCommMs += overlapMs(reducer.spans.slice(spans0), r.computeStart, r.computeEnd);
       lossSum += r.lossSum;
       tokens += r.tokenCount;
       samples += indices.length;
     }
-    // A rank with no samples this step (the epoch's short last batch) contributes zeros.
-    if (!wrote) this.grad.fill(0);
+    reducer.finishLocal();
+    const commMs = reducer.spans.reduce((s, x) => s + x.end - x.start, 0);
 
     const [globalLossSum, globalTokens] = await o.scalars(`${tag}/tokens`, [lossSum, tokens]);
     if (!globalTokens) throw new RangeError(`step ${step}: no label tokens in the global batch`);
 
-    // reduce the gradient sums across ranks (the padding tail is zero everywhere)
-    if (o.policy.reduceGradients === 'allReduce') await o.collective.allReduce(this.grad, `${tag}/grads`);
-    else await o.collective.reduceScatter(this.grad, `${tag}/grads`);
+    // stages 0/1: all-reduce the local gradient sums (the padding tail is zero everywhere)
+    if (o.policy.reduceGradients === 'allReduce') await o.collective.allReduce(reducer.grad, `${tag}/grads`);
 
     // global norm of the token-mean gradient, from each rank's own (reduced) range
+    const own = this.ownGradient();
     const scale = 1 / globalTokens;
-    const [ownSquares] = await o.scalars(`${tag}/grad-norm`, [sumOfSquares(this.grad.subarray(o.shard.start, o.shard.end))]);
+    const [ownSquares] = await o.scalars(`${tag}/grad-norm`, [sumOfSquares(own)]);
     const sumSq = ownSquares! * scale * scale;
     const coefficient = o.maxGradNorm > 0 ? clipCoefficient(sumSq, o.maxGradNorm) : 1;
     const lr = o.schedule.lrAt(step);
 
     const { start, end } = this.range;
+    const params = this.params.array;
     adamWStep(this.optimizer, o.adamw, {
-      params: o.params.subarray(start, end),
-      grads: this.grad.subarray(start, end),
+      params: params.subarray(start, end),
+      grads: o.policy.optimizerRange === 'own' ? own : reducer.grad.subarray(start, end),
       lr,
       ranges: this.decay,
       gradScale: scale * coefficient,
     });
-    if (o.policy.gatherParameters) await o.collective.allGather(o.params, `${tag}/params`);
+    if (o.policy.gatherParameters) await o.collective.allGather(params, `${tag}/params`);
 
     return {
       step, lossSum, tokens, samples, lr,
@@ -138,6 +160,13 @@ export class ZeroTrainer {
       globalTokens,
       gradNorm: Math.sqrt(sumSq),
       bytesSent: o.collective.bytesSent - sent0,
+      computeMs, commMs, hiddenCommMs,
     };
+  }
+
+  /** This rank's reduced gradient range [shard.start, shard.end). */
+  private ownGradient(): Float32Array {
+    const { shard } = this.o;
+    return this.o.policy.reduceGradients === 'reduceScatter' ? this.reducer.grad : this.reducer.grad.subarray(shard.start, shard.end);
   }
 }

@@ -19,7 +19,7 @@ import { SHARDING_POLICY_BY_STAGE, ZERO_KEYS_ACTED_ON, ZeroOptimizationSchema, z
 
 export type DeepReadonly<T> = T extends (infer U)[] ? readonly DeepReadonly<U>[] : T extends object ? { readonly [K in keyof T]: DeepReadonly<T[K]> } : T;
 
-type HfNotUsedKey = 'fp16' | 'bf16' | 'tf32' | 'do_train' | 'do_eval' | 'do_predict' | 'overwrite_output_dir' | 'logging_dir' | 'report_to' | 'disable_tqdm' | 'dataloader_num_workers' | 'dataloader_pin_memory' | 'remove_unused_columns' | 'gradient_checkpointing';
+type HfNotUsedKey = 'fp16' | 'bf16' | 'tf32' | 'do_train' | 'do_eval' | 'do_predict' | 'overwrite_output_dir' | 'logging_dir' | 'report_to' | 'disable_tqdm' | 'dataloader_num_workers' | 'dataloader_pin_memory' | 'remove_unused_columns';
 type AutoZeroKey = 'reduce_bucket_size' | 'overlap_comm' | 'stage3_prefetch_bucket_size' | 'prefetch_bucket_size' | 'stage3_param_persistence_threshold' | 'param_persistence_threshold';
 
 /** zero_optimization with DeepSpeed's implicit defaults and HF's "auto" values filled in. */

@@ -27,7 +27,7 @@ export const DEEPSPEED_BUCKET_DEFAULT = 500_000_000;
 // The ring reduces and gathers the whole flat buffer in ~1 MiB chunks (no DeepSpeed buckets) and
 // does not yet overlap communication with backward, so the bucket and overlap keys are reported
 // as ignored. offload_param belongs to stage 3, which is not implemented.
-export const ZERO_KEYS_ACTED_ON: readonly string[] = Object.freeze(['stage', 'offload_optimizer.device']);
+export const ZERO_KEYS_ACTED_ON: readonly string[] = Object.freeze(['stage', 'offload_optimizer.device', 'reduce_bucket_size', 'overlap_comm']);
 
 const count = z.number().int().min(0);
 const positiveCount = z.number().int().min(1);

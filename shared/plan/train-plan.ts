@@ -18,6 +18,12 @@ export const TrainPlanSchema = z.strictObject({
   data_seed: z.number().int().nonnegative(),
   world: z.number().int().positive(),
   zero_stage: z.union([z.literal(0), z.literal(1), z.literal(2)]),
+  /** HF gradient_checkpointing: each block's backward recomputes its forward. */
+  gradient_checkpointing: z.boolean(),
+  /** DeepSpeed overlap_comm: the engine runs in a worker thread while gradients are reduced. */
+  overlap_comm: z.boolean(),
+  /** DeepSpeed reduce_bucket_size: elements per stage-2 gradient reduce-scatter. */
+  reduce_bucket_size: z.number().int().positive(),
   per_device_train_batch_size: z.number().int().positive(),
   gradient_accumulation_steps: z.number().int().positive(),
   group_by_length: z.boolean(),

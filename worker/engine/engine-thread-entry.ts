@@ -1,0 +1,55 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import { parseT5Config } from '../../shared/models/t5-config.js';
+import { arrive, move, type EngineThreadData, type FromThread, type ToThread } from './engine-thread-protocol.js';
+import { T5BlockEngine } from './t5-block-engine.js';
+import { now } from './training-engine.js';
+
+// The engine thread: runs the block engine's sessions so the main thread's event loop stays free
+// for the collectives. Each gradient unit is posted to the main thread as soon as it exists; the
+// thread runs ahead by at most `maxUnitsInFlight` units (each a buffer the main thread holds until
+// its reduce-scatter is done), then waits for one to be taken.
+
+const data = workerData as EngineThreadData;
+const port = parentPort!;
+const post = (m: FromThread, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
+
+let inFlight = 0;
+let waiting: (() => void) | null = null;
+const engine = await T5BlockEngine.create(parseT5Config(data.configRaw), data.options);
+post({ type: 'ready', paramCount: engine.paramCount, units: engine.units.map((u) => ({ lo: u.lo, hi: u.hi })) });
+
+port.on('message', (m: ToThread) => {
+  if (m.type === 'taken') {
+    inFlight--;
+    const w = waiting;
+    waiting = null;
+    w?.();
+  } else if (m.type === 'release') {
+    void engine.release().then(() => {
+      post({ type: 'released' });
+      port.close();
+    });
+  } else void run(m);
+});
+
+async function run(m: Extract<ToThread, { type: 'forwardBackward' | 'forwardLoss' }>): Promise<void> {
+  const params = arrive(m.params);
+  try {
+    if (m.type === 'forwardLoss') {
+      const loss = await engine.forwardLoss(params, m.batch);
+      post({ type: 'done', id: m.id, loss, params: move(params) }, [params.buffer as ArrayBuffer]);
+      return;
+    }
+    const computeStart = now();
+    const loss = await engine.forwardBackward(params, m.batch, m.dropout, async (lo, hi, grad) => {
+      const g = grad as Float32Array;
+      inFlight++;
+      post({ type: 'unit', id: m.id, lo, hi, grad: move(g) }, [g.buffer as ArrayBuffer]);
+      if (inFlight > data.maxUnitsInFlight) await new Promise<void>((resolve) => (waiting = resolve));
+    });
+    post({ type: 'done', id: m.id, loss: { ...loss, computeStart, computeEnd: now() }, params: move(params) }, [params.buffer as ArrayBuffer]);
+  } catch (err) {
+    const detached = params.buffer.byteLength === 0;
+    post({ type: 'failed', id: m.id, message: (err as Error).message, params: detached ? null : move(params) }, detached ? [] : [params.buffer as ArrayBuffer]);
+  }
+}

@@ -1,0 +1,45 @@
+import type { Seq2SeqBatch } from '../../shared/models/batch.js';
+import type { DropoutKey } from './dropout-masks.js';
+import type { BlockEngineOptions } from './t5-block-engine.js';
+import type { LossSums } from './t5-engine.js';
+import type { StepTiming } from './training-engine.js';
+
+// The messages between the main thread and the engine thread (engine-thread.ts, -entry.ts).
+// Parameter buffers and gradient units are transferred (moved), never copied or shared.
+
+export interface EngineThreadData {
+  /** T5Config.raw: the thread parses it again. */
+  readonly configRaw: Readonly<Record<string, unknown>>;
+  readonly options: BlockEngineOptions;
+  /** Gradient units the thread may post before it waits for the main thread to take one. */
+  readonly maxUnitsInFlight: number;
+}
+
+/** A Float32Array as it crosses: its buffer (transferred) and where in the buffer it lies. */
+export interface MovedArray {
+  readonly buffer: ArrayBuffer;
+  readonly byteOffset: number;
+  readonly length: number;
+}
+
+export type ToThread =
+  | { readonly type: 'forwardBackward'; readonly id: number; readonly params: MovedArray; readonly batch: Seq2SeqBatch; readonly dropout: DropoutKey | undefined }
+  | { readonly type: 'forwardLoss'; readonly id: number; readonly params: MovedArray; readonly batch: Seq2SeqBatch }
+  /** The main thread took a unit (its reduce-scatter finished): one fewer in flight. */
+  | { readonly type: 'taken' }
+  | { readonly type: 'release' };
+
+export type FromThread =
+  | { readonly type: 'ready'; readonly paramCount: number; readonly units: readonly { readonly lo: number; readonly hi: number }[] }
+  | { readonly type: 'unit'; readonly id: number; readonly lo: number; readonly hi: number; readonly grad: MovedArray }
+  | { readonly type: 'done'; readonly id: number; readonly loss: LossSums & Partial<StepTiming>; readonly params: MovedArray }
+  | { readonly type: 'failed'; readonly id: number; readonly message: string; readonly params: MovedArray | null }
+  | { readonly type: 'released' };
+
+export function move(a: Float32Array): MovedArray {
+  return { buffer: a.buffer as ArrayBuffer, byteOffset: a.byteOffset, length: a.length };
+}
+
+export function arrive(m: MovedArray): Float32Array {
+  return new Float32Array(m.buffer, m.byteOffset, m.length);
+}

@@ -1,0 +1,111 @@
+import { Worker } from 'node:worker_threads';
+import { EngineError } from '../../shared/errors.js';
+import type { Seq2SeqBatch } from '../../shared/models/batch.js';
+import type { T5Config } from '../../shared/models/t5-config.js';
+import type { DropoutKey } from './dropout-masks.js';
+import { arrive, move, type EngineThreadData, type FromThread, type ToThread } from './engine-thread-protocol.js';
+import type { BlockEngineOptions, GradientSink } from './t5-block-engine.js';
+import type { LossSums } from './t5-engine.js';
+import type { ParamHolder, StepTiming, TrainingEngine } from './training-engine.js';
+
+// overlap_comm: the block engine in a worker thread (engine-thread-entry.ts). onnxruntime-node's
+// session.run() holds the thread that calls it, so on the main thread no reduce-scatter could make
+// progress during a backward. Here the thread computes block k-1's backward while the main thread
+// reduce-scatters block k's gradients. For the length of a call the parameter buffer belongs to the
+// thread (transferred, not shared: onnxruntime-node refuses SharedArrayBuffer tensors); the holder
+// gets it back, same bytes, when the call settles.
+
+/** Units (buffers) the thread may run ahead of the reduce-scatters: two, as DeepSpeed's double buffering. */
+const MAX_UNITS_IN_FLIGHT = 2;
+
+interface Pending {
+  readonly holder: ParamHolder;
+  readonly sink: GradientSink | null;
+  readonly resolve: (loss: LossSums & Partial<StepTiming>) => void;
+  readonly reject: (err: Error) => void;
+  /** Sink calls still running (the call settles after them). */
+  sinks: Promise<unknown>[];
+}
+
+export class ThreadedBlockEngine implements TrainingEngine {
+  private nextId = 0;
+  private readonly pending = new Map<number, Pending>();
+  private failure: Error | null = null;
+
+  private constructor(
+    private readonly thread: Worker,
+    readonly paramCount: number,
+    readonly units: readonly { readonly lo: number; readonly hi: number }[],
+  ) {
+    thread.on('message', (m: FromThread) => this.onMessage(m));
+    const fail = (err: Error) => {
+      this.failure = new EngineError(`engine thread failed: ${err.message}`, { cause: err });
+      for (const p of this.pending.values()) p.reject(this.failure);
+      this.pending.clear();
+    };
+    thread.on('error', fail);
+    thread.on('exit', (code) => fail(new Error(`exited with code ${code}`)));
+  }
+
+  static async create(config: T5Config, options: BlockEngineOptions): Promise<ThreadedBlockEngine> {
+    const data: EngineThreadData = { configRaw: config.raw, options, maxUnitsInFlight: MAX_UNITS_IN_FLIGHT };
+    const thread = new Worker(new URL('./engine-thread-entry.js', import.meta.url), { workerData: data });
+    const ready = await new Promise<Extract<FromThread, { type: 'ready' }>>((resolve, reject) => {
+      thread.once('message', (m: FromThread) => (m.type === 'ready' ? resolve(m) : reject(new EngineError(`engine thread: expected ready, got ${m.type}`))));
+      thread.once('error', (err) => reject(new EngineError(`engine thread could not start: ${err.message}`, { cause: err })));
+    });
+    return new ThreadedBlockEngine(thread, ready.paramCount, ready.units);
+  }
+
+  async forwardBackward(params: ParamHolder, batch: Seq2SeqBatch, dropout: DropoutKey | undefined, sink: GradientSink): Promise<LossSums & StepTiming> {
+    const loss = await this.call(params, sink, (id, moved) => ({ type: 'forwardBackward', id, params: moved, batch, dropout }));
+    return { lossSum: loss.lossSum, tokenCount: loss.tokenCount, computeStart: loss.computeStart!, computeEnd: loss.computeEnd! };
+  }
+
+  async forwardLoss(params: ParamHolder, batch: Seq2SeqBatch): Promise<LossSums> {
+    const loss = await this.call(params, null, (id, moved) => ({ type: 'forwardLoss', id, params: moved, batch }));
+    return { lossSum: loss.lossSum, tokenCount: loss.tokenCount };
+  }
+
+  async release(): Promise<void> {
+    if (this.failure) return;
+    const released = new Promise<void>((resolve) => this.thread.once('exit', () => resolve()));
+    this.post({ type: 'release' });
+    await released;
+  }
+
+  private call(holder: ParamHolder, sink: GradientSink | null, message: (id: number, params: ReturnType<typeof move>) => ToThread): Promise<LossSums & Partial<StepTiming>> {
+    if (this.failure) return Promise.reject(this.failure);
+    const id = this.nextId++;
+    const array = holder.array;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { holder, sink, resolve, reject, sinks: [] });
+      this.post(message(id, move(array)), [array.buffer as ArrayBuffer]);
+    });
+  }
+
+  private onMessage(m: FromThread): void {
+    if (m.type === 'ready' || m.type === 'released') return;
+    const p = this.pending.get(m.id);
+    if (!p) return;
+    if (m.type === 'unit') {
+      // Taken once the sink is done with it (for a completed bucket: its reduce-scatter).
+      const done = Promise.resolve()
+        .then(() => p.sink!(m.lo, m.hi, arrive(m.grad)))
+        .finally(() => this.post({ type: 'taken' }));
+      p.sinks.push(done);
+      return;
+    }
+    this.pending.delete(m.id);
+    if (m.params) p.holder.array = arrive(m.params);
+    if (m.type === 'failed') {
+      void Promise.allSettled(p.sinks).then(() => p.reject(new EngineError(`engine thread: ${m.message}`)));
+      return;
+    }
+    Promise.all(p.sinks).then(() => p.resolve(m.loss), p.reject);
+  }
+
+  private post(m: ToThread, transfer: ArrayBuffer[] = []): void {
+    this.thread.postMessage(m, transfer);
+  }
+}

@@ -1,0 +1,91 @@
+import type { Seq2SeqBatch } from '../../shared/models/batch.js';
+import type { DropoutKey } from './dropout-masks.js';
+import type { GradientSink, T5BlockEngine } from './t5-block-engine.js';
+import type { LossSums, T5Engine } from './t5-engine.js';
+
+// What the ZeRO step needs from an engine: forward+backward of one micro-batch with its gradient
+// handed out unit by unit (end to start of the flat buffer), and an evaluation loss. Parameters
+// are passed in a holder because an engine in a worker thread borrows the buffer while it runs
+// (onnxruntime-node refuses SharedArrayBuffer tensors, so the buffer is transferred there and
+// back, never shared) and puts it back when the call settles.
+
+/** The flat parameters (padded length); `array` may be replaced by an equal-content array after a call. */
+export interface ParamHolder {
+  array: Float32Array;
+}
+
+export interface StepTiming {
+  /** performance.timeOrigin + performance.now() at the first and last kernel of the call. */
+  readonly computeStart: number;
+  readonly computeEnd: number;
+}
+
+export interface TrainingEngine {
+  readonly paramCount: number;
+  /** Gradient units [lo, hi) in the order forwardBackward hands them out. */
+  readonly units: readonly { readonly lo: number; readonly hi: number }[];
+  forwardBackward(params: ParamHolder, batch: Seq2SeqBatch, dropout: DropoutKey | undefined, sink: GradientSink): Promise<LossSums & StepTiming>;
+  forwardLoss(params: ParamHolder, batch: Seq2SeqBatch): Promise<LossSums>;
+  release(): Promise<void>;
+}
+
+export function now(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/** The block engine on the calling thread: each unit's sink call is awaited before the backward goes on. */
+export class LocalBlockEngine implements TrainingEngine {
+  constructor(readonly engine: T5BlockEngine) {}
+
+  get paramCount(): number {
+    return this.engine.paramCount;
+  }
+
+  get units() {
+    return this.engine.units;
+  }
+
+  async forwardBackward(params: ParamHolder, batch: Seq2SeqBatch, dropout: DropoutKey | undefined, sink: GradientSink): Promise<LossSums & StepTiming> {
+    const computeStart = now();
+    const loss = await this.engine.forwardBackward(params.array, batch, dropout, sink);
+    return { ...loss, computeStart, computeEnd: now() };
+  }
+
+  forwardLoss(params: ParamHolder, batch: Seq2SeqBatch): Promise<LossSums> {
+    return this.engine.forwardLoss(params.array, batch);
+  }
+
+  release(): Promise<void> {
+    return this.engine.release();
+  }
+}
+
+/** The whole-model engine (the oracle) behind the same interface: one unit, the whole buffer. */
+export class WholeModelEngine implements TrainingEngine {
+  constructor(readonly engine: T5Engine) {}
+
+  get paramCount(): number {
+    return this.engine.paramCount;
+  }
+
+  get units() {
+    return [{ lo: 0, hi: this.engine.paramCount }];
+  }
+
+  async forwardBackward(params: ParamHolder, batch: Seq2SeqBatch, dropout: DropoutKey | undefined, sink: GradientSink): Promise<LossSums & StepTiming> {
+    const computeStart = now();
+    const grad = new Float32Array(this.engine.paramCount);
+    const loss = await this.engine.forwardBackward(params.array, grad, batch, dropout);
+    const computeEnd = now();
+    await sink(0, grad.length, grad);
+    return { ...loss, computeStart, computeEnd };
+  }
+
+  forwardLoss(params: ParamHolder, batch: Seq2SeqBatch): Promise<LossSums> {
+    return this.engine.forwardLoss(params.array, batch);
+  }
+
+  release(): Promise<void> {
+    return this.engine.release();
+  }
+}
