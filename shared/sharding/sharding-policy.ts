@@ -5,10 +5,12 @@
 //   stage 1  gradients all-reduced,   optimizer state and update on the own range, params all-gathered
 //   stage 2  gradients reduce-scattered (only the own range is reduced), as stage 1 otherwise
 //
-// [Note: stage 2 memory] The engine runs the whole model in one session, so every rank still
-// materialises a full local gradient; stage 2 saves the reduced-gradient traffic and the optimizer
-// memory, not the local gradient buffer. Real gradient partitioning needs block-wise backward
-// (the stage 3 work), where each block's gradient is reduce-scattered as soon as it exists.
+// [Note: stage 2 memory] The engine runs the model block by block (worker/engine/t5-block-engine.ts)
+// and hands out each block's parameter gradients as soon as its backward is done. At stages 0/1
+// they are collected into a full local gradient (all-reduced after the last micro-batch); at
+// stage 2 they go in buckets of reduce_bucket_size straight into a reduce-scatter whose own part is
+// added into the rank's gradient shard (worker/gradient-reducer.ts), so a rank holds 4Ψ/N of
+// gradient plus the buckets in flight, never a whole-model gradient: the ZeRO paper's 4Ψ + 12Ψ/N.
 
 export type ZeroStage = 0 | 1 | 2;
 
