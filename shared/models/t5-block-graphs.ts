@@ -9,18 +9,18 @@ import { t5ParamSpecs } from './t5-params.js';
 import { decoderBlock, encoderBlock, headAndLoss, keyMaskBias, positionBias } from './t5-stack-layers.js';
 
 // T5ForConditionalGeneration cut into blocks (see [Note: block models]): the embedding lookup
-// (used by both stacks), each encoder layer, the encoder's final norm, each decoder layer, and the
-// head with the loss. Layers of one stack share one graph: parameters are inputs named by their
-// name inside the block, and the engine feeds each layer its own. The stack's relative-position
-// table (owned by block 0 in HF) is an input of every layer of the stack, each layer computing the
-// bias from it, so its gradient arrives as rows from every layer and is summed by the engine.
+// (used by both stacks), each stack's attention bias, each encoder layer, the encoder's final
+// norm, each decoder layer, and the head with the loss. Layers of one stack share one graph:
+// parameters are inputs named by their name inside the block, and the engine feeds each layer its
+// own. As in HF, a stack computes its bias once (relative-position table, owned by block 0, plus
+// the key or causal mask) and every layer adds it to its scores: the bias block's output is an
+// input of every layer, so its gradient is the sum of the layers' (the engine adds them).
 
-export type T5BlockKind = 'embed' | 'encoder.block' | 'encoder.final' | 'decoder.block' | 'head';
-export const T5_BLOCK_KINDS: readonly T5BlockKind[] = ['embed', 'encoder.block', 'encoder.final', 'decoder.block', 'head'];
+export type T5BlockKind = 'embed' | 'encoder.bias' | 'encoder.block' | 'encoder.final' | 'decoder.bias' | 'decoder.block' | 'head';
+export const T5_BLOCK_KINDS: readonly T5BlockKind[] = ['embed', 'encoder.bias', 'encoder.block', 'encoder.final', 'decoder.bias', 'decoder.block', 'head'];
 
-/** The block input every layer of a stack reads its position-bias table from. */
-export const POSITION_BIAS_TABLE = 'position_bias_table';
-const BIAS_LOCAL = 'layer.0.SelfAttention.relative_attention_bias.weight';
+/** The stack's relative-position table (HF: block 0's relative_attention_bias). */
+export const BIAS_LOCAL = 'layer.0.SelfAttention.relative_attention_bias.weight';
 /** The embedding block's sequence dimension (the encoder's or the decoder's length). */
 export const SEQ = 'seq';
 
@@ -45,9 +45,9 @@ export function buildT5Block(kind: T5BlockKind, config: T5Config, options: { dty
   const layerParams = (stack: 'encoder' | 'decoder') => {
     const locals = layerLocalNames(config, stack);
     const values = new Map(locals.map((l) => [l, g.input(l, dtype, specs.get(`${stack}.block.0.${l}`)!.shape)]));
-    const table = g.input(POSITION_BIAS_TABLE, dtype, [config.numBuckets, config.numHeads]);
-    return { P: (local: string) => values.get(local)!, params: [table, ...values.values()], table };
+    return { P: (local: string) => values.get(local)!, params: [...values.values()] };
   };
+  const H = config.numHeads;
   const block = (activations: BlockDefinition['activations'], params: BlockDefinition['params'], out: Value): T5BlockGraph => ({
     kind, graph: g, activations, params, outputs: [{ name: 'out', value: out }], dropoutSites: dropout.sites,
   });
@@ -58,13 +58,25 @@ export function buildT5Block(kind: T5BlockKind, config: T5Config, options: { dty
       const ids = g.input('ids', 'int32', [BATCH, SEQ]);
       return block([], [table], dropout.apply(gather(table, ids, 0), 'embed'));
     }
+    case 'encoder.bias': {
+      // Without the key mask: a batch-independent [1, heads, s, s], so the gradient each layer
+      // hands back is batch times smaller (tensors crossing sessions are copied; see the note).
+      const table = g.input('weight', dtype, [config.numBuckets, H]);
+      const buckets = g.input(I.encoderBuckets, 'int32', [SRC_LEN, SRC_LEN]);
+      return block([], [table], positionBias(table, buckets));
+    }
+    case 'decoder.bias': {
+      const table = g.input('weight', dtype, [config.numBuckets, H]);
+      const buckets = g.input(I.decoderBuckets, 'int32', [TGT_LEN, TGT_LEN]);
+      const causal = g.input(I.decoderCausalMask, dtype, [TGT_LEN, TGT_LEN]);
+      return block([], [table], add(positionBias(table, buckets), causal));
+    }
     case 'encoder.block': {
       const h = g.input('hidden', dtype, [BATCH, SRC_LEN, d]);
+      const bias = g.input('bias', dtype, [1, H, SRC_LEN, SRC_LEN]);
       const mask = g.input(I.attentionMask, 'int32', [BATCH, SRC_LEN]);
-      const buckets = g.input(I.encoderBuckets, 'int32', [SRC_LEN, SRC_LEN]);
-      const { P, params, table } = layerParams('encoder');
-      const bias = add(positionBias(table, buckets), keyMaskBias(mask, dtype));
-      return block([h], params, encoderBlock(h, bias, P, config, dropout, ''));
+      const { P, params } = layerParams('encoder');
+      return block([h, bias], params, encoderBlock(h, add(bias, keyMaskBias(mask, dtype)), P, config, dropout, ''));
     }
     case 'encoder.final': {
       const h = g.input('hidden', dtype, [BATCH, SRC_LEN, d]);
@@ -74,12 +86,10 @@ export function buildT5Block(kind: T5BlockKind, config: T5Config, options: { dty
     case 'decoder.block': {
       const h = g.input('hidden', dtype, [BATCH, TGT_LEN, d]);
       const encoderOut = g.input('encoder_out', dtype, [BATCH, SRC_LEN, d]);
+      const selfBias = g.input('bias', dtype, [1, H, TGT_LEN, TGT_LEN]);
       const mask = g.input(I.attentionMask, 'int32', [BATCH, SRC_LEN]);
-      const buckets = g.input(I.decoderBuckets, 'int32', [TGT_LEN, TGT_LEN]);
-      const causal = g.input(I.decoderCausalMask, dtype, [TGT_LEN, TGT_LEN]);
-      const { P, params, table } = layerParams('decoder');
-      const selfBias = add(positionBias(table, buckets), causal);
-      return block([h, encoderOut], params, decoderBlock(h, encoderOut, selfBias, keyMaskBias(mask, dtype), P, config, dropout, ''));
+      const { P, params } = layerParams('decoder');
+      return block([h, encoderOut, selfBias], params, decoderBlock(h, encoderOut, selfBias, keyMaskBias(mask, dtype), P, config, dropout, ''));
     }
     case 'head': {
       const h = g.input('hidden', dtype, [BATCH, TGT_LEN, d]);

@@ -24,8 +24,8 @@ import { T5Feeds } from './t5-feeds.js';
 // whole-model engine (t5-engine.ts) computes the same function in one graph: the test oracle.
 //
 // Values used by several blocks have their gradients summed here: the encoder output (every
-// decoder layer's cross-attention), a stack's position-bias table (every layer's bias), the shared
-// embedding (both lookups and a tied head). Dropout masks are keyed by the whole model's site
+// decoder layer's cross-attention), a stack's attention bias (every layer of the stack), the
+// shared embedding (both lookups and a tied head). Dropout masks are keyed by the whole model's site
 // index, so both engines draw the same masks for the same (seed, step, sample).
 
 type Flat = Float32Array | Float64Array;
@@ -46,10 +46,6 @@ interface KindSessions {
   readonly forward: ort.InferenceSession | null;
   readonly backward: ort.InferenceSession;
   readonly sites: readonly DropoutSite[];
-}
-
-interface Stash {
-  readonly feeds: Record<string, ort.Tensor>;
 }
 
 export class T5BlockEngine {
@@ -107,29 +103,23 @@ export class T5BlockEngine {
   async forwardBackward(params: Flat, batch: Seq2SeqBatch, dropout: DropoutKey | undefined, sink: GradientSink): Promise<LossSums> {
     this.checkFlat(params);
     const data = this.dataFeeds(batch);
-    const stash: (Stash | null)[] = [];
+    const stash: (Record<string, ort.Tensor> | null)[] = [];
 
     // forward: each block's inputs (and saved activations) kept for its backward
-    let hidden: ort.Tensor | null = null;
-    let encoderOut: ort.Tensor | null = null;
+    const streams = new Map<string, ort.Tensor>();
     for (const [k, block] of this.plan.entries()) {
       const s = this.train.get(block.kind)!;
-      const feeds: Record<string, ort.Tensor> = { ...this.activationFeeds(block, data, hidden, encoderOut), ...this.maskFeeds(block, s.sites, batch, dropout) };
-      if (!s.forward) {
-        stash[k] = { feeds };
-        break;
-      }
+      const feeds: Record<string, ort.Tensor> = { ...this.activationFeeds(block, data, streams), ...this.maskFeeds(block, s.sites, batch, dropout) };
+      stash[k] = feeds;
+      if (!s.forward) continue; // the head: forward and backward in one run
       const out = await this.run(s.forward, block, { ...data, ...feeds, ...this.paramFeeds(block, params) }, ['out', ...s.models.saved]);
       for (const name of s.models.saved) feeds[name] = out[name]!;
-      stash[k] = { feeds };
-      hidden = out.out!;
-      if (block.kind === 'encoder.final') encoderOut = hidden;
+      streams.set(block.output!, out.out!);
     }
 
-    // backward, from the head down
+    // backward, from the head down; a stream's gradient is summed over the blocks that read it
     let loss: LossSums | null = null;
-    let gradHidden: ort.Tensor | null = null;
-    let gradEncoderOut: Flat | null = null;
+    const streamGrads = new Map<string, Flat>();
     const accumulated = new Map<string, Flat>();
     let nextUnit = 0;
     for (let k = this.plan.length - 1; k >= 0; k--) {
@@ -138,49 +128,50 @@ export class T5BlockEngine {
       const unit = this.units[nextUnit]?.block === k ? this.units[nextUnit]! : null;
       const unitGrad = unit ? this.newFlat(unit.hi - unit.lo) : null;
       const seeds: Record<string, ort.Tensor> = {};
-      if (s.models.seeds.length > 0) {
-        const seed = block.kind === 'encoder.final' ? this.tensorLike(gradEncoderOut, encoderOut!) : gradHidden;
-        if (!seed) throw new EngineError(`block ${block.label}: no gradient reached its output`);
-        seeds[s.models.seeds[0]!.seed] = seed;
+      if (block.output) {
+        const seed = streamGrads.get(block.output);
+        if (!seed) throw new EngineError(`block ${block.label}: no gradient reached its output ${block.output}`);
+        streamGrads.delete(block.output);
+        seeds[s.models.seeds[0]!.seed] = new ort.Tensor(this.dtype, seed, streams.get(block.output)!.dims);
       }
       // Dense gradients of parameters only this block uses are written by ORT into the unit in place.
       const fetches: Record<string, ort.Tensor | null> = {};
       for (const g of s.models.activationGradients) fetches[g.gradient] = null;
       if (block.kind === 'head') fetches.loss_sum = fetches.token_count = null;
+      const inPlace = new Set<string>();
       for (const g of s.models.paramGradients) {
         const p = this.layout.get(block.params.get(g.param)!);
-        if (g.dense) fetches[g.dense] = unitGrad && this.writesInPlace(p, g, unit!) ? new ort.Tensor(this.dtype, unitGrad.subarray(p.offset - unit!.lo, p.offset - unit!.lo + p.size), [...p.shape]) : null;
+        if (g.dense && unit && this.writesInPlace(p, g, unit)) {
+          inPlace.add(g.param);
+          fetches[g.dense] = new ort.Tensor(this.dtype, unitGrad!.subarray(p.offset - unit.lo, p.offset - unit.lo + p.size), [...p.shape]);
+        } else if (g.dense) fetches[g.dense] = null;
         for (const r of g.rows) fetches[r.rows] = fetches[r.indices] = null;
       }
-      const feeds = { ...data, ...stash[k]!.feeds, ...seeds, ...this.paramFeeds(block, params) };
+      const out = await this.run(s.backward, block, { ...data, ...stash[k]!, ...seeds, ...this.paramFeeds(block, params) }, fetches);
       stash[k] = null;
-      const out = await this.run(s.backward, block, feeds, fetches);
 
       for (const g of s.models.paramGradients) {
+        if (inPlace.has(g.param)) continue;
         const p = this.layout.get(block.params.get(g.param)!);
-        if (g.dense && unitGrad && this.writesInPlace(p, g, unit!)) continue;
-        const acc = accumulated.get(p.name);
-        let target = acc;
+        let target = accumulated.get(p.name);
         if (g.dense) {
           const dense = out[g.dense]!.data as Flat;
           if (!target) accumulated.set(p.name, (target = dense));
-          else for (let i = 0; i < target.length; i++) target[i]! += dense[i]!;
+          else addInto(target, dense);
         }
         for (const r of g.rows) {
           if (!target) accumulated.set(p.name, (target = this.newFlat(p.size)));
           addRows(target, p.shape[0]!, p.shape[1]!, out[r.indices]!.data as Int32Array | BigInt64Array, out[r.rows]!.data as Flat);
         }
       }
-      if (block.kind === 'head') loss = { lossSum: Number(out.loss_sum!.data[0]), tokenCount: Number(out.token_count!.data[0]) };
-      gradHidden = s.models.activationGradients.some((g) => g.activation === 'hidden') ? out['grad.hidden']! : null;
-      const gradEnc = out['grad.encoder_out'];
-      if (gradEnc) {
-        if (!gradEncoderOut) gradEncoderOut = gradEnc.data as Flat;
-        else {
-          const add = gradEnc.data as Flat;
-          for (let i = 0; i < add.length; i++) gradEncoderOut[i]! += add[i]!;
-        }
+      for (const g of s.models.activationGradients) {
+        const stream = block.inputs.get(g.activation)!;
+        const grad = out[g.gradient]!.data as Flat;
+        const sum = streamGrads.get(stream);
+        if (!sum) streamGrads.set(stream, grad);
+        else addInto(sum, grad);
       }
+      if (block.kind === 'head') loss = { lossSum: Number(out.loss_sum!.data[0]), tokenCount: Number(out.token_count!.data[0]) };
 
       if (unit) {
         nextUnit++;
@@ -197,17 +188,15 @@ export class T5BlockEngine {
     this.evaluate ??= this.makeEvaluate();
     const sessions = await this.evaluate;
     const data = this.dataFeeds(batch);
-    let hidden: ort.Tensor | null = null;
-    let encoderOut: ort.Tensor | null = null;
+    const streams = new Map<string, ort.Tensor>();
     for (const block of this.plan) {
-      const feeds: Record<string, ort.Tensor> = { ...data, ...this.activationFeeds(block, data, hidden, encoderOut), ...this.paramFeeds(block, params) };
+      const feeds: Record<string, ort.Tensor> = { ...data, ...this.activationFeeds(block, data, streams), ...this.paramFeeds(block, params) };
       const session = sessions.get(block.kind)!.session;
       if (block.kind === 'head') {
         const out = await this.run(session, block, feeds, ['loss_sum', 'token_count']);
         return { lossSum: Number(out.loss_sum!.data[0]), tokenCount: Number(out.token_count!.data[0]) };
       }
-      hidden = (await this.run(session, block, feeds, ['out'])).out!;
-      if (block.kind === 'encoder.final') encoderOut = hidden;
+      streams.set(block.output!, (await this.run(session, block, feeds, ['out'])).out!);
     }
     throw new EngineError('the plan has no head block');
   }
@@ -260,15 +249,15 @@ export class T5BlockEngine {
     return this.feeds.feeds(batch);
   }
 
-  private activationFeeds(block: BlockInstance, data: Record<string, ort.Tensor>, hidden: ort.Tensor | null, encoderOut: ort.Tensor | null): Record<string, ort.Tensor> {
-    switch (block.kind) {
-      case 'embed':
-        return { ids: data[block.ids!.input]! };
-      case 'decoder.block':
-        return { hidden: hidden!, encoder_out: encoderOut! };
-      default:
-        return { hidden: hidden! };
+  private activationFeeds(block: BlockInstance, data: Record<string, ort.Tensor>, streams: ReadonlyMap<string, ort.Tensor>): Record<string, ort.Tensor> {
+    const feeds: Record<string, ort.Tensor> = {};
+    if (block.ids) feeds.ids = data[block.ids.input]!;
+    for (const [input, stream] of block.inputs) {
+      const t = streams.get(stream);
+      if (!t) throw new EngineError(`block ${block.label}: stream ${stream} has no value yet`);
+      feeds[input] = t;
     }
+    return feeds;
   }
 
   private paramFeeds(block: BlockInstance, params: Flat): Record<string, ort.Tensor> {
@@ -298,10 +287,6 @@ export class T5BlockEngine {
     return feeds;
   }
 
-  private tensorLike(data: Flat | null, like: ort.Tensor): ort.Tensor | null {
-    return data ? new ort.Tensor(this.dtype, data, like.dims) : null;
-  }
-
   private newFlat(n: number): Flat {
     return this.dtype === 'float32' ? new Float32Array(n) : new Float64Array(n);
   }
@@ -327,6 +312,10 @@ export class T5BlockEngine {
       throw new EngineError(`params: expected a ${want.name} of at least ${this.paramCount} elements (a padded flat buffer may be longer), got ${a.constructor.name}(${a.length})`);
     }
   }
+}
+
+function addInto(target: Flat, add: Flat): void {
+  for (let i = 0; i < target.length; i++) target[i]! += add[i]!;
 }
 
 async function makeSession(bytes: Uint8Array, what: string, o: EngineOptions): Promise<ort.InferenceSession> {

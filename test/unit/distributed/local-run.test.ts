@@ -42,11 +42,17 @@ test('kp-coord start: 1, 2 and 4 worker processes and ZeRO stages 0/1/2 reach th
       { name: 'n2-s1', args: ['--workers', '2', '--set', 'per_device_train_batch_size=4', '--set', 'zero_optimization.stage=1'] },
       { name: 'n2-s2', args: ['--workers', '2', '--set', 'per_device_train_batch_size=4', '--set', 'zero_optimization.stage=2'] },
       { name: 'n4-s2', args: ['--workers', '4', '--set', 'per_device_train_batch_size=2', '--set', 'zero_optimization.stage=2'] },
+      // Activation checkpointing and small buckets (d_model^2 = 1024 elements), with the engine on
+      // the worker's main thread and in a worker thread (overlap_comm).
+      ...[false, true].map((overlap) => ({
+        name: `n2-s2-ckpt${overlap ? '-overlap' : ''}`,
+        args: ['--workers', '2', '--set', 'per_device_train_batch_size=4', '--set', 'zero_optimization.stage=2', '--set', 'gradient_checkpointing=true', '--set', 'zero_optimization.reduce_bucket_size=auto', '--set', `zero_optimization.overlap_comm=${overlap}`],
+      })),
     ];
     const summaries: z.infer<typeof SummarySchema>[] = [];
     for (const r of runs) summaries.push(await start(join(dir, r.name), [...r.args, '--threads-per-worker', '1']));
-    assert.deepEqual(summaries.map((s) => s.world_size), [1, 2, 2, 2, 4]);
-    assert.deepEqual(summaries.map((s) => s.zero_stage), [2, 0, 1, 2, 2]);
+    assert.deepEqual(summaries.map((s) => s.world_size), [1, 2, 2, 2, 4, 2, 2]);
+    assert.deepEqual(summaries.map((s) => s.zero_stage), [2, 0, 1, 2, 2, 2, 2]);
     for (const s of summaries) assert.equal(s.train_loss.length, 2);
     const final = (name: string) => join(dir, name, 'final');
     for (const r of runs.slice(1)) {
@@ -63,6 +69,9 @@ test('kp-coord start: 1, 2 and 4 worker processes and ZeRO stages 0/1/2 reach th
     const [s0, s1, s2] = await Promise.all(['n2-s0', 'n2-s1', 'n2-s2'].map((name) => loadHfModel(final(name))));
     assert.deepEqual(s1!.flat, s0!.flat, 'stage 1 differs from stage 0');
     assert.deepEqual(s2!.flat, s0!.flat, 'stage 2 differs from stage 0');
+    // The engine thread runs the same kernels: overlap changes no bit.
+    const [local, threaded] = await Promise.all(['n2-s2-ckpt', 'n2-s2-ckpt-overlap'].map((name) => loadHfModel(final(name))));
+    assert.deepEqual(threaded!.flat, local!.flat, 'overlap_comm changes the weights');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
