@@ -229,7 +229,8 @@ async function benchCase(k: Case, threads: number, runs: number, memory: boolean
   }
 
   const d = config.dModel;
-  const formula = ((config.numEncoderLayers + 2) * k.batch * k.srcLen + (config.numDecoderLayers + 1) * k.batch * k.tgtLen) * d * 4;
+  // Hidden states and the encoder output, plus each stack's attention bias: [1, heads, len, len].
+  const formula = (((config.numEncoderLayers + 2) * k.batch * k.srcLen + (config.numDecoderLayers + 1) * k.batch * k.tgtLen) * d + config.numHeads * (k.srcLen ** 2 + k.tgtLen ** 2)) * 4;
   const wholeSaved = savedActivations(config, { batch: k.batch, src_len: k.srcLen, tgt_len: k.tgtLen }, false);
   return {
     name: k.name,

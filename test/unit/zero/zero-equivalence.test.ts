@@ -92,12 +92,14 @@ test('ZeRO: 1, 2 and 4 ranks, stages 0/1/2, block engine with checkpointing and 
   const results = new Map<string, Float32Array>();
   try {
     for (const setting of SETTINGS) {
+      const t0 = performance.now();
       const engines = await Promise.all([0, 1, 2, 3].map(() => setting.make()));
       try {
         for (const world of [1, 2, 4]) for (const stage of [0, 1, 2] as const) results.set(`${setting.name}/${world}/${stage}`, await train(cache, engines, world, stage));
       } finally {
         await Promise.all(engines.map((e) => e.release()));
       }
+      console.log(`${setting.name}: 9 trainings in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     }
     const ref = results.get('whole-model/1/0')!;
     const pmax = ref.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
