@@ -15,6 +15,7 @@ const post = (m: FromThread, transfer: ArrayBuffer[] = []) => port.postMessage(m
 
 let inFlight = 0;
 let waiting: (() => void) | null = null;
+let calls: Promise<void> = Promise.resolve();
 const engine = await T5BlockEngine.create(parseT5Config(data.configRaw), data.options);
 post({ type: 'ready', paramCount: engine.paramCount, units: engine.units.map((u) => ({ lo: u.lo, hi: u.hi })) });
 
@@ -29,7 +30,10 @@ port.on('message', (m: ToThread) => {
       post({ type: 'released' });
       port.close();
     });
-  } else void run(m);
+  } else {
+    // One call at a time, in arrival order (a call from an abandoned round may still be running).
+    calls = calls.then(() => run(m));
+  }
 });
 
 async function run(m: Extract<ToThread, { type: 'forwardBackward' | 'forwardLoss' }>): Promise<void> {

@@ -90,9 +90,10 @@ export class ThreadedBlockEngine implements TrainingEngine {
     if (!p) return;
     if (m.type === 'unit') {
       // Taken once the sink is done with it (for a completed bucket: its reduce-scatter).
-      const done = Promise.resolve()
-        .then(() => p.sink!(m.lo, m.hi, arrive(m.grad)))
-        .finally(() => this.post({ type: 'taken' }));
+      // A failed sink fails the call when the thread is done with it (the parameters come back first).
+      const done = Promise.resolve().then(() => p.sink!(m.lo, m.hi, arrive(m.grad)));
+      const taken = () => this.post({ type: 'taken' });
+      void done.then(taken, taken);
       p.sinks.push(done);
       return;
     }
