@@ -11,8 +11,18 @@
 //   5. 2 workers x 1 thread vs 1 worker x 2 threads (and x 1 thread) at the same global batch;
 //   6. peak RSS per worker at stages 0/1/2 against the ZeRO memory formula (ours and the paper's).
 // The last line is `BENCH_ZERO {json}` for CI logs. About 5-10 minutes on 2 cores, ~5 GB RAM at N=4.
+//
+//   npm run bench:zero -- --only blocks [--blocks 7,8,9] [--blocks-worlds 1,2,4] [--overlap-steps 4]
+//
+// runs only the block-engine sections (stage 2 with the block engine, bucketed reduce-scatter):
+//   7. peak RSS per worker for pko-t5-base (stage 2, gradient_checkpointing, reduce_bucket_size auto,
+//      batch 1, the shipped sample, 2 steps) against B + 4Ψ + 4Ψ/N + 8Ψ/N + W + A, and the old 8Ψ + 8Ψ/N;
+//   8. the embedded default's worker peak RSS over its whole run, gradient_checkpointing on (as shipped) and off;
+//   9. overlap_comm off vs on (t5-small-bytes, N=2, stage 2): step time ratio and the share of the
+//      reduce-scatter time hidden in forward+backward, from the workers' 'step done' debug lines.
+// Its last line is `BENCH_ZERO_BLOCKS {json}`. About 15-25 minutes on 2 cores, ~13 GB RAM at N=4.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,8 +31,13 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { EMBEDDED_SAMPLE_FILE } from '../shared/config/run-config.js';
 import { InputFileError, KpCoordError } from '../shared/errors.js';
+import { T5_PRESETS } from '../shared/models/presets.js';
+import { parseT5Config } from '../shared/models/t5-config.js';
+import { t5ParamSpecs } from '../shared/models/t5-params.js';
 import { paddedFlatSize } from '../shared/sharding/flat-shard.js';
+import { FlatLayout } from '../shared/weights/flat-layout.js';
 import { RingProcs, WorkerProc } from '../test/helpers/collective-procs.js';
+import { measureStepMemory } from './engine-memory.js';
 
 const MiB = 1024 * 1024;
 const CLI = fileURLToPath(new URL('../coordinator/cli/main.js', import.meta.url));
@@ -43,13 +58,18 @@ const TINY_MODEL = { ...COMM_MODEL, vocab_size: 259, d_model: 8, d_kv: 4, d_ff: 
 const COMM_BATCH = 2;
 
 function usage(message: string): never {
-  process.stderr.write(`${message}\nusage: node dist/bench/zero.js [--steps 4] [--worlds 2,4] [--keep]\n`);
+  process.stderr.write(`${message}\nusage: node dist/bench/zero.js [--steps 4] [--worlds 2,4] [--keep] [--only blocks [--blocks 7,8,9] [--blocks-worlds 1,2,4] [--overlap-steps 4]]\n`);
   process.exit(2);
 }
 
 let args;
 try {
-  args = parseArgs({ options: { steps: { type: 'string', default: '4' }, worlds: { type: 'string', default: '2,4' }, keep: { type: 'boolean', default: false } } }).values;
+  args = parseArgs({
+    options: {
+      steps: { type: 'string', default: '4' }, worlds: { type: 'string', default: '2,4' }, keep: { type: 'boolean', default: false },
+      only: { type: 'string' }, blocks: { type: 'string', default: '7,8,9' }, 'blocks-worlds': { type: 'string', default: '1,2,4' }, 'overlap-steps': { type: 'string', default: '4' },
+    },
+  }).values;
 } catch (e) {
   usage(e instanceof Error ? e.message : String(e));
 }
@@ -57,6 +77,13 @@ const steps = Number(args.steps);
 if (!Number.isSafeInteger(steps) || steps < 2) usage(`--steps: need an integer >= 2 (step 0 is not timed), got ${args.steps}`);
 const worlds = args.worlds.split(',').map(Number);
 if (worlds.some((w) => !Number.isSafeInteger(w) || w < 2)) usage(`--worlds: comma-separated integers >= 2, got ${args.worlds}`);
+if (args.only !== undefined && args.only !== 'blocks') usage(`--only: 'blocks' is the one choice, got ${args.only}`);
+const blockSections = new Set(args.blocks.split(',').map(Number));
+if ([...blockSections].some((x) => x !== 7 && x !== 8 && x !== 9)) usage(`--blocks: a comma-separated subset of 7,8,9, got ${args.blocks}`);
+const blockWorlds = args['blocks-worlds'].split(',').map(Number);
+if (blockWorlds.some((w) => !Number.isSafeInteger(w) || w < 1)) usage(`--blocks-worlds: comma-separated integers >= 1, got ${args['blocks-worlds']}`);
+const overlapSteps = Number(args['overlap-steps']);
+if (!Number.isSafeInteger(overlapSteps) || overlapSteps < 2) usage(`--overlap-steps: need an integer >= 2, got ${args['overlap-steps']}`);
 
 const load1 = () => loadavg()[0]!;
 const loads = () => loadavg().map((x) => x.toFixed(2)).join(' ');
@@ -70,9 +97,10 @@ const fixed = (x: number, digits = 2) => (Number.isFinite(x) ? x.toFixed(digits)
 let active: ChildProcess | null = null;
 
 /** Run the kp-coord CLI to completion; a non-zero exit rejects with the tail of its stderr. */
-function runCli(cliArgs: readonly string[], label: string): Promise<string> {
+function runCli(cliArgs: readonly string[], label: string, env: NodeJS.ProcessEnv = process.env): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...cliArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // The workers inherit the CLI's environment (coordinator/local-workers.ts), KPCOORD_LOG_LEVEL included.
+    const child = spawn(process.execPath, [CLI, ...cliArgs], { stdio: ['ignore', 'pipe', 'pipe'], env });
     active = child;
     let stdout = '';
     let stderr = '';
@@ -155,6 +183,10 @@ interface RunSpec {
   readonly steps: number;
   /** null keeps the embedded default's dropout (0.1). */
   readonly dropout: number | null;
+  /** More `--set` overrides (the block sections: gradient_checkpointing, bucket size, overlap_comm). */
+  readonly extraSet?: readonly string[];
+  /** Worker log level (the block sections read the 'step done' debug lines). */
+  readonly logLevel?: string;
 }
 
 const SummarySchema = z.object({
@@ -182,6 +214,7 @@ interface RunResult {
   readonly bytesSentPerWorker: number;
   readonly peakRssBytes: readonly number[];
   readonly wallSeconds: number;
+  readonly outputDir: string;
 }
 
 async function train(spec: RunSpec, tmp: string): Promise<RunResult> {
@@ -192,11 +225,15 @@ async function train(spec: RunSpec, tmp: string): Promise<RunResult> {
     ...(spec.dropout !== null ? [`dropout_rate=${spec.dropout}`] : []),
     // The embedded default's lifecycle (evaluation, checkpoints, early stopping) off: only training
     // steps are measured, and no eval session adds to a worker's memory.
-    'eval_strategy=no', 'save_strategy=no', 'load_best_model_at_end=false', 'early_stopping_patience=null',
+    // predict_with_generate too: with it the end of a run decodes the eval split (eval_strategy=no
+    // does not skip it), and the decoder sessions add to the peak RSS measured here.
+    'eval_strategy=no', 'save_strategy=no', 'load_best_model_at_end=false', 'early_stopping_patience=null', 'predict_with_generate=false',
+    ...(spec.extraSet ?? []),
   ];
   const load = load1();
   const t0 = performance.now();
-  await runCli(['start', '--workers', String(spec.workers), '--threads-per-worker', String(spec.threads), '--collective', spec.collective, ...set.flatMap((s) => ['--set', s])], spec.key);
+  const env = spec.logLevel ? { ...process.env, KPCOORD_LOG_LEVEL: spec.logLevel } : process.env;
+  await runCli(['start', '--workers', String(spec.workers), '--threads-per-worker', String(spec.threads), '--collective', spec.collective, ...set.flatMap((s) => ['--set', s])], spec.key, env);
   const summaryPath = join(outputDir, 'summary.json');
   const parsed = SummarySchema.safeParse(JSON.parse(readFileSync(summaryPath, 'utf8')));
   if (!parsed.success) throw new InputFileError(summaryPath, '', parsed.error.issues.map((x) => `${x.path.join('.')}: ${x.message}`).join('; '));
@@ -213,10 +250,11 @@ async function train(spec: RunSpec, tmp: string): Promise<RunResult> {
     bytesSentPerWorker: Math.max(...timed.map((x) => x.bytes_sent_per_worker)),
     peakRssBytes: s.worker_peak_rss_bytes,
     wallSeconds: s.wall_seconds,
+    outputDir,
   };
   console.log(
     `  ${spec.key.padEnd(22)} step ${fixed(r.stepSeconds, 3)} s (slowest worker ${fixed(r.workerSeconds, 3)} s), sent ${MB(r.bytesSentPerWorker)} MB/step, ` +
-      `peak RSS ${MB(Math.max(...r.peakRssBytes))} MB, whole run ${((performance.now() - t0) / 1000).toFixed(1)} s, load ${load.toFixed(2)}`,
+      `peak RSS ${MB(Math.max(...r.peakRssBytes))} MB, whole run ${((performance.now() - t0) / 1000).toFixed(1)} s, load ${load.toFixed(2)} -> ${loads()}`,
   );
   return r;
 }
@@ -306,7 +344,7 @@ function table(header: readonly string[], rows: readonly (readonly string[])[]):
   for (const row of rows) console.log(line(row));
 }
 
-async function main(tmp: string): Promise<void> {
+async function mainAll(tmp: string): Promise<void> {
   const started = performance.now();
   console.log(`kp-coord ZeRO bench: node ${process.version}, ${cpus().length} cpus, ${steps} steps per run (step 0 not timed), worlds ${worlds.join(',')}`);
   const loadStart = loads();
@@ -467,7 +505,175 @@ async function main(tmp: string): Promise<void> {
   );
 }
 
+// ---------------------------------------------------------------------------------------------
+// Block-engine sections (--only blocks): 7 pko-t5-base peak RSS vs the block-engine stage-2 formula,
+// 8 the embedded default's peak RSS with checkpointing on and off, 9 overlap_comm off vs on.
+
+const BLOCK_PRESET = 'pko-t5-base';
+/** The debug line every worker logs per step (worker/worker-main.ts). */
+const StepDoneSchema = z.object({ msg: z.literal('step done'), step: z.number(), computeMs: z.number(), commMs: z.number(), hiddenCommMs: z.number() });
+type StepDone = z.infer<typeof StepDoneSchema>;
+
+/** The 'step done' lines of every worker log of a run (OUTPUT_DIR/logs/worker-<i>.log). */
+function stepDoneLines(outputDir: string): StepDone[] {
+  const dir = join(outputDir, 'logs');
+  const lines: StepDone[] = [];
+  for (const f of readdirSync(dir).filter((n) => /^worker-\d+\.log$/.test(n))) {
+    for (const line of readFileSync(join(dir, f), 'utf8').split('\n')) {
+      if (!line.includes('"step done"')) continue;
+      const parsed = StepDoneSchema.safeParse(JSON.parse(line));
+      if (parsed.success) lines.push(parsed.data);
+    }
+  }
+  return lines;
+}
+
+const DefaultSummarySchema = z.object({ worker_peak_rss_bytes: z.array(z.number()), wall_seconds: z.number() });
+
+/** `kp-coord start --workers 2` with no config (the embedded default), only output_dir and `extra` set. */
+async function runDefault(tmp: string, key: string, extra: readonly string[]): Promise<{ key: string; peakRssBytes: number[]; wallSeconds: number; load1: number; loadsAfter: string }> {
+  const outputDir = join(tmp, 'runs', key.replace(/[^A-Za-z0-9=.-]+/g, '-'));
+  const load = load1();
+  const t0 = performance.now();
+  await runCli(['start', '--workers', '2', ...[`output_dir=${outputDir}`, ...extra].flatMap((s) => ['--set', s])], key);
+  const summaryPath = join(outputDir, 'summary.json');
+  const parsed = DefaultSummarySchema.safeParse(JSON.parse(readFileSync(summaryPath, 'utf8')));
+  if (!parsed.success) throw new InputFileError(summaryPath, '', parsed.error.issues.map((x) => `${x.path.join('.')}: ${x.message}`).join('; '));
+  rmSync(outputDir, { recursive: true, force: true });
+  const r = { key, peakRssBytes: parsed.data.worker_peak_rss_bytes, wallSeconds: parsed.data.wall_seconds, load1: load, loadsAfter: loads() };
+  console.log(`  ${key.padEnd(34)} peak RSS per worker ${r.peakRssBytes.map(MB).join(', ')} MB, whole run ${((performance.now() - t0) / 1000).toFixed(1)} s, load ${load.toFixed(2)} -> ${r.loadsAfter}`);
+  return r;
+}
+
+async function mainBlocks(tmp: string): Promise<void> {
+  const started = performance.now();
+  const loadStart = loads();
+  console.log(`kp-coord ZeRO bench, block-engine sections ${[...blockSections].sort().join(',')}: node ${process.version}, ${cpus().length} cpus; load average at start: ${loadStart}`);
+  await runCli(['data', 'prepare', '--input', EMBEDDED_SAMPLE_FILE, '--preset', 'embedded-sample', '--out', join(tmp, 'sample-cache')], 'prepare sample data');
+  const LengthStats = z.object({ mean: z.number(), p95: z.number(), max: z.number() });
+  const report = z
+    .object({ lengths: z.object({ train: z.object({ input: LengthStats, label: LengthStats }) }) })
+    .parse(JSON.parse(readFileSync(join(tmp, 'sample-cache', 'report.json'), 'utf8')));
+  const trainLengths = report.lengths.train;
+  const out: Record<string, unknown> = { loadStart };
+
+  // 9. overlap_comm off vs on (first: the timing-sensitive section runs before the long ones)
+  if (blockSections.has(9)) {
+    console.log('');
+    console.log(`9. overlap_comm: t5-small-bytes, shipped sample, N=2 x 1 thread, stage 2, reduce_bucket_size auto, gradient_checkpointing, batch 4, ${overlapSteps} steps (step 0 not counted)`);
+    const rows = [];
+    for (const overlap of [false, true]) {
+      const r = await train(
+        {
+          key: `overlap_comm=${overlap}`, workers: 2, threads: 1, collective: 'ring', model: 'preset:t5-small-bytes', data: join(tmp, 'sample-cache'),
+          stage: 2, perDevice: 4, accum: 1, steps: overlapSteps, dropout: 0, logLevel: 'debug',
+          extraSet: ['gradient_checkpointing=true', 'zero_optimization.reduce_bucket_size=auto', `zero_optimization.overlap_comm=${overlap}`],
+        },
+        tmp,
+      );
+      const done = stepDoneLines(r.outputDir).filter((d) => d.step >= 1);
+      const sum = (f: (d: StepDone) => number) => done.reduce((a, d) => a + f(d), 0);
+      rows.push({
+        overlap, stepSeconds: r.stepSeconds, stepSecondsEach: r.stepSecondsEach, load1: r.load1, stepDoneLines: done.length,
+        computeMsMean: done.length ? sum((d) => d.computeMs) / done.length : Number.NaN,
+        commMsMean: done.length ? sum((d) => d.commMs) / done.length : Number.NaN,
+        hiddenCommMsMean: done.length ? sum((d) => d.hiddenCommMs) / done.length : Number.NaN,
+        hiddenShare: sum((d) => d.commMs) > 0 ? sum((d) => d.hiddenCommMs) / sum((d) => d.commMs) : Number.NaN,
+      });
+    }
+    table(
+      ['overlap_comm', 'step s (mean)', 'compute ms', 'reduce-scatter ms', 'hidden ms', 'hidden share', "'step done' lines", 'load before'],
+      rows.map((x) => [`${x.overlap}`, fixed(x.stepSeconds, 3), fixed(x.computeMsMean, 0), fixed(x.commMsMean, 0), fixed(x.hiddenCommMsMean, 0), fixed(x.hiddenShare, 3), `${x.stepDoneLines}`, x.load1.toFixed(2)]),
+    );
+    const ratio = rows[1]!.stepSeconds / rows[0]!.stepSeconds;
+    console.log(`   step time overlap / no overlap: ${fixed(ratio, 3)} (< 1: overlap helps); hidden share = sum hiddenCommMs / sum commMs over workers and steps 1..; load now ${loads()}`);
+    console.log('   with overlap_comm false the reduce-scatter runs inside the backward and blocks it (computeMs includes it), so its');
+    console.log("   'hidden' share reads ~1 by construction: only the overlap_comm=true row's share is time hidden behind compute.");
+    out.overlap = { rows, overlapOverNoOverlap: ratio };
+  }
+
+  // 7. pko-t5-base peak RSS at stage 2 with the block engine
+  if (blockSections.has(7)) {
+    console.log('');
+    const config = parseT5Config(T5_PRESETS[BLOCK_PRESET], `preset:${BLOCK_PRESET}`);
+    const psi = FlatLayout.fromSpecs(t5ParamSpecs(config)).totalSize;
+    const d = config.dModel;
+    // The longest training input and label of the sample: an upper bound for the two samples a rank draws.
+    const src = trainLengths.input.max;
+    const tgt = trainLengths.label.max;
+    console.log(`7. peak RSS per worker, ${BLOCK_PRESET} (Ψ = ${psi}, 4Ψ = ${MB(4 * psi)} MB), stage 2, gradient_checkpointing, reduce_bucket_size auto (${d}^2), batch 1, shipped sample (train inputs mean ${trainLengths.input.mean} max ${src}, labels mean ${trainLengths.label.mean} max ${tgt} tokens), 2 steps`);
+    // B: a worker process with a trivial model (as section 6), same run shape
+    const tinyPsi = await initModel(tmp, 'tiny-model', TINY_MODEL);
+    const tiny = await train(
+      { key: 'B tiny N=1 s2', workers: 1, threads: 1, collective: 'ring', model: join(tmp, 'tiny-model'), data: join(tmp, 'sample-cache'), stage: 2, perDevice: 1, accum: 1, steps: 2, dropout: 0, extraSet: ['gradient_checkpointing=true', 'zero_optimization.reduce_bucket_size=auto'] },
+      tmp,
+    );
+    const baseline = Math.max(...tiny.peakRssBytes);
+    // W: one block engine's F+B with checkpointing, in a child (engine-memory.ts): its peak minus its
+    // after-init RSS (node + params) minus the gradient buffer the sink fills (4Ψ) minus A.
+    const numEnc = config.numEncoderLayers;
+    const numDec = config.numDecoderLayers;
+    const savedInputs = 4 * 1 * ((numEnc + 1) * src * d + (numDec + 1) * tgt * d);
+    const masks = 4 * 1 * (2 * src + 2 * tgt); // encoder/cross mask over src, decoder mask and labels over tgt
+    const activations = savedInputs + masks;
+    const loadW = loads();
+    const probe = await measureStepMemory({ preset: BLOCK_PRESET, srcLen: src, tgtLen: tgt, batch: 1, phase: 'train', memoryArena: true, memoryPattern: false, engine: 'block-on', steps: 2 }, 2);
+    const working = probe.peakMiB * MiB - probe.initMiB * MiB - 4 * psi - activations;
+    console.log(`   B = ${MB(baseline)} MB (worker peak RSS, tiny model Ψ = ${tinyPsi}, N=1 stage 2, 2 steps); A = saved block inputs (${numEnc}+1) x ${src} x ${d} + (${numDec}+1) x ${tgt} x ${d} floats + masks = ${MB(activations)} MB`);
+    console.log(`   W = block-engine F+B probe (checkpointing on, ${src}/${tgt} x 1, arena on, 2 threads): peak ${(probe.peakMiB * MiB / 1e6).toFixed(1)} MB - after init ${(probe.initMiB * MiB / 1e6).toFixed(1)} MB - gradient buffer 4Ψ - A = ${MB(working)} MB (load ${loadW} -> ${loads()})`);
+    const bucketBytes = 2 * 4 * d * d; // one bucket filling, one in flight
+    const rows = [];
+    for (const world of blockWorlds) {
+      const r = await train(
+        {
+          key: `${BLOCK_PRESET} N=${world} s2`, workers: world, threads: Math.max(1, Math.floor(cpus().length / world)), collective: 'ring', model: `preset:${BLOCK_PRESET}`, data: join(tmp, 'sample-cache'),
+          stage: 2, perDevice: 1, accum: 1, steps: 2, dropout: 0, extraSet: ['gradient_checkpointing=true', 'zero_optimization.reduce_bucket_size=auto'],
+        },
+        tmp,
+      );
+      const p = paddedFlatSize(psi, world);
+      const terms = { B: baseline, params: 4 * p, gradShard: (4 * p) / world, adam: (8 * p) / world, buckets: bucketBytes, W: working, A: activations };
+      const formula = Object.values(terms).reduce((a, b) => a + b, 0);
+      const oldState = 8 * p + (8 * p) / world;
+      const oldFormula = baseline + oldState + working + activations;
+      const peak = Math.max(...r.peakRssBytes);
+      rows.push({ world, peakMaxBytes: peak, peakMinBytes: Math.min(...r.peakRssBytes), terms, formulaBytes: formula, measuredOverFormula: peak / formula, oldStateBytes: oldState, oldFormulaBytes: oldFormula, measuredOverOld: peak / oldFormula, load1: r.load1, stepSeconds: r.stepSeconds });
+    }
+    console.log('   formula = B + 4Ψ + 4Ψ/N + 8Ψ/N + buckets (2 x 4 x d^2) + W + A; old = B + 8Ψ + 8Ψ/N + W + A (stage 2 before the block engine); Ψ padded to N');
+    table(
+      ['N', 'peak MB (max, min)', '4Ψ/N MB', '8Ψ/N MB', 'formula MB', 'measured/formula', 'old 8Ψ+8Ψ/N MB', 'old formula MB', 'measured/old', 'load before'],
+      rows.map((x) => [
+        `${x.world}`, `${MB(x.peakMaxBytes)}, ${MB(x.peakMinBytes)}`, MB(x.terms.gradShard), MB(x.terms.adam), MB(x.formulaBytes), x.measuredOverFormula.toFixed(3),
+        MB(x.oldStateBytes), MB(x.oldFormulaBytes), x.measuredOverOld.toFixed(3), x.load1.toFixed(2),
+      ]),
+    );
+    out.pkoT5Base = { psi, srcLen: src, tgtLen: tgt, baselineBytes: baseline, activationsBytes: activations, workingSetBytes: working, probe, bucketBytes, rows };
+  }
+
+  // 8. the embedded default, whole run
+  if (blockSections.has(8)) {
+    console.log('');
+    console.log('8. the embedded default (kp-coord start --workers 2, no config: eval, save, predict as shipped): worker peak RSS over the whole run');
+    const on = await runDefault(tmp, 'default (gradient_checkpointing on)', []);
+    const off = await runDefault(tmp, 'default, gradient_checkpointing=false', ['gradient_checkpointing=false']);
+    const onPeak = Math.max(...on.peakRssBytes);
+    const offPeak = Math.max(...off.peakRssBytes);
+    table(
+      ['run', 'peak MB (max over workers)', 'peak GiB', 'wall s', 'load before'],
+      [on, off].map((r) => [r.key, MB(Math.max(...r.peakRssBytes)), (Math.max(...r.peakRssBytes) / 2 ** 30).toFixed(3), r.wallSeconds.toFixed(1), r.load1.toFixed(2)]),
+    );
+    console.log(`   default <= 1 GB (1e9 bytes): ${onPeak <= 1e9 ? 'yes' : 'NO'} (${MB(onPeak)} MB); checkpointing off / on: ${(offPeak / onPeak).toFixed(2)}`);
+    out.embeddedDefault = { checkpointingOn: on, checkpointingOff: off, onPeakBytes: onPeak, offPeakBytes: offPeak, atMost1GB: onPeak <= 1e9 };
+  }
+
+  const loadEnd = loads();
+  console.log('');
+  console.log(`load average at end: ${loadEnd}; bench took ${((performance.now() - started) / 1000).toFixed(0)} s`);
+  console.log(`BENCH_ZERO_BLOCKS ${JSON.stringify({ sections: [...blockSections], ...out, loadEnd })}`);
+}
+
 const tmp = mkdtempSync(join(tmpdir(), 'kp-coord-bench-zero-'));
+const main = args.only === 'blocks' ? mainBlocks : mainAll;
 const stopChild = () => {
   active?.kill('SIGTERM');
   process.exit(130);
