@@ -196,6 +196,8 @@ async function execute(kind: NonNullable<Command['kind']>, setup: Setup | null, 
     case 'evaluate': {
       const s = need('evaluate');
       const r = await evaluate(s, seat.rank);
+      // Evaluation's sessions would otherwise hold their memory beside training's until the next one.
+      await s.engine.releaseEvaluation();
       await seat.report({ kind: ReportKind.EVAL_DONE, step: kind.value.step, lossSum: r.lossSum, tokenCount: r.tokens, samples: r.samples, seconds: seconds() });
       return s;
     }

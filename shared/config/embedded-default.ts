@@ -25,9 +25,15 @@ export function embeddedDefaultConfig(): RunConfigInput {
     tokenizer: 'builtin',
     // 4 per worker x 2 workers = a global batch of 8: 11 steps an epoch, enough updates per epoch
     // for the curve to show, and small enough that a step stays a few seconds on one core each.
-    per_device_train_batch_size: 4,
-    per_device_eval_batch_size: 8,
-    gradient_accumulation_steps: 1,
+    // Taken as 4 micro-batches of 1: attention memory grows with batch x length^2 (articles reach
+    // 939 bytes), and whole runs peaked per worker at 1.45 GB with 4 x 1, 1.03-1.08 GB with 2 x 2
+    // and 0.83 GB with 1 x 4 (3.70, 3.74 and 3.03 samples/s; bench/zero section 8). The update is
+    // the same up to float32 summation order (gradients are sums over the global batch).
+    per_device_train_batch_size: 1,
+    // Evaluation at the training batch: attention memory grows with batch x length^2, and an
+    // evaluation's sessions are alive beside training's while it runs.
+    per_device_eval_batch_size: 1,
+    gradient_accumulation_steps: 4,
     // A model this small trained from scratch takes a far larger rate than pko-t5-base fine-tuning
     // (3e-6 per 8 samples). 3e-3 beat 1e-3 in the measurement above; clipping at 1.0 guards it. A
     // short warm-up (10% of the steps) keeps the first updates, taken with Adam's noisy early

@@ -30,6 +30,12 @@ port.on('message', (m: ToThread) => {
       post({ type: 'released' });
       port.close();
     });
+  } else if (m.type === 'releaseEvaluation') {
+    const id = m.id;
+    calls = calls.then(async () => {
+      await engine.releaseEvaluation();
+      post({ type: 'evaluationReleased', id });
+    });
   } else {
     // One call at a time, in arrival order (a call from an abandoned round may still be running).
     calls = calls.then(() => run(m));

@@ -27,6 +27,7 @@ export type ToThread =
   | { readonly type: 'forwardLoss'; readonly id: number; readonly params: MovedArray; readonly batch: Seq2SeqBatch }
   /** The main thread took a unit (its reduce-scatter finished): one fewer in flight. */
   | { readonly type: 'taken' }
+  | { readonly type: 'releaseEvaluation'; readonly id: number }
   | { readonly type: 'release' };
 
 export type FromThread =
@@ -34,7 +35,8 @@ export type FromThread =
   | { readonly type: 'unit'; readonly id: number; readonly lo: number; readonly hi: number; readonly grad: MovedArray }
   | { readonly type: 'done'; readonly id: number; readonly loss: LossSums & Partial<StepTiming>; readonly params: MovedArray }
   | { readonly type: 'failed'; readonly id: number; readonly message: string; readonly params: MovedArray | null }
-  | { readonly type: 'released' };
+  | { readonly type: 'released' }
+  | { readonly type: 'evaluationReleased'; readonly id: number };
 
 export function move(a: Float32Array): MovedArray {
   return { buffer: a.buffer as ArrayBuffer, byteOffset: a.byteOffset, length: a.length };

@@ -31,6 +31,7 @@ export class ThreadedBlockEngine implements TrainingEngine {
   private nextId = 0;
   private readonly pending = new Map<number, Pending>();
   private failure: Error | null = null;
+  private readonly released = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
 
   private constructor(
     private readonly thread: Worker,
@@ -41,7 +42,9 @@ export class ThreadedBlockEngine implements TrainingEngine {
     const fail = (err: Error) => {
       this.failure = new EngineError(`engine thread failed: ${err.message}`, { cause: err });
       for (const p of this.pending.values()) p.reject(this.failure);
+      for (const r of this.released.values()) r.reject(this.failure);
       this.pending.clear();
+      this.released.clear();
     };
     thread.on('error', fail);
     thread.on('exit', (code) => fail(new Error(`exited with code ${code}`)));
@@ -67,6 +70,15 @@ export class ThreadedBlockEngine implements TrainingEngine {
     return { lossSum: loss.lossSum, tokenCount: loss.tokenCount };
   }
 
+  releaseEvaluation(): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.released.set(id, { resolve, reject });
+      this.post({ type: 'releaseEvaluation', id });
+    });
+  }
+
   async release(): Promise<void> {
     if (this.failure) return;
     const released = new Promise<void>((resolve) => this.thread.once('exit', () => resolve()));
@@ -86,6 +98,11 @@ export class ThreadedBlockEngine implements TrainingEngine {
 
   private onMessage(m: FromThread): void {
     if (m.type === 'ready' || m.type === 'released') return;
+    if (m.type === 'evaluationReleased') {
+      this.released.get(m.id)?.resolve();
+      this.released.delete(m.id);
+      return;
+    }
     const p = this.pending.get(m.id);
     if (!p) return;
     if (m.type === 'unit') {

@@ -201,6 +201,20 @@ export class T5BlockEngine {
     throw new EngineError('the plan has no head block');
   }
 
+  /**
+   * Free the evaluation sessions (their arenas: a forward at the eval batch size), made again on
+   * the next forwardLoss. Evaluation runs once an epoch; its memory need not stay beside training's.
+   */
+  async releaseEvaluation(): Promise<void> {
+    const evaluate = this.evaluate;
+    this.evaluate = null;
+    if (!evaluate) return;
+    for (const { session } of (await evaluate).values()) {
+      this.sessions.delete(session);
+      await session.release();
+    }
+  }
+
   async endProfiling(): Promise<void> {
     for (const s of this.sessions) s.endProfiling();
   }

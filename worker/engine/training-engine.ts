@@ -26,6 +26,8 @@ export interface TrainingEngine {
   readonly units: readonly { readonly lo: number; readonly hi: number }[];
   forwardBackward(params: ParamHolder, batch: Seq2SeqBatch, dropout: DropoutKey | undefined, sink: GradientSink): Promise<LossSums & StepTiming>;
   forwardLoss(params: ParamHolder, batch: Seq2SeqBatch): Promise<LossSums>;
+  /** Free what evaluation holds (its sessions' memory) until the next forwardLoss. */
+  releaseEvaluation(): Promise<void>;
   release(): Promise<void>;
 }
 
@@ -53,6 +55,10 @@ export class LocalBlockEngine implements TrainingEngine {
 
   forwardLoss(params: ParamHolder, batch: Seq2SeqBatch): Promise<LossSums> {
     return this.engine.forwardLoss(params.array, batch);
+  }
+
+  releaseEvaluation(): Promise<void> {
+    return this.engine.releaseEvaluation();
   }
 
   release(): Promise<void> {
@@ -83,6 +89,10 @@ export class WholeModelEngine implements TrainingEngine {
 
   forwardLoss(params: ParamHolder, batch: Seq2SeqBatch): Promise<LossSums> {
     return this.engine.forwardLoss(params.array, batch);
+  }
+
+  async releaseEvaluation(): Promise<void> {
+    // The oracle keeps its one evaluation session.
   }
 
   release(): Promise<void> {

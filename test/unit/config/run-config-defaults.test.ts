@@ -201,9 +201,11 @@ test('the embedded default: t5-small-bytes on the sample, 2 workers, stage 2', (
   const c = r.config;
   assert.equal(c.model, 'preset:t5-small-bytes');
   assert.deepEqual(c.data, { train_file: EMBEDDED_SAMPLE_FILE, preset: 'embedded-sample' });
-  assert.equal(c.per_device_train_batch_size, 4);
+  assert.deepEqual([c.per_device_train_batch_size, c.gradient_accumulation_steps], [1, 4]);
   assert.equal(c.dropout_rate, 0.1);
   assert.equal(c.zero_optimization.stage, 2);
+  assert.equal(c.gradient_checkpointing, true);
+  assert.equal(c.zero_optimization.reduce_bucket_size, 128 * 128, 'HF "auto": d_model squared');
   assert.equal(c.predict_with_generate, true);
   assert.deepEqual(r.ignored, [], 'the embedded default sets no key kp-coord ignores');
   assert.deepEqual([r.worldSize, r.globalBatchSize, r.sharding], [2, 8, 'partition-gradients']);

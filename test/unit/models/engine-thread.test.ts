@@ -38,6 +38,9 @@ test('engine thread: same loss and gradient bits as the block engine here; the p
     const evalLoss = await threaded.forwardLoss(holder, paddedBatch());
     assert.equal(evalLoss.lossSum, (await local.forwardLoss(copy, paddedBatch())).lossSum);
     assert.deepEqual(holder.array, copy);
+    // Evaluation sessions freed, then made again on the next evaluation.
+    await threaded.releaseEvaluation();
+    assert.equal((await threaded.forwardLoss(holder, paddedBatch())).lossSum, evalLoss.lossSum);
   } finally {
     await local.release();
     await threaded.release();
