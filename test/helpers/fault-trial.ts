@@ -29,7 +29,7 @@ export const FAULT_KINDS: readonly FaultKind[] = ['kill-worker', 'stop-worker', 
 export const TOTAL_STEPS = 6;
 export function faultRunSettings(outputDir: string, replacementGraceMs = 30_000): string[] {
   return [
-    'model=preset:t5-tiny', `max_steps=${TOTAL_STEPS}`, 'per_device_train_batch_size=2', 'eval_strategy=no', 'load_best_model_at_end=false', 'early_stopping_patience=null',
+    'model=preset:t5-tiny', `max_steps=${TOTAL_STEPS}`, 'per_device_train_batch_size=2', 'gradient_accumulation_steps=1', 'eval_strategy=no', 'load_best_model_at_end=false', 'early_stopping_patience=null',
     'save_strategy=steps', 'save_steps=2', 'logging_steps=1', 'workers=2', `output_dir=${outputDir}`,
     // Fast detection for a stopped worker; the timeout leaves room for a loaded 2-core machine.
     'heartbeat_interval_ms=250', 'heartbeat_timeout_ms=4000', `replacement_grace_ms=${replacementGraceMs}`,

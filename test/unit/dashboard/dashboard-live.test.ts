@@ -70,7 +70,7 @@ test('the dashboard follows a run live, within a second per step, through a NATS
 
   const run = new CliProcess([
     'start', '--workers', '2', '--threads-per-worker', '1', '--nats', nats.url,
-    ...['model=preset:t5-tiny', `max_steps=${STEPS}`, 'per_device_train_batch_size=2', 'run_name=live-run', `output_dir=${join(dir, 'out')}`,
+    ...['model=preset:t5-tiny', `max_steps=${STEPS}`, 'per_device_train_batch_size=2', 'gradient_accumulation_steps=1', 'run_name=live-run', `output_dir=${join(dir, 'out')}`,
       'nats.progress_interval_ms=0', 'eval_strategy=steps', 'eval_steps=5', 'save_strategy=steps', 'save_steps=5', 'logging_steps=1'].flatMap((s) => ['--set', s]),
   ]);
   t.after(() => void (run.child.exitCode === null && run.child.kill('SIGKILL')));

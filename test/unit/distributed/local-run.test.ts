@@ -23,7 +23,7 @@ const SummarySchema = z.object({
 });
 
 async function start(outputDir: string, args: string[]): Promise<z.infer<typeof SummarySchema>> {
-  const r = await runToExit(['start', '--set', `output_dir=${outputDir}`, '--set', 'model=preset:t5-tiny', '--set', 'max_steps=2', ...args], {
+  const r = await runToExit(['start', '--set', `output_dir=${outputDir}`, '--set', 'model=preset:t5-tiny', '--set', 'max_steps=2', '--set', 'gradient_accumulation_steps=1', ...args], {
     timeoutMs: 240_000,
     env: { ...process.env, KPCOORD_TOKEN: 'a-test-token-of-enough-length' },
   });

@@ -7,7 +7,7 @@ import { runToExit, weightDiff } from '../../helpers/kp-coord-process.js';
 
 // t5-tiny, 4 steps, no evaluation; one intra-op thread per worker so only summation order can
 // differ between world sizes.
-const BASE = ['--threads-per-worker', '1', '--set', 'model=preset:t5-tiny', '--set', 'max_steps=4', '--set', 'eval_strategy=no', '--set', 'load_best_model_at_end=false', '--set', 'early_stopping_patience=null'];
+const BASE = ['--threads-per-worker', '1', '--set', 'model=preset:t5-tiny', '--set', 'max_steps=4', '--set', 'eval_strategy=no', '--set', 'load_best_model_at_end=false', '--set', 'early_stopping_patience=null', '--set', 'gradient_accumulation_steps=1'];
 
 async function run(args: string[]): Promise<string> {
   const r = await runToExit(['start', ...BASE, ...args], { timeoutMs: 240_000 });

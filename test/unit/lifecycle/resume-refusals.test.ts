@@ -9,7 +9,7 @@ import { runToExit } from '../../helpers/kp-coord-process.js';
 // `--resume latest` never starts over on top of checkpoints it cannot use (HF Trainer refuses too),
 // and a checkpoint directory without its manifest is named, not skipped silently.
 
-const BASE = ['--threads-per-worker', '1', '--set', 'model=preset:t5-tiny', '--set', 'max_steps=2', '--set', 'eval_strategy=no', '--set', 'load_best_model_at_end=false', '--set', 'early_stopping_patience=null', '--set', 'per_device_train_batch_size=4'];
+const BASE = ['--threads-per-worker', '1', '--set', 'model=preset:t5-tiny', '--set', 'max_steps=2', '--set', 'eval_strategy=no', '--set', 'load_best_model_at_end=false', '--set', 'early_stopping_patience=null', '--set', 'per_device_train_batch_size=4', '--set', 'gradient_accumulation_steps=1'];
 const env = { ...process.env, KPCOORD_TOKEN: 'a-test-token-of-enough-length' };
 
 /** Every file under `dir` with its sha256: what must stay untouched. */

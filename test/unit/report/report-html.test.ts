@@ -16,7 +16,7 @@ const STEPS = 6;
 
 function runSettings(outputDir: string): string[] {
   return [
-    'model=preset:t5-tiny', `max_steps=${STEPS}`, 'per_device_train_batch_size=2', 'workers=2', `output_dir=${outputDir}`,
+    'model=preset:t5-tiny', `max_steps=${STEPS}`, 'per_device_train_batch_size=2', 'gradient_accumulation_steps=1', 'workers=2', `output_dir=${outputDir}`,
     'eval_strategy=steps', 'eval_steps=2', 'save_strategy=steps', 'save_steps=2', 'logging_steps=1', 'generation_max_length=16',
     'heartbeat_interval_ms=250', 'heartbeat_timeout_ms=4000',
   ].flatMap((s) => ['--set', s]);

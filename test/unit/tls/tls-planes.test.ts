@@ -88,7 +88,7 @@ const SummarySchema = z.object({ steps: z.number(), world_size: z.number() });
 
 test('kp-coord start --tls-dir: coordinator and 2 workers over mTLS reach the plaintext run\'s weights bit for bit', { skip }, async () => {
   const env = { ...process.env, KPCOORD_TOKEN: TOKEN };
-  const args = (out: string) => ['start', '--workers', '2', '--threads-per-worker', '1', '--set', `output_dir=${out}`, '--set', 'model=preset:t5-tiny', '--set', 'max_steps=2', '--set', 'per_device_train_batch_size=4'];
+  const args = (out: string) => ['start', '--workers', '2', '--threads-per-worker', '1', '--set', `output_dir=${out}`, '--set', 'model=preset:t5-tiny', '--set', 'max_steps=2', '--set', 'per_device_train_batch_size=4', '--set', 'gradient_accumulation_steps=1'];
   const tls = await runToExit([...args(join(dir, 'run-tls')), '--tls-dir', good], { env, timeoutMs: 240_000 });
   assert.equal(tls.code, 0, tls.output);
   const plain = await runToExit(args(join(dir, 'run-plain')), { env, timeoutMs: 240_000 });
