@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import type { Seq2SeqBatch } from '../shared/models/batch.js';
 import { T5_PRESETS } from '../shared/models/presets.js';
-import { parseT5Config, type T5Config } from '../shared/models/t5-config.js';
+import { parseT5Config } from '../shared/models/t5-config.js';
 import { t5ParamSpecs } from '../shared/models/t5-params.js';
 import { FlatLayout } from '../shared/weights/flat-layout.js';
 import { initT5Flat } from '../shared/weights/init.js';
@@ -13,6 +13,7 @@ import { T5Engine } from '../worker/engine/t5-engine.js';
 import { measureStepMemory, type ProbeEngine, type ProbeResult } from './engine-memory.js';
 import { randomBatch } from './random-batch.js';
 import { savedActivations } from './saved-activations.js';
+import { positiveOption, timing as medianTiming, type Timing as MedianTiming } from './bench-stats.js';
 
 // `npm run bench:block-engine [-- --case NAME-PART] [--runs N] [--threads N] [--skip-memory]`:
 // the block engine (t5-block-engine.ts, [Note: block engine]) against the whole-model engine,
@@ -49,18 +50,12 @@ type Setting = (typeof SETTINGS)[number];
 const MiB = 1024 * 1024;
 const BYTES: Readonly<Record<string, number>> = { float32: 4, float64: 8, int32: 4, int64: 8, bool: 1 };
 
-interface Timing {
-  readonly medianMs: number;
-  readonly minMs: number;
+/** Median and fastest, and every run's milliseconds (printed in the JSON line). */
+interface Timing extends MedianTiming {
   readonly ms: readonly number[];
 }
 
-function timing(ms: readonly number[]): Timing {
-  const sorted = [...ms].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  const medianMs = sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-  return { medianMs, minMs: sorted[0]!, ms };
-}
+const timing = (ms: readonly number[]): Timing => ({ ...medianTiming(ms), ms });
 
 /** What one step's session runs returned and took (the tap below). */
 interface StepTap {
@@ -311,17 +306,11 @@ async function main(): Promise<number> {
     console.error(`${(e as Error).message}\nusage: node dist/bench/block-engine.js [--case NAME-PART] [--runs N] [--threads N] [--skip-memory]`);
     return 2;
   }
-  const positive = (name: string, s: string | undefined): number | undefined => {
-    if (s === undefined) return undefined;
-    const n = Number(s);
-    if (!Number.isInteger(n) || n <= 0) throw new RangeError(`--${name} must be a positive integer, got '${s}'`);
-    return n;
-  };
   let threads: number;
   let runs: number | undefined;
   try {
-    threads = positive('threads', args.threads)!;
-    runs = positive('runs', args.runs);
+    threads = positiveOption('threads', args.threads)!;
+    runs = positiveOption('runs', args.runs);
   } catch (e) {
     console.error((e as Error).message);
     return 2;

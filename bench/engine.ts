@@ -18,6 +18,7 @@ import { initT5Flat } from '../shared/weights/init.js';
 import { fillDropoutMask, type DropoutKey } from '../worker/engine/dropout-masks.js';
 import { EngineOptionsSchema, sessionOptions } from '../shared/onnx/session-options.js';
 import { T5Engine } from '../worker/engine/t5-engine.js';
+import { positiveOption, timing, type Timing } from './bench-stats.js';
 import { measureStepMemory, type ProbeResult } from './engine-memory.js';
 import { logitStats, type LogitStats } from './logit-stats.js';
 import { printProfile, takeProfile, type KernelProfile } from './ort-profile.js';
@@ -63,18 +64,6 @@ const CASES: readonly Case[] = [
   { name: 'pko-t5-base 512/64', preset: 'pko-t5-base', batch: 1, srcLen: 512, tgtLen: 64, warmup: 2, runs: 5, dropoutRuns: 3, headScale: 1, full: true, targets: true },
   { name: 'pko-t5-base, head x d^-0.5', preset: 'pko-t5-base', batch: 1, srcLen: 512, tgtLen: 64, warmup: 2, runs: 5, dropoutRuns: 0, headScale: 768 ** -0.5, full: false, targets: true },
 ];
-
-interface Timing {
-  readonly medianMs: number;
-  readonly minMs: number;
-}
-
-function timing(ms: readonly number[]): Timing {
-  const sorted = [...ms].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  const medianMs = sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-  return { medianMs, minMs: sorted[0]! };
-}
 
 /** Warm up (ORT's memory arena grows during the first runs), then time each of `runs` calls. */
 async function timeRuns(warmup: number, runs: number, fn: () => Promise<unknown>): Promise<Timing> {
@@ -422,17 +411,11 @@ async function main(): Promise<number> {
     console.error(`${(e as Error).message}\nusage: node --expose-gc dist/bench/engine.js [--skip-base] [--case NAME-PART] [--runs N] [--threads N]`);
     return 2;
   }
-  const positive = (name: string, s: string | undefined): number | undefined => {
-    if (s === undefined) return undefined;
-    const n = Number(s);
-    if (!Number.isInteger(n) || n <= 0) throw new RangeError(`--${name} must be a positive integer, got '${s}'`);
-    return n;
-  };
   let threads: number;
   let runs: number | undefined;
   try {
-    threads = positive('threads', args.threads)!;
-    runs = positive('runs', args.runs);
+    threads = positiveOption('threads', args.threads)!;
+    runs = positiveOption('runs', args.runs);
   } catch (e) {
     console.error((e as Error).message);
     return 2;

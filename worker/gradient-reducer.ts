@@ -43,6 +43,7 @@ export function planBuckets(units: readonly Bucket[], paddedSize: number, bucket
 
 export interface ReduceCollective {
   reduceScatterRange(buf: Float32Array, offset: number, paddedLength: number, tag: string): Promise<void>;
+  allReduce(buf: Float32Array, tag: string): Promise<void>;
 }
 
 export interface CommSpan {
@@ -52,7 +53,7 @@ export interface CommSpan {
 
 export class GradientReducer {
   /** Stages 0/1: the full padded gradient. Stage 2: this rank's shard (shard.shardSize elements). */
-  readonly grad: Float32Array;
+  private readonly grad: Float32Array;
   private readonly buckets: Bucket[];
   private firstMicroBatch = true;
   private chain: Promise<void> = Promise.resolve();
@@ -109,11 +110,16 @@ export class GradientReducer {
     };
   }
 
-  /** A rank without samples this micro-batch contributes zeros (it still takes part in every collective). */
-  zeros(tag: string): Promise<void> {
+  /**
+   * A micro-batch without samples (a rank's share of the epoch's short last batch): at stage 2 it
+   * contributes zeros, taking part in every reduce-scatter; at stages 0/1 nothing happens until
+   * the step's all-reduce.
+   */
+  async emptyMicroBatch(tag: string): Promise<void> {
+    if (this.policy.reduceGradients === 'allReduce') return;
     const sink = this.sink(tag);
     for (const u of this.units) void sink(u.lo, u.hi, new Float32Array(u.hi - u.lo));
-    return this.endMicroBatch();
+    await this.endMicroBatch();
   }
 
   async endMicroBatch(): Promise<void> {
@@ -121,9 +127,22 @@ export class GradientReducer {
     this.firstMicroBatch = false;
   }
 
-  /** Stages 0/1 after the micro-batches: zeros if none ran (the padding tail is always zero). */
-  finishLocal(): void {
+  /**
+   * After the step's micro-batches. Stages 0/1: all-reduce the local gradient (zeros if no
+   * micro-batch ran; the padding tail is always zero). Stage 2: the shard is complete already.
+   */
+  async finishStep(tag: string): Promise<void> {
+    if (this.policy.reduceGradients === 'reduceScatter') return;
     if (this.firstMicroBatch) this.grad.fill(0);
+    await this.collective.allReduce(this.grad, tag);
+  }
+
+  /** The reduced gradient of the flat range [start, end): any range at stages 0/1, within the own shard at stage 2. */
+  gradient(start: number, end: number): Float32Array {
+    if (this.policy.reduceGradients === 'allReduce') return this.grad.subarray(start, end);
+    const { shard } = this;
+    if (start < shard.start || end > shard.end) throw new RangeError(`gradient [${start}, ${end}): stage 2 keeps only this rank's shard [${shard.start}, ${shard.end})`);
+    return this.grad.subarray(start - shard.start, end - shard.start);
   }
 
   private collect(lo: number, grad: Float32Array): void {

@@ -13,9 +13,10 @@ import { GradientReducer, overlapMs } from './gradient-reducer.js';
 import { DEEPSPEED_BUCKET_DEFAULT } from '../shared/config/zero-config.js';
 
 // One rank's part of a ZeRO training step (stage 2 order, see DESIGN "Step"):
-//   forward+backward of this rank's micro-batches, accumulated  ->  all-reduce token count and
-//   loss sum (coordinator)  ->  reduce the gradient (policy: all-reduce or reduce-scatter)  ->
-//   global grad norm from each rank's own range (coordinator)  ->  clip  ->  AdamW on the
+//   forward+backward of this rank's micro-batches, each block's gradients handed to the reducer
+//   (gradient-reducer.ts: stage 2 reduce-scatters them as they come, stages 0/1 collect and
+//   all-reduce after the last micro-batch)  ->  all-reduce token count and loss sum
+//   (coordinator)  ->  global grad norm from each rank's own range (coordinator)  ->  clip  ->  AdamW on the
 //   policy's range  ->  all-gather parameters (when the optimizer is sharded)  ->  report.
 // Gradients stay sums over tokens until the optimizer scales them by 1 / (global token count),
 // so N workers give the update of one big batch.
@@ -112,8 +113,7 @@ export class ZeroTrainer {
     for (const [k, indices] of microBatches.entries()) {
       const mbTag = `${tag}/grads/${k}`;
       if (indices.length === 0) {
-        // A rank with no samples (the epoch's short last batch) contributes zeros.
-        if (o.policy.reduceGradients === 'reduceScatter') await reducer.zeros(mbTag);
+        await reducer.emptyMicroBatch(mbTag);
         continue;
       }
       const batch = assembleBatch(o.train, indices, o.padId);
@@ -126,17 +126,14 @@ export class ZeroTrainer {
       tokens += r.tokenCount;
       samples += indices.length;
     }
-    reducer.finishLocal();
     const commMs = reducer.spans.reduce((s, x) => s + x.end - x.start, 0);
+    await reducer.finishStep(`${tag}/grads`);
 
     const [globalLossSum, globalTokens] = await o.scalars(`${tag}/tokens`, [lossSum, tokens]);
     if (!globalTokens) throw new RangeError(`step ${step}: no label tokens in the global batch`);
 
-    // stages 0/1: all-reduce the local gradient sums (the padding tail is zero everywhere)
-    if (o.policy.reduceGradients === 'allReduce') await o.collective.allReduce(reducer.grad, `${tag}/grads`);
-
     // global norm of the token-mean gradient, from each rank's own (reduced) range
-    const own = this.ownGradient();
+    const own = reducer.gradient(o.shard.start, o.shard.end);
     const scale = 1 / globalTokens;
     const [ownSquares] = await o.scalars(`${tag}/grad-norm`, [sumOfSquares(own)]);
     const sumSq = ownSquares! * scale * scale;
@@ -147,7 +144,7 @@ export class ZeroTrainer {
     const params = this.params.array;
     adamWStep(this.optimizer, o.adamw, {
       params: params.subarray(start, end),
-      grads: o.policy.optimizerRange === 'own' ? own : reducer.grad.subarray(start, end),
+      grads: reducer.gradient(start, end),
       lr,
       ranges: this.decay,
       gradScale: scale * coefficient,
@@ -162,11 +159,5 @@ export class ZeroTrainer {
       bytesSent: o.collective.bytesSent - sent0,
       computeMs, commMs, hiddenCommMs,
     };
-  }
-
-  /** This rank's reduced gradient range [shard.start, shard.end). */
-  private ownGradient(): Float32Array {
-    const { shard } = this.o;
-    return this.o.policy.reduceGradients === 'reduceScatter' ? this.reducer.grad : this.reducer.grad.subarray(shard.start, shard.end);
   }
 }

@@ -7,11 +7,13 @@ import { buildT5Block, T5_BLOCK_KINDS, type T5BlockKind } from '../../shared/mod
 import type { T5Config } from '../../shared/models/t5-config.js';
 import { buildT5Graph } from '../../shared/models/t5-graph.js';
 import type { DropoutSite } from '../../shared/models/t5-layers.js';
-import { numel, t5ParamSpecs } from '../../shared/models/t5-params.js';
-import { EngineOptionsSchema, sessionOptions, type EngineOptions } from '../../shared/onnx/session-options.js';
+import { t5ParamSpecs } from '../../shared/models/t5-params.js';
+import { EngineOptionsSchema, type EngineOptions } from '../../shared/onnx/session-options.js';
+import { paramFeeds } from '../../shared/onnx/param-feeds.js';
 import { FlatLayout, type FlatParam } from '../../shared/weights/flat-layout.js';
 import { addRows } from './add-rows.js';
-import { fillDropoutMask, type DropoutKey } from './dropout-masks.js';
+import type { DropoutKey } from './dropout-masks.js';
+import { checkFlat, createSession, dropoutMaskFeeds, lossSums, runSession } from './engine-session.js';
 import { gradientUnits, t5BlockPlan, type BlockInstance, type GradientUnit } from './t5-block-plan.js';
 import type { LossSums } from './t5-engine.js';
 import { T5Feeds } from './t5-feeds.js';
@@ -51,6 +53,8 @@ interface KindSessions {
 export class T5BlockEngine {
   private evaluate: Promise<Map<T5BlockKind, { session: ort.InferenceSession }>> | null = null;
   private readonly sessions = new Set<ort.InferenceSession>();
+  /** Parameters exactly one block uses (their gradient is complete when that block's backward ends). */
+  private readonly usedOnce: ReadonlySet<string>;
 
   private constructor(
     readonly config: T5Config,
@@ -63,7 +67,12 @@ export class T5BlockEngine {
     /** Whole-model dropout site input -> site index (the mask key). */
     private readonly siteIndex: ReadonlyMap<string, number>,
     private readonly feeds: T5Feeds,
-  ) {}
+  ) {
+    const users = new Map<string, number>();
+    for (const b of plan) for (const name of b.params.values()) users.set(name, (users.get(name) ?? 0) + 1);
+    this.usedOnce = new Set([...users].filter(([, n]) => n === 1).map(([name]) => name));
+  }
+
 
   static async create(config: T5Config, options: Partial<BlockEngineOptions> = {}): Promise<T5BlockEngine> {
     const { dtype = 'float32', dropout = false, checkpointing = false, ...rest } = options;
@@ -76,8 +85,8 @@ export class T5BlockEngine {
     for (const kind of T5_BLOCK_KINDS) {
       const def = buildT5Block(kind, config, { dtype, dropout });
       const models = blockModels(def, mode);
-      const forward = models.forward ? await makeSession(models.forward, `${kind} forward`, o) : null;
-      const backward = await makeSession(models.backward, `${kind} backward`, o);
+      const forward = models.forward ? await createSession(models.forward, `${kind} forward`, o) : null;
+      const backward = await createSession(models.backward, `${kind} backward`, o);
       made.push(...(forward ? [forward] : []), backward);
       train.set(kind, { models, forward, backward, sites: def.dropoutSites });
     }
@@ -101,8 +110,8 @@ export class T5BlockEngine {
    * order of `units` (from the end of the flat buffer to its start), each exactly once.
    */
   async forwardBackward(params: Flat, batch: Seq2SeqBatch, dropout: DropoutKey | undefined, sink: GradientSink): Promise<LossSums> {
-    this.checkFlat(params);
-    const data = this.dataFeeds(batch);
+    checkFlat(params, this.dtype, this.paramCount, 'params');
+    const data = this.feeds.feeds(batch);
     const stash: (Record<string, ort.Tensor> | null)[] = [];
 
     // forward: each block's inputs (and saved activations) kept for its backward
@@ -171,7 +180,7 @@ export class T5BlockEngine {
         if (!sum) streamGrads.set(stream, grad);
         else addInto(sum, grad);
       }
-      if (block.kind === 'head') loss = { lossSum: Number(out.loss_sum!.data[0]), tokenCount: Number(out.token_count!.data[0]) };
+      if (block.kind === 'head') loss = lossSums(out);
 
       if (unit) {
         nextUnit++;
@@ -184,17 +193,17 @@ export class T5BlockEngine {
 
   /** Loss sums by block forward, without gradients or dropout (evaluation). */
   async forwardLoss(params: Flat, batch: Seq2SeqBatch): Promise<LossSums> {
-    this.checkFlat(params);
+    checkFlat(params, this.dtype, this.paramCount, 'params');
     this.evaluate ??= this.makeEvaluate();
     const sessions = await this.evaluate;
-    const data = this.dataFeeds(batch);
+    const data = this.feeds.feeds(batch);
     const streams = new Map<string, ort.Tensor>();
     for (const block of this.plan) {
       const feeds: Record<string, ort.Tensor> = { ...data, ...this.activationFeeds(block, data, streams), ...this.paramFeeds(block, params) };
       const session = sessions.get(block.kind)!.session;
       if (block.kind === 'head') {
         const out = await this.run(session, block, feeds, ['loss_sum', 'token_count']);
-        return { lossSum: Number(out.loss_sum!.data[0]), tokenCount: Number(out.token_count!.data[0]) };
+        return lossSums(out);
       }
       streams.set(block.output!, (await this.run(session, block, feeds, ['out'])).out!);
     }
@@ -228,7 +237,7 @@ export class T5BlockEngine {
     const out = new Map<T5BlockKind, { session: ort.InferenceSession }>();
     for (const kind of T5_BLOCK_KINDS) {
       const models = blockModels(buildT5Block(kind, this.config, { dtype: this.dtype, dropout: false }), 'recompute');
-      const session = await makeSession(models.forward ?? models.lossOnly!, `${kind} evaluation`, this.options);
+      const session = await createSession(models.forward ?? models.lossOnly!, `${kind} evaluation`, this.options);
       this.sessions.add(session);
       out.set(kind, { session });
     }
@@ -237,7 +246,7 @@ export class T5BlockEngine {
 
   /** A parameter only this unit's block uses, with a dense gradient only: ORT writes it in place. */
   private writesInPlace(p: FlatParam, g: BlockModels['paramGradients'][number], unit: GradientUnit): boolean {
-    return g.rows.length === 0 && unit.params.includes(p.name) && this.plan.filter((b) => [...b.params.values()].includes(p.name)).length === 1;
+    return g.rows.length === 0 && this.usedOnce.has(p.name) && unit.params.includes(p.name);
   }
 
   /** The unit's gradient: in-place parts already written, summed ones copied in (or handed over whole). */
@@ -259,10 +268,6 @@ export class T5BlockEngine {
     return grad;
   }
 
-  private dataFeeds(batch: Seq2SeqBatch): Record<string, ort.Tensor> {
-    return this.feeds.feeds(batch);
-  }
-
   private activationFeeds(block: BlockInstance, data: Record<string, ort.Tensor>, streams: ReadonlyMap<string, ort.Tensor>): Record<string, ort.Tensor> {
     const feeds: Record<string, ort.Tensor> = {};
     if (block.ids) feeds.ids = data[block.ids.input]!;
@@ -275,30 +280,21 @@ export class T5BlockEngine {
   }
 
   private paramFeeds(block: BlockInstance, params: Flat): Record<string, ort.Tensor> {
-    const feeds: Record<string, ort.Tensor> = {};
-    for (const [input, name] of block.params) {
-      const p = this.layout.get(name);
-      feeds[input] = new ort.Tensor(this.dtype, params.subarray(p.offset, p.offset + p.size), [...p.shape]);
-    }
-    return feeds;
+    return paramFeeds(this.layout, params, block.params);
   }
 
   private maskFeeds(block: BlockInstance, sites: readonly DropoutSite[], batch: Seq2SeqBatch, key: DropoutKey | undefined): Record<string, ort.Tensor> {
-    if (sites.length === 0) return {};
-    if (!key) throw new EngineError('this engine applies dropout: forwardBackward needs a dropout key (seed, step, sample indices)');
     const seq = block.ids?.length === 'tgt_len' ? batch.tgtLen : batch.srcLen;
-    const dims: Record<string, number> = { batch: batch.batchSize, src_len: batch.srcLen, tgt_len: batch.tgtLen, seq };
-    const feeds: Record<string, ort.Tensor> = {};
-    for (const site of sites) {
-      const whole = `dropout.${block.sitePrefix}${site.input.slice('dropout.'.length)}`;
-      const index = this.siteIndex.get(whole);
-      if (index === undefined) throw new EngineError(`block ${block.label}: dropout site ${whole} is not in the whole model`);
-      const shape = site.shape.map((d) => (typeof d === 'number' ? d : dims[d]!));
-      const mask = new Uint8Array(numel(shape));
-      fillDropoutMask(mask, shape, this.config.dropoutRate, index, key);
-      feeds[site.input] = new ort.Tensor('bool', mask, shape);
-    }
-    return feeds;
+    const dims = { batch: batch.batchSize, src_len: batch.srcLen, tgt_len: batch.tgtLen, seq };
+    return dropoutMaskFeeds(sites, dims, this.config.dropoutRate, (site) => this.wholeSiteIndex(block, site), key);
+  }
+
+  /** The whole model's index of a block's dropout site (the mask key both engines use). */
+  private wholeSiteIndex(block: BlockInstance, site: DropoutSite): number {
+    const whole = `dropout.${block.sitePrefix}${site.input.slice('dropout.'.length)}`;
+    const index = this.siteIndex.get(whole);
+    if (index === undefined) throw new EngineError(`block ${block.label}: dropout site ${whole} is not in the whole model`);
+    return index;
   }
 
   private newFlat(n: number): Flat {
@@ -313,18 +309,7 @@ export class T5BlockEngine {
       feeds[name] = t;
     }
     const wanted = Array.isArray(fetches) ? Object.fromEntries(fetches.map((f) => [f, null])) : fetches;
-    try {
-      return await session.run(feeds, wanted);
-    } catch (cause) {
-      throw new EngineError(`onnxruntime run of block ${block.label} failed: ${(cause as Error).message}`, { cause });
-    }
-  }
-
-  private checkFlat(a: Flat): void {
-    const want = this.dtype === 'float32' ? Float32Array : Float64Array;
-    if (!(a instanceof want) || a.length < this.paramCount) {
-      throw new EngineError(`params: expected a ${want.name} of at least ${this.paramCount} elements (a padded flat buffer may be longer), got ${a.constructor.name}(${a.length})`);
-    }
+    return runSession(session, `block ${block.label}`, feeds, wanted);
   }
 }
 
@@ -332,10 +317,3 @@ function addInto(target: Flat, add: Flat): void {
   for (let i = 0; i < target.length; i++) target[i]! += add[i]!;
 }
 
-async function makeSession(bytes: Uint8Array, what: string, o: EngineOptions): Promise<ort.InferenceSession> {
-  try {
-    return await ort.InferenceSession.create(bytes, sessionOptions(o));
-  } catch (cause) {
-    throw new EngineError(`onnxruntime could not create the ${what} session: ${(cause as Error).message}`, { cause });
-  }
-}

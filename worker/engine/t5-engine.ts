@@ -1,15 +1,14 @@
 import * as ort from 'onnxruntime-node';
-import { EngineError } from '../../shared/errors.js';
 import type { FloatDType } from '../../shared/onnx/dtype.js';
 import { serializeGraph } from '../../shared/onnx/serialize.js';
 import type { Seq2SeqBatch } from '../../shared/models/batch.js';
 import type { T5Config } from '../../shared/models/t5-config.js';
 import { buildT5Graph, type T5Graph } from '../../shared/models/t5-graph.js';
-import { numel } from '../../shared/models/t5-params.js';
 import { FlatLayout } from '../../shared/weights/flat-layout.js';
 import { addRows } from './add-rows.js';
-import { fillDropoutMask, type DropoutKey } from './dropout-masks.js';
-import { EngineOptionsSchema, sessionOptions, type EngineOptions } from '../../shared/onnx/session-options.js';
+import type { DropoutKey } from './dropout-masks.js';
+import { checkFlat, createSession, dropoutMaskFeeds, lossSums, runSession } from './engine-session.js';
+import { EngineOptionsSchema, type EngineOptions } from '../../shared/onnx/session-options.js';
 import { paramFeeds } from '../../shared/onnx/param-feeds.js';
 import { T5Feeds } from './t5-feeds.js';
 
@@ -59,13 +58,7 @@ export class T5Engine {
     const { dtype: _d, dropout: _p, gradientOutputs: _g, ...engineOptions } = options;
     const o = EngineOptionsSchema.parse(engineOptions);
     const trainBuilt = buildT5Graph(config, { dtype, dropout: options.dropout ?? false, gradients: 'rows' });
-    const make = async (built: T5Graph) => {
-      try {
-        return await ort.InferenceSession.create(serializeGraph(built.graph), sessionOptions(o));
-      } catch (cause) {
-        throw new EngineError(`onnxruntime could not create the ${built.graph.name} session: ${(cause as Error).message}`, { cause });
-      }
-    };
+    const make = (built: T5Graph) => createSession(serializeGraph(built.graph), built.graph.name, o);
     const makeEvaluate = async () => {
       const built = buildT5Graph(config, { dtype, dropout: false, gradients: false });
       return { session: await make(built), built };
@@ -78,8 +71,8 @@ export class T5Engine {
    * accumulated). `dropout` keys the masks when the engine was created with dropout on.
    */
   async forwardBackward(params: Flat, grad: Flat, batch: Seq2SeqBatch, dropout?: DropoutKey): Promise<LossSums> {
-    this.checkFlat(params, 'params');
-    this.checkFlat(grad, 'grad');
+    checkFlat(params, this.dtype, this.paramCount, 'params');
+    checkFlat(grad, this.dtype, this.paramCount, 'grad');
     const { built, session } = this.train;
     const feeds = { ...this.paramFeeds(params, built), ...this.feeds.feeds(batch), ...this.maskFeeds(batch, built, dropout) };
     const fetches: Record<string, ort.Tensor | null> = { loss_sum: null, token_count: null };
@@ -88,7 +81,7 @@ export class T5Engine {
       if (dense) fetches[dense] = this.gradientOutputs === 'bound' ? new ort.Tensor(this.dtype, grad.subarray(p.offset, p.offset + p.size), [...p.shape]) : null;
       for (const r of rows) fetches[r.rows] = fetches[r.indices] = null;
     });
-    const out = await this.run(session, feeds, fetches);
+    const out = await runSession(session, built.graph.name, feeds, fetches);
     this.layout.params.forEach((p, i) => {
       const view = grad.subarray(p.offset, p.offset + p.size);
       const { dense, rows } = built.gradientOutputs[i]!;
@@ -96,16 +89,16 @@ export class T5Engine {
       else if (this.gradientOutputs === 'copied') view.set(out[dense]!.data as Flat);
       for (const r of rows) addRows(view, p.shape[0]!, p.shape[1]!, out[r.indices]!.data as Int32Array | BigInt64Array, out[r.rows]!.data as Flat);
     });
-    return { lossSum: Number(out.loss_sum!.data[0]), tokenCount: Number(out.token_count!.data[0]) };
+    return lossSums(out);
   }
 
   /** Loss sums without gradients or dropout (evaluation). */
   async forwardLoss(params: Flat, batch: Seq2SeqBatch): Promise<LossSums> {
-    this.checkFlat(params, 'params');
+    checkFlat(params, this.dtype, this.paramCount, 'params');
     this.evaluate ??= this.makeEvaluate();
     const { built, session } = await this.evaluate;
-    const out = await this.run(session, { ...this.paramFeeds(params, built), ...this.feeds.feeds(batch) }, { loss_sum: null, token_count: null });
-    return { lossSum: Number(out.loss_sum!.data[0]), tokenCount: Number(out.token_count!.data[0]) };
+    const out = await runSession(session, built.graph.name, { ...this.paramFeeds(params, built), ...this.feeds.feeds(batch) }, { loss_sum: null, token_count: null });
+    return lossSums(out);
   }
 
   /** Close onnxruntime's profile files (engines created with `profileFilePrefix`). */
@@ -119,14 +112,6 @@ export class T5Engine {
     if (this.evaluate) await (await this.evaluate).session.release();
   }
 
-  private async run(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, fetches: Record<string, ort.Tensor | null>) {
-    try {
-      return await session.run(feeds, fetches);
-    } catch (cause) {
-      throw new EngineError(`onnxruntime run failed: ${(cause as Error).message}`, { cause });
-    }
-  }
-
   /** The input tensors of one call (views of `params`, data, masks), built but not run: its JS cost. */
   buildFeeds(params: Flat, batch: Seq2SeqBatch): number {
     return Object.keys({ ...this.paramFeeds(params, this.train.built), ...this.feeds.feeds(batch) }).length;
@@ -137,23 +122,7 @@ export class T5Engine {
   }
 
   private maskFeeds(batch: Seq2SeqBatch, built: T5Graph, key: DropoutKey | undefined): Record<string, ort.Tensor> {
-    if (built.dropoutSites.length === 0) return {};
-    if (!key) throw new EngineError('this engine applies dropout: forwardBackward needs a dropout key (seed, step, sample indices)');
-    const dims: Record<string, number> = { batch: batch.batchSize, src_len: batch.srcLen, tgt_len: batch.tgtLen };
-    const feeds: Record<string, ort.Tensor> = {};
-    built.dropoutSites.forEach((site, i) => {
-      const shape = site.shape.map((d) => (typeof d === 'number' ? d : dims[d]!));
-      const mask = new Uint8Array(numel(shape));
-      fillDropoutMask(mask, shape, this.config.dropoutRate, i, key);
-      feeds[site.input] = new ort.Tensor('bool', mask, shape);
-    });
-    return feeds;
-  }
-
-  private checkFlat(a: Flat, what: string): void {
-    const want = this.dtype === 'float32' ? Float32Array : Float64Array;
-    if (!(a instanceof want) || a.length < this.paramCount) {
-      throw new EngineError(`${what}: expected a ${want.name} of at least ${this.paramCount} elements (a padded flat buffer may be longer), got ${a.constructor.name}(${a.length})`);
-    }
+    const dims = { batch: batch.batchSize, src_len: batch.srcLen, tgt_len: batch.tgtLen };
+    return dropoutMaskFeeds(built.dropoutSites, dims, this.config.dropoutRate, (_site, i) => i, key);
   }
 }
