@@ -1,5 +1,6 @@
 import type { FlatShard } from '../shared/sharding/flat-shard.js';
 import type { ShardingPolicy } from '../shared/sharding/sharding-policy.js';
+import type { UnitSharding } from '../shared/sharding/unit-shard.js';
 import type { GradientSink } from './engine/t5-block-engine.js';
 import { now } from './engine/training-engine.js';
 
@@ -11,6 +12,8 @@ import { now } from './engine/training-engine.js';
 //               reduce-scattered over the ring as soon as its last unit arrives, and its own part
 //               added into the rank's gradient shard. No rank holds a whole-model gradient:
 //               only the shard (Ψ/N) and the buckets in flight.
+//   stage 3     each unit alone (its own partition, [Note: unit sharding]): padded to P_u,
+//               reduce-scattered, the rank's chunk added into its shard-layout gradient.
 //
 // Units come end to start of the flat buffer, so a bucket is a contiguous piece and complete when
 // its lowest unit arrives. Every rank cuts the same buckets from the same units (the plan depends
@@ -42,6 +45,7 @@ export function planBuckets(units: readonly Bucket[], paddedSize: number, bucket
 }
 
 export interface ReduceCollective {
+  reduceScatter(buf: Float32Array, tag: string): Promise<void>;
   reduceScatterRange(buf: Float32Array, offset: number, paddedLength: number, tag: string): Promise<void>;
   allReduce(buf: Float32Array, tag: string): Promise<void>;
 }
@@ -52,7 +56,7 @@ export interface CommSpan {
 }
 
 export class GradientReducer {
-  /** Stages 0/1: the full padded gradient. Stage 2: this rank's shard (shard.shardSize elements). */
+  /** Stages 0/1: the full padded gradient. Stage 2: this rank's shard (shard.shardSize elements). Stage 3: the unit chunks. */
   private readonly grad: Float32Array;
   private readonly buckets: Bucket[];
   private firstMicroBatch = true;
@@ -66,8 +70,11 @@ export class GradientReducer {
     private readonly units: readonly Bucket[],
     bucketSize: number,
     private readonly collective: ReduceCollective,
+    /** Stage 3's partition of the units (required when policy.partitionParameters). */
+    private readonly sharding: UnitSharding | null = null,
   ) {
-    this.grad = new Float32Array(policy.reduceGradients === 'reduceScatter' ? shard.shardSize : shard.paddedSize);
+    if (policy.partitionParameters && !sharding) throw new RangeError('stage 3 reduces into unit chunks: pass the unit sharding');
+    this.grad = new Float32Array(sharding ? sharding.shardSize : policy.reduceGradients === 'reduceScatter' ? shard.shardSize : shard.paddedSize);
     this.buckets = planBuckets(units, shard.paddedSize, bucketSize);
   }
 
@@ -93,6 +100,11 @@ export class GradientReducer {
       if (this.policy.reduceGradients === 'allReduce') {
         this.collect(lo, grad);
         return;
+      }
+      if (this.sharding) {
+        const u = next - 1;
+        this.chain = this.chain.then(() => this.reduceUnit(u, grad, `${tag}/${lo}`));
+        return this.chain;
       }
       const bucket = this.buckets[b]!;
       // A unit that is a whole bucket is reduced in place; otherwise it is copied into the bucket.
@@ -137,9 +149,9 @@ export class GradientReducer {
     await this.collective.allReduce(this.grad, tag);
   }
 
-  /** The reduced gradient of the flat range [start, end): any range at stages 0/1, within the own shard at stage 2. */
+  /** The reduced gradient of the flat range [start, end): any range at stages 0/1, within the own shard at stage 2; stage 3: the shard buffer's [start, end). */
   gradient(start: number, end: number): Float32Array {
-    if (this.policy.reduceGradients === 'allReduce') return this.grad.subarray(start, end);
+    if (this.policy.reduceGradients === 'allReduce' || this.sharding) return this.grad.subarray(start, end);
     const { shard } = this;
     if (start < shard.start || end > shard.end) throw new RangeError(`gradient [${start}, ${end}): stage 2 keeps only this rank's shard [${shard.start}, ${shard.end})`);
     return this.grad.subarray(start - shard.start, end - shard.start);
@@ -161,6 +173,21 @@ export class GradientReducer {
     const to = Math.min(bucket.hi, this.shard.end);
     const g = this.grad;
     for (let i = from; i < to; i++) g[i - this.shard.start]! += buf[i - bucket.lo]!;
+  }
+
+  /** Stage 3: reduce-scatter unit u's gradient (padded to P_u) and add the rank's chunk into its place. */
+  private async reduceUnit(u: number, grad: Float32Array, tag: string): Promise<void> {
+    const sharding = this.sharding!;
+    const padded = sharding.paddedSize(u);
+    const buf = grad.length === padded ? grad : new Float32Array(padded);
+    if (buf !== grad) buf.set(grad);
+    const start = now();
+    await this.collective.reduceScatter(buf, tag);
+    this.spans.push({ start, end: now() });
+    const piece = sharding.piece(u);
+    const own = buf.subarray(sharding.rank * piece.chunk, (sharding.rank + 1) * piece.chunk);
+    const g = this.grad;
+    for (let i = 0; i < own.length; i++) g[piece.at + i]! += own[i]!;
   }
 }
 

@@ -357,7 +357,7 @@ async function buildSetup(plan: TrainPlan, seat: WorkerSeat, peers: readonly Pee
   return {
     plan, config, layout, shard, engine, trainer, collective, eval: evalSetup, best,
     get params() {
-      return trainer.params.array;
+      return trainer.params!.array;
     },
   };
 }
@@ -413,7 +413,7 @@ async function evaluate(setup: Setup, rank: number): Promise<{ lossSum: number; 
   let samples = 0;
   for (const indices of sampler.epochMicroBatches(0, rank)) {
     if (indices.length === 0) continue;
-    const r = await setup.engine.forwardLoss(setup.trainer.params, assembleBatch(split, indices, padId));
+    const r = await setup.engine.forwardLoss(setup.trainer.evalParams(`eval/${rank}`), assembleBatch(split, indices, padId));
     lossSum += r.lossSum;
     tokens += r.tokenCount;
     samples += indices.length;

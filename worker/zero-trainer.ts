@@ -8,8 +8,10 @@ import type { LrSchedule } from '../shared/optim/schedules.js';
 import type { FlatShard } from '../shared/sharding/flat-shard.js';
 import type { ShardingPolicy } from '../shared/sharding/sharding-policy.js';
 import type { FlatLayout } from '../shared/weights/flat-layout.js';
-import type { ParamHolder, TrainingEngine } from './engine/training-engine.js';
+import type { ParamHolder, Params, TrainingEngine } from './engine/training-engine.js';
 import { GradientReducer, overlapMs } from './gradient-reducer.js';
+import type { UnitGatherer } from './param-gatherer.js';
+import type { DecayRange } from '../shared/optim/decay-ranges.js';
 import { DEEPSPEED_BUCKET_DEFAULT } from '../shared/config/zero-config.js';
 
 // One rank's part of a ZeRO training step (stage 2 order, see DESIGN "Step"):
@@ -20,9 +22,14 @@ import { DEEPSPEED_BUCKET_DEFAULT } from '../shared/config/zero-config.js';
 //   policy's range  ->  all-gather parameters (when the optimizer is sharded)  ->  report.
 // Gradients stay sums over tokens until the optimizer scales them by 1 / (global token count),
 // so N workers give the update of one big batch.
+//
+// Stage 3 is the same step on unit chunks: each micro-batch's pass gathers the blocks' units as
+// the engine reaches them (param-gatherer.ts), gradients are reduce-scattered unit by unit into the
+// rank's chunks, AdamW updates the chunks, and the persistent (small) units are gathered again.
 
 /** The collectives a step needs (worker/collectives implements them over gRPC or in process). */
 export interface StepCollective {
+  reduceScatter(buf: Float32Array, tag: string): Promise<void>;
   reduceScatterRange(buf: Float32Array, offset: number, paddedLength: number, tag: string): Promise<void>;
   allGather(buf: Float32Array, tag: string): Promise<void>;
   allReduce(buf: Float32Array, tag: string): Promise<void>;
@@ -39,8 +46,10 @@ export interface ZeroTrainerOptions {
   readonly layout: FlatLayout;
   readonly shard: FlatShard;
   readonly policy: ShardingPolicy;
-  /** Padded flat parameters (length shard.paddedSize), identical on every rank. */
-  readonly params: Float32Array;
+  /** Stages 0-2: padded flat parameters (length shard.paddedSize), identical on every rank. */
+  readonly params?: Float32Array;
+  /** Stage 3: the rank's parameter chunks and how to gather them (policy.partitionParameters). */
+  readonly gatherer?: UnitGatherer;
   readonly adamw: AdamWHyperParams;
   readonly schedule: LrSchedule;
   readonly maxGradNorm: number;
@@ -50,7 +59,7 @@ export interface ZeroTrainerOptions {
   readonly padId: number;
   readonly collective: StepCollective;
   readonly scalars: ScalarAllReduce;
-  /** Adam moments and step count for `optimizerRange(shard, policy)`, e.g. from a checkpoint. */
+  /** Adam moments and step count for `optimizerRange(shard, policy)` (stage 3: the shard buffer), e.g. from a checkpoint. */
   readonly optimizerState?: { readonly m: Float32Array; readonly v: Float32Array; readonly step: number };
 }
 
@@ -79,20 +88,45 @@ export interface ZeroStepResult {
 export class ZeroTrainer {
   readonly reducer: GradientReducer;
   readonly optimizer: AdamWState;
-  /** The flat parameters; an engine in a worker thread borrows the array during a step. */
-  readonly params: ParamHolder;
+  /** Stages 0-2: the flat parameters; an engine in a worker thread borrows the array during a step. Null at stage 3. */
+  readonly params: ParamHolder | null;
+  /** Stage 3: the rank's parameter chunks and their gatherer. Null below stage 3. */
+  readonly gatherer: UnitGatherer | null;
+  /** The optimizer's range: of the flat buffer, or at stage 3 the whole shard buffer. */
   private readonly range: { start: number; end: number };
-  private readonly decay;
+  private readonly decay: readonly DecayRange[];
 
   constructor(private readonly o: ZeroTrainerOptions) {
     const { shard, policy } = o;
-    if (o.params.length !== shard.paddedSize) throw new RangeError(`params: ${o.params.length} elements, the plan pads to ${shard.paddedSize}`);
     if (o.engine.paramCount !== o.layout.totalSize) throw new RangeError(`engine has ${o.engine.paramCount} parameters, the layout ${o.layout.totalSize}`);
-    this.params = { array: o.params };
-    this.reducer = new GradientReducer(policy, shard, o.engine.units, o.reduceBucketSize ?? DEEPSPEED_BUCKET_DEFAULT, o.collective);
-    this.range = optimizerRange(shard, policy);
+    if (policy.partitionParameters) {
+      if (!o.gatherer || o.params) throw new RangeError('stage 3 takes the parameter chunks (gatherer), not a whole buffer');
+      if (!o.engine.traces) throw new RangeError('stage 3 needs an engine that runs block by block');
+      this.params = null;
+      this.gatherer = o.gatherer;
+      this.range = { start: 0, end: o.gatherer.sharding.shardSize };
+      // Each chunk's decay sub-ranges, moved from flat to shard-buffer offsets (padding: no range).
+      this.decay = o.gatherer.sharding.pieces.flatMap((p) => decayRanges(o.layout.params, p.lo, p.hi).map((r) => ({ ...r, start: r.start - p.lo + p.at, end: r.end - p.lo + p.at })));
+    } else {
+      if (!o.params || o.gatherer) throw new RangeError(`stage ${policy.stage} takes the whole parameter buffer`);
+      if (o.params.length !== shard.paddedSize) throw new RangeError(`params: ${o.params.length} elements, the plan pads to ${shard.paddedSize}`);
+      this.params = { array: o.params };
+      this.gatherer = null;
+      this.range = optimizerRange(shard, policy);
+      this.decay = decayRanges(o.layout.params, this.range.start, this.range.end);
+    }
+    this.reducer = new GradientReducer(policy, shard, o.engine.units, o.reduceBucketSize ?? DEEPSPEED_BUCKET_DEFAULT, o.collective, this.gatherer?.sharding ?? null);
     this.optimizer = new AdamWState(this.range.start, this.range.end, o.optimizerState);
-    this.decay = decayRanges(o.layout.params, this.range.start, this.range.end);
+  }
+
+  /** Where a training pass reads parameters: the whole buffer, or (stage 3) a gather pass. */
+  trainParams(tag: string): Params {
+    return this.gatherer ? this.gatherer.pass(this.o.engine.traces!.train, tag) : this.params!;
+  }
+
+  /** The same for an evaluation forward. */
+  evalParams(tag: string): Params {
+    return this.gatherer ? this.gatherer.pass(this.o.engine.traces!.eval, tag) : this.params!;
   }
 
   async step(epoch: number, stepInEpoch: number, step: number): Promise<ZeroStepResult> {
@@ -118,7 +152,7 @@ export class ZeroTrainer {
       }
       const batch = assembleBatch(o.train, indices, o.padId);
       const spans0 = reducer.spans.length;
-      const r = await o.engine.forwardBackward(this.params, batch, { seed: o.seed, step, sampleIndices: Array.from(indices) }, reducer.sink(mbTag));
+      const r = await o.engine.forwardBackward(this.trainParams(`${tag}/params/${k}`), batch, { seed: o.seed, step, sampleIndices: Array.from(indices) }, reducer.sink(mbTag));
       await reducer.endMicroBatch();
       computeMs += r.computeEnd - r.computeStart;
       hiddenCommMs += overlapMs(reducer.spans.slice(spans0), r.computeStart, r.computeEnd);
@@ -133,7 +167,7 @@ export class ZeroTrainer {
     if (!globalTokens) throw new RangeError(`step ${step}: no label tokens in the global batch`);
 
     // global norm of the token-mean gradient, from each rank's own (reduced) range
-    const own = reducer.gradient(o.shard.start, o.shard.end);
+    const own = this.gatherer ? reducer.gradient(0, this.range.end) : reducer.gradient(o.shard.start, o.shard.end);
     const scale = 1 / globalTokens;
     const [ownSquares] = await o.scalars(`${tag}/grad-norm`, [sumOfSquares(own)]);
     const sumSq = ownSquares! * scale * scale;
@@ -141,7 +175,7 @@ export class ZeroTrainer {
     const lr = o.schedule.lrAt(step);
 
     const { start, end } = this.range;
-    const params = this.params.array;
+    const params = this.gatherer ? this.gatherer.shard : this.params!.array;
     adamWStep(this.optimizer, o.adamw, {
       params: params.subarray(start, end),
       grads: reducer.gradient(start, end),
@@ -150,6 +184,7 @@ export class ZeroTrainer {
       gradScale: scale * coefficient,
     });
     if (o.policy.gatherParameters) await o.collective.allGather(params, `${tag}/params`);
+    await this.gatherer?.refreshPersistent(`${tag}/persistent`);
 
     return {
       step, lossSum, tokens, samples, lr,

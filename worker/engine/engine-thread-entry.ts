@@ -3,6 +3,7 @@ import { parseT5Config } from '../../shared/models/t5-config.js';
 import { arrive, move, type EngineThreadData, type FromThread, type ToThread } from './engine-thread-protocol.js';
 import { T5BlockEngine } from './t5-block-engine.js';
 import { now } from './training-engine.js';
+import type { UnitFetch, UnitFetcher } from './unit-params.js';
 
 // The engine thread: runs the block engine's sessions so the main thread's event loop stays free
 // for the collectives. Each gradient unit is posted to the main thread as soon as it exists; the
@@ -17,7 +18,19 @@ let inFlight = 0;
 let waiting: (() => void) | null = null;
 let calls: Promise<void> = Promise.resolve();
 const engine = await T5BlockEngine.create(parseT5Config(data.configRaw), data.options);
-post({ type: 'ready', paramCount: engine.paramCount, units: engine.units.map((u) => ({ lo: u.lo, hi: u.hi })) });
+post({ type: 'ready', paramCount: engine.paramCount, units: engine.units.map((u) => ({ lo: u.lo, hi: u.hi })), traces: { train: engine.trainTrace, eval: engine.evalTrace } });
+
+/** Stage 3: the answers to this thread's fetches, by `${call id}/${position}`. */
+const fetches = new Map<string, { resolve: (f: UnitFetch) => void; reject: (err: Error) => void }>();
+function fetcherFor(id: number): UnitFetcher {
+  return {
+    fetch: (position) =>
+      new Promise((resolve, reject) => {
+        fetches.set(`${id}/${position}`, { resolve, reject });
+        post({ type: 'fetch', id, position });
+      }),
+  };
+}
 
 port.on('message', (m: ToThread) => {
   if (m.type === 'taken') {
@@ -25,6 +38,12 @@ port.on('message', (m: ToThread) => {
     const w = waiting;
     waiting = null;
     w?.();
+  } else if (m.type === 'fetched' || m.type === 'fetchFailed') {
+    const key = `${m.id}/${m.position}`;
+    const answer = fetches.get(key);
+    fetches.delete(key);
+    if (m.type === 'fetchFailed') answer?.reject(new Error(m.message));
+    else answer?.resolve({ units: new Map(m.units.map((u) => [u.unit, arrive(u.values)])), freeAfter: m.freeAfter });
   } else if (m.type === 'release') {
     void engine.release().then(() => {
       post({ type: 'released' });
@@ -43,15 +62,16 @@ port.on('message', (m: ToThread) => {
 });
 
 async function run(m: Extract<ToThread, { type: 'forwardBackward' | 'forwardLoss' }>): Promise<void> {
-  const params = arrive(m.params);
+  const params = m.params ? arrive(m.params) : new Float32Array(0);
+  const source = m.params ? params : fetcherFor(m.id);
   try {
     if (m.type === 'forwardLoss') {
-      const loss = await engine.forwardLoss(params, m.batch);
+      const loss = await engine.forwardLoss(source, m.batch);
       post({ type: 'done', id: m.id, loss, params: move(params) }, [params.buffer as ArrayBuffer]);
       return;
     }
     const computeStart = now();
-    const loss = await engine.forwardBackward(params, m.batch, m.dropout, async (lo, hi, grad) => {
+    const loss = await engine.forwardBackward(source, m.batch, m.dropout, async (lo, hi, grad) => {
       const g = grad as Float32Array;
       inFlight++;
       post({ type: 'unit', id: m.id, lo, hi, grad: move(g) }, [g.buffer as ArrayBuffer]);

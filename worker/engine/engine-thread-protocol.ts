@@ -22,16 +22,26 @@ export interface MovedArray {
   readonly length: number;
 }
 
+// `params: null` is a stage-3 call: the thread asks for each position's units ('fetch') and the
+// main thread's gatherer answers ('fetched'), the gathered buffers transferred.
 export type ToThread =
-  | { readonly type: 'forwardBackward'; readonly id: number; readonly params: MovedArray; readonly batch: Seq2SeqBatch; readonly dropout: DropoutKey | undefined }
-  | { readonly type: 'forwardLoss'; readonly id: number; readonly params: MovedArray; readonly batch: Seq2SeqBatch }
+  | { readonly type: 'forwardBackward'; readonly id: number; readonly params: MovedArray | null; readonly batch: Seq2SeqBatch; readonly dropout: DropoutKey | undefined }
+  | { readonly type: 'forwardLoss'; readonly id: number; readonly params: MovedArray | null; readonly batch: Seq2SeqBatch }
+  | { readonly type: 'fetched'; readonly id: number; readonly position: number; readonly units: readonly { readonly unit: number; readonly values: MovedArray }[]; readonly freeAfter: readonly number[] }
+  | { readonly type: 'fetchFailed'; readonly id: number; readonly position: number; readonly message: string }
   /** The main thread took a unit (its reduce-scatter finished): one fewer in flight. */
   | { readonly type: 'taken' }
   | { readonly type: 'releaseEvaluation'; readonly id: number }
   | { readonly type: 'release' };
 
 export type FromThread =
-  | { readonly type: 'ready'; readonly paramCount: number; readonly units: readonly { readonly lo: number; readonly hi: number }[] }
+  | {
+      readonly type: 'ready';
+      readonly paramCount: number;
+      readonly units: readonly { readonly lo: number; readonly hi: number }[];
+      readonly traces: { readonly train: readonly (readonly number[])[]; readonly eval: readonly (readonly number[])[] };
+    }
+  | { readonly type: 'fetch'; readonly id: number; readonly position: number }
   | { readonly type: 'unit'; readonly id: number; readonly lo: number; readonly hi: number; readonly grad: MovedArray }
   | { readonly type: 'done'; readonly id: number; readonly loss: LossSums & Partial<StepTiming>; readonly params: MovedArray }
   | { readonly type: 'failed'; readonly id: number; readonly message: string; readonly params: MovedArray | null }

@@ -6,20 +6,23 @@ import type { DropoutKey } from './dropout-masks.js';
 import { arrive, move, type EngineThreadData, type FromThread, type ToThread } from './engine-thread-protocol.js';
 import type { BlockEngineOptions, GradientSink } from './t5-block-engine.js';
 import type { LossSums } from './t5-engine.js';
-import type { ParamHolder, StepTiming, TrainingEngine } from './training-engine.js';
+import { isHolder, type ParamHolder, type Params, type StepTiming, type TrainingEngine } from './training-engine.js';
+import type { UnitFetcher } from './unit-params.js';
 
 // overlap_comm: the block engine in a worker thread (engine-thread-entry.ts). onnxruntime-node's
 // session.run() holds the thread that calls it, so on the main thread no reduce-scatter could make
 // progress during a backward. Here the thread computes block k-1's backward while the main thread
 // reduce-scatters block k's gradients. For the length of a call the parameter buffer belongs to the
 // thread (transferred, not shared: onnxruntime-node refuses SharedArrayBuffer tensors); the holder
-// gets it back, same bytes, when the call settles.
+// gets it back, same bytes, when the call settles. At stage 3 the thread asks for each position's
+// parameter units and the main thread's gatherer answers, moving the gathered buffers over.
 
 /** Units (buffers) the thread may run ahead of the reduce-scatters: two, as DeepSpeed's double buffering. */
 const MAX_UNITS_IN_FLIGHT = 2;
 
 interface Pending {
-  readonly holder: ParamHolder;
+  readonly holder: ParamHolder | null;
+  readonly fetcher: UnitFetcher | null;
   readonly sink: GradientSink | null;
   readonly resolve: (loss: LossSums & Partial<StepTiming>) => void;
   readonly reject: (err: Error) => void;
@@ -37,6 +40,7 @@ export class ThreadedBlockEngine implements TrainingEngine {
     private readonly thread: Worker,
     readonly paramCount: number,
     readonly units: readonly { readonly lo: number; readonly hi: number }[],
+    readonly traces: NonNullable<TrainingEngine['traces']>,
   ) {
     thread.on('message', (m: FromThread) => this.onMessage(m));
     const fail = (err: Error) => {
@@ -57,15 +61,15 @@ export class ThreadedBlockEngine implements TrainingEngine {
       thread.once('message', (m: FromThread) => (m.type === 'ready' ? resolve(m) : reject(new EngineError(`engine thread: expected ready, got ${m.type}`))));
       thread.once('error', (err) => reject(new EngineError(`engine thread could not start: ${err.message}`, { cause: err })));
     });
-    return new ThreadedBlockEngine(thread, ready.paramCount, ready.units);
+    return new ThreadedBlockEngine(thread, ready.paramCount, ready.units, ready.traces);
   }
 
-  async forwardBackward(params: ParamHolder, batch: Seq2SeqBatch, dropout: DropoutKey | undefined, sink: GradientSink): Promise<LossSums & StepTiming> {
+  async forwardBackward(params: Params, batch: Seq2SeqBatch, dropout: DropoutKey | undefined, sink: GradientSink): Promise<LossSums & StepTiming> {
     const loss = await this.call(params, sink, (id, moved) => ({ type: 'forwardBackward', id, params: moved, batch, dropout }));
     return { lossSum: loss.lossSum, tokenCount: loss.tokenCount, computeStart: loss.computeStart!, computeEnd: loss.computeEnd! };
   }
 
-  async forwardLoss(params: ParamHolder, batch: Seq2SeqBatch): Promise<LossSums> {
+  async forwardLoss(params: Params, batch: Seq2SeqBatch): Promise<LossSums> {
     const loss = await this.call(params, null, (id, moved) => ({ type: 'forwardLoss', id, params: moved, batch }));
     return { lossSum: loss.lossSum, tokenCount: loss.tokenCount };
   }
@@ -86,14 +90,27 @@ export class ThreadedBlockEngine implements TrainingEngine {
     await released;
   }
 
-  private call(holder: ParamHolder, sink: GradientSink | null, message: (id: number, params: ReturnType<typeof move>) => ToThread): Promise<LossSums & Partial<StepTiming>> {
+  private call(params: Params, sink: GradientSink | null, message: (id: number, params: ReturnType<typeof move> | null) => ToThread): Promise<LossSums & Partial<StepTiming>> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
-    const array = holder.array;
+    const holder = isHolder(params) ? params : null;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { holder, sink, resolve, reject, sinks: [] });
-      this.post(message(id, move(array)), [array.buffer as ArrayBuffer]);
+      this.pending.set(id, { holder, fetcher: holder ? null : (params as UnitFetcher), sink, resolve, reject, sinks: [] });
+      if (holder) this.post(message(id, move(holder.array)), [holder.array.buffer as ArrayBuffer]);
+      else this.post(message(id, null));
     });
+  }
+
+  /** Stage 3: gather what the thread's position needs and move it over. */
+  private fetchFor(p: Pending, id: number, position: number): void {
+    p.fetcher!.fetch(position).then(
+      (f) => {
+        const units = [...f.units].map(([unit, values]) => ({ unit, values: move(values) }));
+        const buffers = [...new Set(units.map((u) => u.values.buffer))];
+        this.post({ type: 'fetched', id, position, units, freeAfter: f.freeAfter }, buffers);
+      },
+      (err: Error) => this.post({ type: 'fetchFailed', id, position, message: err.message }),
+    );
   }
 
   private onMessage(m: FromThread): void {
@@ -105,6 +122,7 @@ export class ThreadedBlockEngine implements TrainingEngine {
     }
     const p = this.pending.get(m.id);
     if (!p) return;
+    if (m.type === 'fetch') return this.fetchFor(p, m.id, m.position);
     if (m.type === 'unit') {
       // Taken once the sink is done with it (for a completed bucket: its reduce-scatter).
       // A failed sink fails the call when the thread is done with it (the parameters come back first).
@@ -115,7 +133,7 @@ export class ThreadedBlockEngine implements TrainingEngine {
       return;
     }
     this.pending.delete(m.id);
-    if (m.params) p.holder.array = arrive(m.params);
+    if (m.params && p.holder) p.holder.array = arrive(m.params);
     if (m.type === 'failed') {
       void Promise.allSettled(p.sinks).then(() => p.reject(new EngineError(`engine thread: ${m.message}`)));
       return;

@@ -9,7 +9,6 @@ import { buildT5Graph } from '../../shared/models/t5-graph.js';
 import type { DropoutSite } from '../../shared/models/t5-layers.js';
 import { t5ParamSpecs } from '../../shared/models/t5-params.js';
 import { EngineOptionsSchema, type EngineOptions } from '../../shared/onnx/session-options.js';
-import { paramFeeds } from '../../shared/onnx/param-feeds.js';
 import { FlatLayout, type FlatParam } from '../../shared/weights/flat-layout.js';
 import { addRows } from './add-rows.js';
 import type { DropoutKey } from './dropout-masks.js';
@@ -17,6 +16,7 @@ import { checkFlat, createSession, dropoutMaskFeeds, lossSums, runSession } from
 import { gradientUnits, t5BlockPlan, type BlockInstance, type GradientUnit } from './t5-block-plan.js';
 import type { LossSums } from './t5-engine.js';
 import { T5Feeds } from './t5-feeds.js';
+import { paramReader, type ParamReader, type UnitFetcher } from './unit-params.js';
 
 // [Note: block engine] T5 run block by block (t5-block-plan.ts, [Note: block models]): the forward
 // keeps only each block's inputs (with activation checkpointing) or its saved activations; the
@@ -55,6 +55,16 @@ export class T5BlockEngine {
   private readonly sessions = new Set<ort.InferenceSession>();
   /** Parameters exactly one block uses (their gradient is complete when that block's backward ends). */
   private readonly usedOnce: ReadonlySet<string>;
+  /** Per block, the units (indices into `units`) holding its parameters. */
+  private readonly blockUnits: readonly (readonly number[])[];
+  /**
+   * The units each position of a training pass needs: the forward of every block with a forward
+   * session (all but the head, whose forward runs inside its backward), then every block's
+   * backward from the head down. Stage 3 gathers along it ([Note: gather schedule]).
+   */
+  readonly trainTrace: readonly (readonly number[])[];
+  /** The same for an evaluation pass: every block's forward. */
+  readonly evalTrace: readonly (readonly number[])[];
 
   private constructor(
     readonly config: T5Config,
@@ -71,6 +81,13 @@ export class T5BlockEngine {
     const users = new Map<string, number>();
     for (const b of plan) for (const name of b.params.values()) users.set(name, (users.get(name) ?? 0) + 1);
     this.usedOnce = new Set([...users].filter(([, n]) => n === 1).map(([name]) => name));
+    this.blockUnits = plan.map((b) => [...new Set([...b.params.values()].map((name) => {
+      const offset = layout.get(name).offset;
+      return units.findIndex((u) => offset >= u.lo && offset < u.hi);
+    }))].sort((a, b) => a - b));
+    const forwards = plan.map((_, k) => k).filter((k) => train.get(plan[k]!.kind)!.forward);
+    this.trainTrace = [...forwards, ...plan.map((_, k) => plan.length - 1 - k)].map((k) => this.blockUnits[k]!);
+    this.evalTrace = plan.map((_, k) => this.blockUnits[k]!);
   }
 
 
@@ -109,8 +126,9 @@ export class T5BlockEngine {
    * Loss sums of one micro-batch; the gradient of the loss sum goes to `sink` unit by unit, in the
    * order of `units` (from the end of the flat buffer to its start), each exactly once.
    */
-  async forwardBackward(params: Flat, batch: Seq2SeqBatch, dropout: DropoutKey | undefined, sink: GradientSink): Promise<LossSums> {
-    checkFlat(params, this.dtype, this.paramCount, 'params');
+  async forwardBackward(source: Flat | UnitFetcher, batch: Seq2SeqBatch, dropout: DropoutKey | undefined, sink: GradientSink): Promise<LossSums> {
+    const params = this.reader(source);
+    let position = 0;
     const data = this.feeds.feeds(batch);
     const stash: (Record<string, ort.Tensor> | null)[] = [];
 
@@ -121,7 +139,9 @@ export class T5BlockEngine {
       const feeds: Record<string, ort.Tensor> = { ...this.activationFeeds(block, data, streams), ...this.maskFeeds(block, s.sites, batch, dropout) };
       stash[k] = feeds;
       if (!s.forward) continue; // the head: forward and backward in one run
+      await params.at(position);
       const out = await this.run(s.forward, block, { ...data, ...feeds, ...this.paramFeeds(block, params) }, ['out', ...s.models.saved]);
+      params.after(position++);
       for (const name of s.models.saved) feeds[name] = out[name]!;
       streams.set(block.output!, out.out!);
     }
@@ -156,7 +176,9 @@ export class T5BlockEngine {
         } else if (g.dense) fetches[g.dense] = null;
         for (const r of g.rows) fetches[r.rows] = fetches[r.indices] = null;
       }
+      await params.at(position);
       const out = await this.run(s.backward, block, { ...data, ...stash[k]!, ...seeds, ...this.paramFeeds(block, params) }, fetches);
+      params.after(position++);
       stash[k] = null;
 
       for (const g of s.models.paramGradients) {
@@ -192,20 +214,23 @@ export class T5BlockEngine {
   }
 
   /** Loss sums by block forward, without gradients or dropout (evaluation). */
-  async forwardLoss(params: Flat, batch: Seq2SeqBatch): Promise<LossSums> {
-    checkFlat(params, this.dtype, this.paramCount, 'params');
+  async forwardLoss(source: Flat | UnitFetcher, batch: Seq2SeqBatch): Promise<LossSums> {
+    const params = this.reader(source);
     this.evaluate ??= this.makeEvaluate();
     const sessions = await this.evaluate;
     const data = this.feeds.feeds(batch);
     const streams = new Map<string, ort.Tensor>();
-    for (const block of this.plan) {
+    for (const [position, block] of this.plan.entries()) {
+      await params.at(position);
       const feeds: Record<string, ort.Tensor> = { ...data, ...this.activationFeeds(block, data, streams), ...this.paramFeeds(block, params) };
       const session = sessions.get(block.kind)!.session;
       if (block.kind === 'head') {
         const out = await this.run(session, block, feeds, ['loss_sum', 'token_count']);
+        params.after(position);
         return lossSums(out);
       }
       streams.set(block.output!, (await this.run(session, block, feeds, ['out'])).out!);
+      params.after(position);
     }
     throw new EngineError('the plan has no head block');
   }
@@ -279,8 +304,20 @@ export class T5BlockEngine {
     return feeds;
   }
 
-  private paramFeeds(block: BlockInstance, params: Flat): Record<string, ort.Tensor> {
-    return paramFeeds(this.layout, params, block.params);
+  /** The block's parameters as tensors viewing where the reader holds them (no copy). */
+  private paramFeeds(block: BlockInstance, params: ParamReader): Record<string, ort.Tensor> {
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const [input, name] of block.params) {
+      const p = this.layout.get(name);
+      feeds[input] = new ort.Tensor(this.dtype, params.view(p.offset, p.size), [...p.shape]);
+    }
+    return feeds;
+  }
+
+  private reader(source: Flat | UnitFetcher): ParamReader {
+    if (ArrayBuffer.isView(source)) checkFlat(source, this.dtype, this.paramCount, 'params');
+    else if (this.dtype !== 'float32') throw new EngineError('partitioned (ZeRO-3) parameters are float32');
+    return paramReader(source, this.units);
   }
 
   private maskFeeds(block: BlockInstance, sites: readonly DropoutSite[], batch: Seq2SeqBatch, key: DropoutKey | undefined): Record<string, ort.Tensor> {

@@ -2,12 +2,14 @@ import type { Seq2SeqBatch } from '../../shared/models/batch.js';
 import type { DropoutKey } from './dropout-masks.js';
 import type { GradientSink, T5BlockEngine } from './t5-block-engine.js';
 import type { LossSums, T5Engine } from './t5-engine.js';
+import type { UnitFetcher } from './unit-params.js';
 
 // What the ZeRO step needs from an engine: forward+backward of one micro-batch with its gradient
 // handed out unit by unit (end to start of the flat buffer), and an evaluation loss. Parameters
 // are passed in a holder because an engine in a worker thread borrows the buffer while it runs
 // (onnxruntime-node refuses SharedArrayBuffer tensors, so the buffer is transferred there and
-// back, never shared) and puts it back when the call settles.
+// back, never shared) and puts it back when the call settles. At ZeRO stage 3 there is no whole
+// buffer: the engine is handed a UnitFetcher and receives each block's units along its trace.
 
 /** The flat parameters (padded length); `array` may be replaced by an equal-content array after a call. */
 export interface ParamHolder {
@@ -20,15 +22,24 @@ export interface StepTiming {
   readonly computeEnd: number;
 }
 
+/** Where a call reads parameters: the whole (padded) flat buffer, or stage 3's unit fetcher. */
+export type Params = ParamHolder | UnitFetcher;
+
 export interface TrainingEngine {
   readonly paramCount: number;
-  /** Gradient units [lo, hi) in the order forwardBackward hands them out. */
+  /** Gradient units [lo, hi) in the order forwardBackward hands them out; also stage 3's parameter units. */
   readonly units: readonly { readonly lo: number; readonly hi: number }[];
-  forwardBackward(params: ParamHolder, batch: Seq2SeqBatch, dropout: DropoutKey | undefined, sink: GradientSink): Promise<LossSums & StepTiming>;
-  forwardLoss(params: ParamHolder, batch: Seq2SeqBatch): Promise<LossSums>;
+  /** The units (indices into `units`) each position of a training / evaluation pass needs; null: no partitioned parameters. */
+  readonly traces: { readonly train: readonly (readonly number[])[]; readonly eval: readonly (readonly number[])[] } | null;
+  forwardBackward(params: Params, batch: Seq2SeqBatch, dropout: DropoutKey | undefined, sink: GradientSink): Promise<LossSums & StepTiming>;
+  forwardLoss(params: Params, batch: Seq2SeqBatch): Promise<LossSums>;
   /** Free what evaluation holds (its sessions' memory) until the next forwardLoss. */
   releaseEvaluation(): Promise<void>;
   release(): Promise<void>;
+}
+
+export function isHolder(p: Params): p is ParamHolder {
+  return 'array' in p;
 }
 
 export function now(): number {
@@ -47,14 +58,18 @@ export class LocalBlockEngine implements TrainingEngine {
     return this.engine.units;
   }
 
-  async forwardBackward(params: ParamHolder, batch: Seq2SeqBatch, dropout: DropoutKey | undefined, sink: GradientSink): Promise<LossSums & StepTiming> {
+  get traces() {
+    return { train: this.engine.trainTrace, eval: this.engine.evalTrace };
+  }
+
+  async forwardBackward(params: Params, batch: Seq2SeqBatch, dropout: DropoutKey | undefined, sink: GradientSink): Promise<LossSums & StepTiming> {
     const computeStart = now();
-    const loss = await this.engine.forwardBackward(params.array, batch, dropout, sink);
+    const loss = await this.engine.forwardBackward(isHolder(params) ? params.array : params, batch, dropout, sink);
     return { ...loss, computeStart, computeEnd: now() };
   }
 
-  forwardLoss(params: ParamHolder, batch: Seq2SeqBatch): Promise<LossSums> {
-    return this.engine.forwardLoss(params.array, batch);
+  forwardLoss(params: Params, batch: Seq2SeqBatch): Promise<LossSums> {
+    return this.engine.forwardLoss(isHolder(params) ? params.array : params, batch);
   }
 
   releaseEvaluation(): Promise<void> {
@@ -78,7 +93,11 @@ export class WholeModelEngine implements TrainingEngine {
     return [{ lo: 0, hi: this.engine.paramCount }];
   }
 
-  async forwardBackward(params: ParamHolder, batch: Seq2SeqBatch, dropout: DropoutKey | undefined, sink: GradientSink): Promise<LossSums & StepTiming> {
+  /** The oracle runs on a whole buffer only (no stage 3). */
+  readonly traces = null;
+
+  async forwardBackward(params: Params, batch: Seq2SeqBatch, dropout: DropoutKey | undefined, sink: GradientSink): Promise<LossSums & StepTiming> {
+    if (!isHolder(params)) throw new TypeError('the whole-model engine needs the whole parameter buffer (ZeRO stage 3 runs on the block engine)');
     const computeStart = now();
     const grad = new Float32Array(this.engine.paramCount);
     const loss = await this.engine.forwardBackward(params.array, grad, batch, dropout);
@@ -87,7 +106,8 @@ export class WholeModelEngine implements TrainingEngine {
     return { ...loss, computeStart, computeEnd };
   }
 
-  forwardLoss(params: ParamHolder, batch: Seq2SeqBatch): Promise<LossSums> {
+  forwardLoss(params: Params, batch: Seq2SeqBatch): Promise<LossSums> {
+    if (!isHolder(params)) throw new TypeError('the whole-model engine needs the whole parameter buffer (ZeRO stage 3 runs on the block engine)');
     return this.engine.forwardLoss(params.array, batch);
   }
 

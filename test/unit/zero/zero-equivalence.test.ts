@@ -80,7 +80,7 @@ async function train(cache: DataCache, engines: TrainingEngine[], world: number,
   });
   for (let step = 0; step < STEPS; step++) await Promise.all(trainers.map((t) => t.step(0, step, step)));
   // Every rank ends with the same (gathered or replicated) parameters.
-  const params = trainers.map((t) => t.params.array);
+  const params = trainers.map((t) => t.params!.array);
   for (const p of params.slice(1)) assert.deepEqual(p, params[0]);
   if (stage === 2 && engines[0]!.units.length > 1) assert.ok(trainers[0]!.reducer.bucketCount > 3, `only ${trainers[0]!.reducer.bucketCount} buckets`);
   return params[0]!.subarray(0, layout.totalSize);
