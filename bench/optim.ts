@@ -5,9 +5,15 @@
 // AdamW reads p, g, m, v and writes p, m, v: 7 float32 arrays' worth (28 bytes) per parameter.
 // The yardstick is a Buffer.copy of those same 28 bytes per parameter, timed in the same process,
 // so the ratio is free of the machine's speed. Best of 5 interleaved rounds after a warm-up round.
+//
+// AdamWThreads with 1 and 2 threads runs the same step on the same arrays (SharedArrayBuffer views,
+// which the threads need; adamWStep uses them too, so every AdamW line reads the same memory). Its
+// bound is the memcpy rate over 28 bytes: params/s = params / memcpy time.
+import os from 'node:os';
 import { parseT5Config, PKO_T5_BASE } from '../shared/models/t5-config.js';
 import { numel, t5ParamSpecs } from '../shared/models/t5-params.js';
 import { AdamWState, adamWStep, parseAdamWOptions } from '../shared/optim/adamw.js';
+import { AdamWThreads, sharedFloat32 } from '../shared/optim/adamw-threads.js';
 import { clipCoefficient, scaleInPlace, sumOfSquares } from '../shared/optim/clip.js';
 import { decayRanges, type LayoutEntry } from '../shared/optim/decay-ranges.js';
 
@@ -21,13 +27,13 @@ if (!Number.isSafeInteger(n) || n <= 0) {
  * Best time of each candidate over `rounds` rounds, after one warm-up round. Rounds interleave the
  * candidates, so a burst of load from other processes hits them alike and the ratios stay fair.
  */
-function bestSeconds<K extends string>(candidates: Record<K, () => void>, rounds = 5): Record<K, number> {
+async function bestSeconds<K extends string>(candidates: Record<K, () => void | Promise<void>>, rounds = 5): Promise<Record<K, number>> {
   const names = Object.keys(candidates) as K[];
   const fastest = Object.fromEntries(names.map((k) => [k, Infinity])) as Record<K, number>;
   for (let round = 0; round <= rounds; round++) {
     for (const k of names) {
       const t0 = process.hrtime.bigint();
-      candidates[k]();
+      await candidates[k]();
       const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
       if (round > 0) fastest[k] = Math.min(fastest[k], seconds);
     }
@@ -50,10 +56,13 @@ const ranges = decayRanges(layout, start, end);
 
 let seed = 1;
 const random = () => ((seed = (seed * 16807) % 2147483647) / 2147483647) * 2 - 1;
-const params = Float32Array.from({ length: size }, () => random() * 0.05);
-const grads = Float32Array.from({ length: size }, () => random() * 1e-3);
+// Filled in place: map() would return an ordinary (not shared) array.
+const params = sharedFloat32(size);
+for (let i = 0; i < size; i++) params[i] = random() * 0.05;
+const grads = sharedFloat32(size);
+for (let i = 0; i < size; i++) grads[i] = random() * 1e-3;
 const hyper = parseAdamWOptions({ adam_beta1: 0.9, adam_beta2: 0.999, adam_epsilon: 1e-8, weight_decay: 0.01 });
-const state = new AdamWState(start, end);
+const state = new AdamWState(start, end, { m: sharedFloat32(size), v: sharedFloat32(size), step: 0 });
 
 // The plain loop the design's yardstick refers to: the formulas written straight down, per element.
 function naiveAdamW(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, t: number, lr: number): void {
@@ -74,9 +83,16 @@ const naiveM = new Float32Array(size);
 const naiveV = new Float32Array(size);
 let naiveStep = 0;
 let sink = 0;
-const best = bestSeconds({
-  memcpy: () => source.copy(target),
+const loadAtStart = os.loadavg();
+const oneThread = await AdamWThreads.create(1);
+const twoThreads = await AdamWThreads.create(2);
+const best = await bestSeconds({
+  memcpy: () => {
+    source.copy(target);
+  },
   adamw: () => adamWStep(state, hyper, { params, grads, lr: 1e-5, ranges }),
+  threads1: () => oneThread.step(state, hyper, { params, grads, lr: 1e-5, ranges }),
+  threads2: () => twoThreads.step(state, hyper, { params, grads, lr: 1e-5, ranges }),
   adamwScaled: () => adamWStep(state, hyper, { params, grads, lr: 1e-5, ranges, gradScale: 0.5 }),
   naive: () => naiveAdamW(params, grads, naiveM, naiveV, ++naiveStep, 1e-5),
   squares: () => {
@@ -86,13 +102,22 @@ const best = bestSeconds({
   scale: () => scaleInPlace(grads, clipCoefficient(4, 1) * 2),
 });
 
+await Promise.all([oneThread.close(), twoThreads.close()]);
+
 const row = (name: string, seconds: number, note = '') =>
   `${name.padEnd(34)} ${(seconds * 1e3).toFixed(1).padStart(8)} ms ${(size / seconds / 1e9).toFixed(3).padStart(7)} G params/s${note}`;
 const copied = size * bytesPerParam;
+const bound = size / best.memcpy; // params/s if AdamW's 28 bytes moved at the memcpy rate
+const ofBound = (seconds: number) => `  ${(size / seconds / bound).toFixed(2)} of the memcpy bound`;
+const load = (l: number[]) => l.map((x) => x.toFixed(2)).join(' ');
 const lines = [
   `optimizer math on ${size.toLocaleString('en-US')} params of pko-t5-base (flat [${start}, ${end}), ${ranges.length} decay sub-ranges), node ${process.version}`,
+  `${os.cpus().length} cpus; load average (1, 5, 15 min) ${load(loadAtStart)} at start, ${load(os.loadavg())} at end`,
   row(`memcpy of 7 arrays (${(copied / 2 ** 20).toFixed(0)} MiB)`, best.memcpy, `  ${(copied / best.memcpy / 1e9).toFixed(2)} GB/s copied`),
   row('adamWStep', best.adamw, `  time / memcpy ${(best.adamw / best.memcpy).toFixed(2)}, ${(copied / best.adamw / 1e9).toFixed(2)} GB/s touched`),
+  `${'memcpy bound for AdamW (28 B/param)'.padEnd(34)} ${''.padStart(11)} ${(bound / 1e9).toFixed(3).padStart(7)} G params/s`,
+  row('AdamWThreads, 1 thread', best.threads1, ofBound(best.threads1)),
+  row('AdamWThreads, 2 threads', best.threads2, `${ofBound(best.threads2)}, speed-up over 1 thread ${(best.threads1 / best.threads2).toFixed(2)}x`),
   row('adamWStep + gradScale (clip folded)', best.adamwScaled, `  time / memcpy ${(best.adamwScaled / best.memcpy).toFixed(2)}`),
   row('naive JS AdamW', best.naive, `  adamWStep speed-up ${(best.naive / best.adamw).toFixed(2)}x`),
   row('sumOfSquares', best.squares),

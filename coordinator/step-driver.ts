@@ -7,7 +7,7 @@ import { writeBytesAtomically } from '../shared/weights/atomic-file.js';
 import { ReportKind, type WorkerReport } from '../proto/gen/control/control.js';
 import { EarlyStopping } from './early-stopping.js';
 import { listCheckpoints, readVerifiedManifest, writeManifest } from '../shared/checkpoint/checkpoint-manifest.js';
-import type { ShardFile } from '../shared/checkpoint/range-shard.js';
+import { rangesOf, type ShardFile } from '../shared/checkpoint/range-shard.js';
 import { rm } from 'node:fs/promises';
 import { numel, t5ParamSpecs } from '../shared/models/t5-params.js';
 import { resolveModelConfig } from '../shared/weights/hf-checkpoint.js';
@@ -206,7 +206,7 @@ async function saveCheckpoint(
     global_batch_size: plan.per_device_train_batch_size * plan.gradient_accumulation_steps * plan.world,
     zero_stage: plan.zero_stage,
     param_count: t5ParamSpecs(resolveModelConfig(plan.model)).reduce((n, p) => n + numel(p.shape), 0),
-    padded_size: files.length > 0 ? files[files.length - 1]!.end : 0,
+    padded_size: files.reduce((n, f) => Math.max(n, f.end), 0),
     model: plan.model,
     seed: plan.seed,
     data_seed: plan.data_seed,
@@ -231,7 +231,10 @@ async function saveCheckpoint(
   return newBest;
 }
 
+/** The reported file; one without `ranges` (a worker from before stage 3) holds [start, end). */
 function shardFileOf(r: WorkerReport): ShardFile {
-  if (!r.shardFile) throw new KpCoordError(`worker rank ${r.rank} reported a saved checkpoint without its shard file`);
-  return r.shardFile;
+  const f = r.shardFile;
+  if (!f) throw new KpCoordError(`worker rank ${r.rank} reported a saved checkpoint without its shard file`);
+  const { ranges, ...rest } = f;
+  return { ...rest, ranges: ranges.length > 0 ? ranges.map((x) => ({ start: x.start, end: x.end })) : rangesOf(rest) };
 }

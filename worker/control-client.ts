@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { authMetadata } from '../shared/auth.js';
+import type { ShardFile } from '../shared/checkpoint/range-shard.js';
 import { channelCredentials, PLAINTEXT, type TransportSecurity } from '../shared/tls/transport-security.js';
 import {
   CoordinatorClient, type Command, type RegisterReply, type RegisterRequest, type WorkerReport,
@@ -31,7 +32,8 @@ export class ControlClient {
   }
 }
 
-export type ReportFields = Partial<Omit<WorkerReport, 'rank' | 'round'>> & Pick<WorkerReport, 'kind'>;
+/** A report's fields; `shardFile` is the checkpoint's own ShardFile, turned into the proto one here. */
+export type ReportFields = Partial<Omit<WorkerReport, 'rank' | 'round' | 'shardFile'>> & Pick<WorkerReport, 'kind'> & { shardFile?: ShardFile };
 
 export class WorkerSeat {
   constructor(
@@ -49,7 +51,8 @@ export class WorkerSeat {
   report(report: ReportFields): Promise<void> {
     const full: WorkerReport = {
       step: 0, lossSum: 0, tokenCount: 0, gradNorm: 0, lr: 0, seconds: 0, detail: '', rssBytes: 0, bytesSent: 0, samples: 0, fatal: false,
-      ...report, rank: this.rank, round: this.round,
+      ...report, shardFile: report.shardFile && { ...report.shardFile, ranges: report.shardFile.ranges.map((r) => ({ start: r.start, end: r.end })) },
+      rank: this.rank, round: this.round,
     };
     return new Promise((resolve, reject) => this.client.report(full, this.md, (e) => (e ? reject(e) : resolve())));
   }

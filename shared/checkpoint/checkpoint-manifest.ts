@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { InputFileError } from '../errors.js';
 import { writeBytesAtomically } from '../weights/atomic-file.js';
 import { formatZodIssues } from '../zod-issues.js';
-import { sha256File } from './range-shard.js';
+import { rangesOf, sha256File } from './range-shard.js';
 
 // A checkpoint directory `OUTPUT_DIR/checkpoint-<steps done>/` is visible only once its
 // manifest.json exists: the coordinator writes it last, by atomic rename, after every rank's
@@ -13,6 +13,10 @@ import { sha256File } from './range-shard.js';
 // truncated or altered shard is detected and the previous checkpoint used instead.
 
 export const MANIFEST = 'manifest.json';
+
+export const FlatRangeSchema = z
+  .strictObject({ start: z.number().int().nonnegative(), end: z.number().int().nonnegative() })
+  .refine((r) => r.end > r.start, 'a range must be non-empty (end > start)');
 
 export const CheckpointManifestSchema = z.strictObject({
   version: z.literal(1),
@@ -23,7 +27,7 @@ export const CheckpointManifestSchema = z.strictObject({
   world: z.number().int().positive(),
   /** Samples per optimizer step; a resume must keep it (any world size, accumulation, per-device split). */
   global_batch_size: z.number().int().positive(),
-  zero_stage: z.number().int().min(0).max(2),
+  zero_stage: z.number().int().min(0).max(3),
   param_count: z.number().int().positive(),
   padded_size: z.number().int().positive(),
   model: z.string(),
@@ -35,6 +39,8 @@ export const CheckpointManifestSchema = z.strictObject({
       rank: z.number().int().nonnegative(),
       start: z.number().int().nonnegative(),
       end: z.number().int().nonnegative(),
+      /** The file's flat ranges, sorted and disjoint; absent (checkpoints before stage 3): [[start, end)]. */
+      ranges: z.array(FlatRangeSchema).readonly().optional(),
       bytes: z.number().int().nonnegative(),
       sha256: z.string().regex(/^[0-9a-f]{64}$/u),
     }),
@@ -63,17 +69,47 @@ export async function readVerifiedManifest(dir: string): Promise<CheckpointManif
   const parsed = CheckpointManifestSchema.safeParse(raw);
   if (!parsed.success) throw new InputFileError(path, '', formatZodIssues(parsed.error));
   const m = parsed.data;
-  let covered = 0;
-  for (const f of [...m.files].sort((a, b) => a.start - b.start)) {
-    if (f.start !== covered) throw new InputFileError(path, f.name, `files leave [${covered}, ${f.start}) of the flat buffer uncovered`);
-    covered = f.end;
+  checkCoverage(path, m);
+  for (const f of m.files) {
     const file = join(dir, f.name);
     const size = existsSync(file) ? (await stat(file)).size : -1;
     if (size !== f.bytes) throw new InputFileError(file, '', size < 0 ? 'missing' : `is ${size} bytes, the manifest says ${f.bytes} (truncated or replaced)`);
     if ((await sha256File(file)) !== f.sha256) throw new InputFileError(file, '', 'sha256 differs from the manifest (altered)');
   }
-  if (covered !== m.padded_size) throw new InputFileError(path, '', `files cover ${covered} of ${m.padded_size} elements`);
   return m;
+}
+
+/**
+ * The files' ranges, all together, must be disjoint and cover [0, param_count) with no gap, and end
+ * by padded_size: stages 0-2 cover the padded buffer, stage 3 need not store the padding tail.
+ * Each file's own `start`/`end` must be its first range's start and last range's end.
+ */
+function checkCoverage(path: string, m: CheckpointManifest): void {
+  const pieces: { file: string; start: number; end: number }[] = [];
+  for (const f of m.files) {
+    const ranges = rangesOf(f);
+    const first = ranges[0];
+    const last = ranges[ranges.length - 1];
+    if (first && last && (first.start !== f.start || last.end !== f.end)) {
+      throw new InputFileError(path, f.name, `start/end [${f.start}, ${f.end}) differ from its ranges' extent [${first.start}, ${last.end})`);
+    }
+    for (const [i, r] of ranges.entries()) {
+      const prev = ranges[i - 1];
+      if (prev && r.start < prev.end) throw new InputFileError(path, f.name, `ranges [${prev.start}, ${prev.end}) and [${r.start}, ${r.end}) are not sorted and disjoint`);
+      pieces.push({ file: f.name, start: r.start, end: r.end });
+    }
+  }
+  pieces.sort((a, b) => a.start - b.start || a.end - b.end);
+  let covered = 0;
+  let coveredBy = '';
+  for (const p of pieces) {
+    if (p.start > covered) throw new InputFileError(path, p.file, `files leave [${covered}, ${p.start}) of the flat buffer uncovered (before ${p.file}'s range [${p.start}, ${p.end}))`);
+    if (p.start < covered) throw new InputFileError(path, p.file, `range [${p.start}, ${p.end}) overlaps [${p.start}, ${Math.min(covered, p.end)}) already held by ${coveredBy}`);
+    covered = p.end;
+    coveredBy = p.file;
+  }
+  if (covered < m.param_count) throw new InputFileError(path, coveredBy, `files cover [0, ${covered}) of the ${m.param_count} parameters: [${covered}, ${m.param_count}) is uncovered after ${coveredBy || 'no file'}`);
+  if (covered > m.padded_size) throw new InputFileError(path, coveredBy, `files cover [0, ${covered}), past the padded size ${m.padded_size}`);
 }
 
 /** Checkpoint directories under `outputDir` that have a manifest, newest (most steps) first. */

@@ -94,9 +94,27 @@ export interface AdamWStepArgs {
 
 /** One AdamW step on the owned range: updates params, state.m, state.v in place, then state.step. */
 export function adamWStep(state: AdamWState, hyper: AdamWHyperParams, args: AdamWStepArgs): void {
+  const scalars = adamWStepScalars(state, hyper, args);
+  updateRanges(args.params, args.grads, state.m, state.v, state.start, args.ranges, hyper, scalars);
+  state.step = scalars.t;
+}
+
+/** What every element of one step shares ([Note: sharding]): derived once, used by every range and thread. */
+export interface AdamWStepScalars {
+  /** torch's t: the step count after this step (state.step + 1). */
+  readonly t: number;
+  readonly stepSize: number;
+  readonly biasCorrection2Sqrt: number;
+  /** 1 - lr * weightDecay, applied to the decayed ranges only. */
+  readonly decayFactor: number;
+  readonly gradScale: number;
+}
+
+/** Checks one step's inputs against the state (changing nothing) and derives the step's scalars. */
+export function adamWStepScalars(state: AdamWState, hyper: AdamWHyperParams, args: AdamWStepArgs): AdamWStepScalars {
   const { params, grads, lr, ranges } = args;
   const gradScale = args.gradScale ?? 1;
-  const { start, end, m, v } = state;
+  const { start, end } = state;
   const n = end - start;
   if (params.length !== n || grads.length !== n) {
     throw new OptimizerError(`adamWStep [${start}, ${end}): params has ${params.length} and grads ${grads.length} elements, need ${n}`);
@@ -106,15 +124,34 @@ export function adamWStep(state: AdamWState, hyper: AdamWHyperParams, args: Adam
   assertRangesWithin(ranges, start, end, `adamWStep [${start}, ${end})`);
 
   // Scalars exactly as torch derives them (Python floats are float64, like JS numbers).
-  const { beta1, beta2, eps, weightDecay } = hyper;
   const t = state.step + 1;
-  const stepSize = lr / (1 - beta1 ** t);
-  const biasCorrection2Sqrt = Math.sqrt(1 - beta2 ** t);
-  const decayFactor = 1 - lr * weightDecay;
+  return {
+    t,
+    stepSize: lr / (1 - hyper.beta1 ** t),
+    biasCorrection2Sqrt: Math.sqrt(1 - hyper.beta2 ** t),
+    decayFactor: 1 - lr * hyper.weightDecay,
+    gradScale,
+  };
+}
+
+/**
+ * Updates the elements of `ranges` (flat offsets; index 0 of p, g, m, v is flat offset `offset`)
+ * with one step's scalars. Validation is the caller's (`adamWStepScalars`); state.step is not touched.
+ */
+export function updateRanges(
+  p: Float32Array,
+  g: Float32Array,
+  m: Float32Array,
+  v: Float32Array,
+  offset: number,
+  ranges: readonly DecayRange[],
+  hyper: AdamWHyperParams,
+  s: AdamWStepScalars,
+): void {
+  const { beta1, beta2, eps } = hyper;
   for (const r of ranges) {
-    updateRange(params, grads, m, v, r.start - start, r.end - start, beta1, beta2, r.decay ? decayFactor : 1, stepSize, biasCorrection2Sqrt, eps, gradScale);
+    updateRange(p, g, m, v, r.start - offset, r.end - offset, beta1, beta2, r.decay ? s.decayFactor : 1, s.stepSize, s.biasCorrection2Sqrt, eps, s.gradScale);
   }
-  state.step = t;
 }
 
 // The hot loop: one pass, four loads and three stores per element, no allocation, every scalar a

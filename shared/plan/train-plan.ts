@@ -67,7 +67,18 @@ export const TrainPlanSchema = z.strictObject({
       dir: z.string(),
       steps_done: z.number().int().nonnegative(),
       optimizer_step: z.number().int().nonnegative(),
-      files: z.array(z.strictObject({ name: z.string(), rank: z.number().int(), start: z.number().int(), end: z.number().int(), bytes: z.number().int(), sha256: z.string() })),
+      /** The manifest's files; `ranges` absent: the one range [start, end). */
+      files: z.array(
+        z.strictObject({
+          name: z.string(),
+          rank: z.number().int(),
+          start: z.number().int(),
+          end: z.number().int(),
+          ranges: z.array(z.strictObject({ start: z.number().int(), end: z.number().int() })).readonly().optional(),
+          bytes: z.number().int(),
+          sha256: z.string(),
+        }),
+      ),
       /** The best evaluation's checkpoint, for load_best_model_at_end. */
       best_dir: z.string().nullable(),
     })

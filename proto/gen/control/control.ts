@@ -214,7 +214,11 @@ export interface WorkerReport {
   fatal: boolean;
 }
 
-/** One rank's checkpoint file: its flat range [start, end) and the bytes' size and sha256. */
+/**
+ * One rank's checkpoint file: its flat ranges and the bytes' size and sha256. start/end are the
+ * first range's start and the last range's end; a sender without `ranges` (before stage 3) means
+ * the one range [start, end).
+ */
 export interface ShardFile {
   name: string;
   rank: number;
@@ -222,6 +226,14 @@ export interface ShardFile {
   end: number;
   bytes: number;
   sha256: string;
+  /** sorted, disjoint, non-empty; the file's tensors are their concatenation */
+  ranges: Range[];
+}
+
+/** A half-open flat range [start, end) of the parameter buffer. */
+export interface Range {
+  start: number;
+  end: number;
 }
 
 export interface HeartbeatRequest {
@@ -1815,7 +1827,7 @@ export const WorkerReport: MessageFns<WorkerReport> = {
 };
 
 function createBaseShardFile(): ShardFile {
-  return { name: "", rank: 0, start: 0, end: 0, bytes: 0, sha256: "" };
+  return { name: "", rank: 0, start: 0, end: 0, bytes: 0, sha256: "", ranges: [] };
 }
 
 export const ShardFile: MessageFns<ShardFile> = {
@@ -1837,6 +1849,9 @@ export const ShardFile: MessageFns<ShardFile> = {
     }
     if (message.sha256 !== "") {
       writer.uint32(50).string(message.sha256);
+    }
+    for (const v of message.ranges) {
+      Range.encode(v!, writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -1902,6 +1917,14 @@ export const ShardFile: MessageFns<ShardFile> = {
             message.sha256 = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.ranges.push(Range.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1925,6 +1948,74 @@ export const ShardFile: MessageFns<ShardFile> = {
     message.end = object.end ?? 0;
     message.bytes = object.bytes ?? 0;
     message.sha256 = object.sha256 ?? "";
+    message.ranges = object.ranges?.map((e) => Range.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseRange(): Range {
+  return { start: 0, end: 0 };
+}
+
+export const Range: MessageFns<Range> = {
+  encode(message: Range, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.start !== 0) {
+      writer.uint32(8).uint64(message.start);
+    }
+    if (message.end !== 0) {
+      writer.uint32(16).uint64(message.end);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Range {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRange();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.start = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.end = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<Range>, I>>(base?: I): Range {
+    return Range.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Range>, I>>(object: I): Range {
+    const message = createBaseRange();
+    message.start = object.start ?? 0;
+    message.end = object.end ?? 0;
     return message;
   },
 };
