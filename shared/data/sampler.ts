@@ -134,7 +134,11 @@ export class DistributedSampler {
   /** The micro-batches rank `rank` runs in step `step`: at most grad_accum, each at most per_device_batch. */
   microBatches(epoch: number, step: number, rank: number): Int32Array[] {
     const share = this.rankShare(epoch, step, rank);
-    const count = Math.ceil(share.length / this.perDeviceBatch);
+    // Every rank runs as many micro-batches as the largest share needs (some may be short or
+    // empty): ZeRO-2/3 reduce (and at stage 3 gather) once per micro-batch on every rank, so the
+    // counts must match or the ring waits for a rank that has stopped.
+    const largest = Math.ceil(this.globalBatch(epoch, step).length / this.world);
+    const count = Math.ceil(largest / this.perDeviceBatch);
     const out: Int32Array[] = [];
     for (let k = 0; k < count; k++) {
       const { start, length } = balancedPart(share.length, count, k);

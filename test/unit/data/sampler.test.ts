@@ -30,8 +30,13 @@ test('every sample exactly once per epoch across all ranks, for world 1..5 and u
           for (const epoch of [0, 1]) {
             const seen = new Int32Array(size);
             for (const [, , mb] of epochMicroBatches(s, epoch)) {
-              assert.ok(mb.length >= 1 && mb.length <= perDeviceBatch, 'micro-batch size');
+              // Empty only where a rank's share is smaller than the largest (see the uneven case below).
+              assert.ok(mb.length >= 0 && mb.length <= perDeviceBatch, 'micro-batch size');
               for (const i of mb) seen[i]!++;
+            }
+            for (let step = 0; step < s.stepsPerEpoch; step++) {
+              const counts = Array.from({ length: world }, (_, r) => s.microBatches(epoch, step, r).length);
+              assert.ok(counts.every((c) => c === counts[0]), `step ${step}: micro-batch counts ${counts.join(', ')} differ across ranks`);
             }
             assert.ok(seen.every((c) => c === 1), `size ${size} world ${world} pd ${perDeviceBatch} ga ${gradAccum} bucketing ${!!bucketing} epoch ${epoch}`);
             // One rank's pass over the epoch (eval and generation use it) is its micro-batches in step order.
@@ -56,7 +61,11 @@ test('full batches: each rank runs grad_accum micro-batches of per_device_batch;
   // Last batch: 100 - 96 = 4 samples over 3 ranks -> 2, 1, 1.
   assert.deepEqual([0, 1, 2].map((r) => s.rankShare(0, 4, r).length), [2, 1, 1]);
   const tiny = new DistributedSampler({ size: 2, seed: 1, perDeviceBatch: 4, gradAccum: 2, world: 3 });
-  assert.deepEqual(tiny.microBatches(0, 0, 2), [], 'an empty share runs no micro-batch');
+  assert.deepEqual(tiny.microBatches(0, 0, 2).map((m) => m.length), [0], 'an empty share runs one empty micro-batch, as its peers run one');
+  // Every rank runs the same number of micro-batches, the largest share's (ZeRO-2/3 reduce once
+  // per micro-batch on every rank): shares 4 and 3 with micro-batches of 1 -> 4 each.
+  const uneven = new DistributedSampler({ size: 15, seed: 1, perDeviceBatch: 1, gradAccum: 4, world: 2 });
+  assert.deepEqual([0, 1].map((r) => uneven.microBatches(0, 1, r).map((m) => m.length)), [[1, 1, 1, 1], [1, 1, 1, 0]]);
   assert.deepEqual([0, 1, 2, 3, 4].map((k) => balancedPart(13, 5, k)), [
     { start: 0, length: 3 },
     { start: 3, length: 3 },
