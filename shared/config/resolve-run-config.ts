@@ -10,7 +10,7 @@ import { ConfigIssues, unknownKeyMessage, type FieldLocator } from './config-iss
 import { readConfigText, type ConfigText, type FieldPath } from './config-text.js';
 import { mergeDeepSpeedFile, type IgnoredKey, type OurTrainingValues } from './deepspeed-config.js';
 import { HF_KEYS_NOT_USED, KEYS_FOR_LATER_ISSUES, MODEL_PRESET_PREFIX, RunConfigSchema, type RunConfig } from './run-config.js';
-import { SHARDING_POLICY_BY_STAGE, ZERO_KEYS_ACTED_ON, ZeroOptimizationSchema, zeroIgnoreReason, type ShardingPolicyName, type ZeroOptimization } from './zero-config.js';
+import { SHARDING_POLICY_BY_STAGE, STAGE3_KEYS, STAGE3_KEYS_ACTED_ON, ZERO_KEYS_ACTED_ON, ZeroOptimizationSchema, zeroIgnoreReason, type ShardingPolicyName, type Stage3Key, type ZeroOptimization } from './zero-config.js';
 
 // Reading a run config: overrides -> each field checked -> checks across fields and against the
 // file system -> the DeepSpeed file folded in -> every problem reported at once -> a frozen
@@ -20,17 +20,16 @@ import { SHARDING_POLICY_BY_STAGE, ZERO_KEYS_ACTED_ON, ZeroOptimizationSchema, z
 export type DeepReadonly<T> = T extends (infer U)[] ? readonly DeepReadonly<U>[] : T extends object ? { readonly [K in keyof T]: DeepReadonly<T[K]> } : T;
 
 type HfNotUsedKey = 'fp16' | 'bf16' | 'tf32' | 'do_train' | 'do_eval' | 'do_predict' | 'overwrite_output_dir' | 'logging_dir' | 'report_to' | 'disable_tqdm' | 'dataloader_num_workers' | 'dataloader_pin_memory' | 'remove_unused_columns';
-type AutoZeroKey = 'reduce_bucket_size' | 'overlap_comm' | 'stage3_prefetch_bucket_size' | 'prefetch_bucket_size' | 'stage3_param_persistence_threshold' | 'param_persistence_threshold';
+type AutoZeroKey = 'reduce_bucket_size' | 'overlap_comm' | Stage3Key | (typeof STAGE3_KEYS)[Stage3Key]['alias'];
 
-/** zero_optimization with DeepSpeed's implicit defaults and HF's "auto" values filled in. */
+/**
+ * zero_optimization with DeepSpeed's implicit defaults and HF's "auto" values filled in. The
+ * stage-3 settings appear once, under DeepSpeed's field names (the stage3_ aliases fold into them).
+ */
 export type ResolvedZeroOptimization = Omit<ZeroOptimization, AutoZeroKey> & {
   reduce_bucket_size: number;
   overlap_comm: boolean;
-  stage3_prefetch_bucket_size?: number;
-  prefetch_bucket_size?: number;
-  stage3_param_persistence_threshold?: number;
-  param_persistence_threshold?: number;
-};
+} & Record<Stage3Key, number>;
 
 /** The config's nulls (HF YAML's None) are dropped on resolution: absent means unset. */
 type WithoutNull<T> = T extends (infer U)[] ? WithoutNull<U>[] : T extends object ? { [K in keyof T]: WithoutNull<Exclude<T[K], null>> } : Exclude<T, null>;
@@ -142,8 +141,17 @@ export function resolveRunConfig(input: unknown, options: ResolveOptions = {}): 
     }
   }
   const zero = ZeroOptimizationSchema.safeParse(merged.zero_optimization ?? {});
-  if (zero.success && zero.data.stage === 3) {
-    issues.add(() => zeroFrom('stage'), ['zero_optimization', 'stage'], 'stage 3 (block-wise parameter partitioning) is not implemented yet; use stage 2 (gradients and optimizer states partitioned) or 1');
+  if (zero.success) {
+    // DeepSpeed takes either spelling of a stage-3 key; two different values would be a guess.
+    for (const [key, { alias }] of Object.entries(STAGE3_KEYS)) {
+      const a = (zero.data as Record<string, unknown>)[alias];
+      const b = (zero.data as Record<string, unknown>)[key];
+      if (a !== undefined && b !== undefined && a !== b) issues.add(() => zeroFrom(key), ['zero_optimization', key], `${alias} is ${JSON.stringify(a)} and its alias ${key} is ${JSON.stringify(b)}; give one`);
+    }
+    const threads = (merged as Record<string, unknown>).optimizer_threads;
+    if (typeof threads === 'number' && threads > 1 && zero.data.stage !== 3) {
+      issues.add(locate, ['optimizer_threads'], `${threads} threads need zero_optimization.stage 3 (the threads update the shard buffers in place as shared memory; below stage 3 onnxruntime reads the whole parameter buffer and refuses shared memory)`);
+    }
   }
 
   issues.throwIfAny(source, 'invalid run config');
@@ -157,7 +165,7 @@ export function resolveRunConfig(input: unknown, options: ResolveOptions = {}): 
     deepspeedFile,
     worldSize: config.workers,
     globalBatchSize: config.per_device_train_batch_size * config.gradient_accumulation_steps * config.workers,
-    sharding: SHARDING_POLICY_BY_STAGE[config.zero_optimization.stage as 0 | 1 | 2],
+    sharding: SHARDING_POLICY_BY_STAGE[config.zero_optimization.stage as 0 | 1 | 2 | 3],
     model: paths.model,
     data: dataSource(config.data),
     ignored,
@@ -323,11 +331,13 @@ function finaliseZero(z: ZeroOptimization, dModel: number): ResolvedZeroOptimiza
     reduce_bucket_size: fill(z.reduce_bucket_size, dModel * dModel),
     // DeepSpeed overlaps communication by default at stage 3 only.
     overlap_comm: z.overlap_comm ?? z.stage === 3,
-    stage3_prefetch_bucket_size: fill(z.stage3_prefetch_bucket_size, Math.floor(0.9 * dModel * dModel)),
-    prefetch_bucket_size: fill(z.prefetch_bucket_size, Math.floor(0.9 * dModel * dModel)),
-    stage3_param_persistence_threshold: fill(z.stage3_param_persistence_threshold, 10 * dModel),
-    param_persistence_threshold: fill(z.param_persistence_threshold, 10 * dModel),
   };
+  for (const [key, spec] of Object.entries(STAGE3_KEYS)) {
+    const given = (z as Record<string, unknown>)[spec.alias] ?? (z as Record<string, unknown>)[key];
+    delete out[spec.alias];
+    // "auto" where HF fills none (max_live_parameters, max_reuse_distance) is DeepSpeed's default.
+    out[key] = given === undefined || (given === 'auto' && !spec.auto) ? spec.default : given === 'auto' ? spec.auto!(dModel) : given;
+  }
   for (const [k, v] of Object.entries(out)) if (v === undefined) delete out[k];
   return out as ResolvedZeroOptimization;
 }
@@ -351,7 +361,7 @@ function ignoredKeys(merged: Record<string, unknown>, config: ResolvedConfigValu
       const subkeys = value !== null && typeof value === 'object' && !Array.isArray(value) ? Object.keys(value).map((s) => `${key}.${s}`) : [key];
       for (const k of subkeys) {
         // offload_param.device gets its own stage-3 message below.
-        if (ZERO_KEYS_ACTED_ON.includes(k) || k === 'offload_param.device') continue;
+        if (ZERO_KEYS_ACTED_ON.includes(k) || k === 'offload_param.device' || (stage === 3 && STAGE3_KEYS_ACTED_ON.includes(k))) continue;
         out.push({ key: `zero_optimization.${k}`, from: zeroFrom(k), reason: zeroIgnoreReason(k, stage) });
       }
     }

@@ -183,6 +183,12 @@ export const RunConfigSchema = z
 
     // --- ZeRO (DeepSpeed names)
     zero_optimization: ZeroOptimizationSchema.prefault({}),
+    /**
+     * Worker threads each rank's AdamW step is split over (disjoint sub-ranges, bit-identical to
+     * one). Above 1 needs ZeRO stage 3, whose shard buffers are shared memory the threads update in
+     * place; below stage 3 onnxruntime reads the parameters, and it refuses shared memory.
+     */
+    optimizer_threads: z.number().int().min(1).max(64).default(1),
     /** A DeepSpeed JSON config, as HF TrainingArguments' `deepspeed`; see deepspeed-config.ts. */
     deepspeed: z.string().min(1).nullish(),
 

@@ -24,10 +24,24 @@ export type ShardingPolicyName = (typeof SHARDING_POLICY_BY_STAGE)[ZeroStage];
 export const DEEPSPEED_BUCKET_DEFAULT = 500_000_000;
 
 /** Keys (dotted, inside zero_optimization) the coordinator and workers act on. */
-// The ring reduces and gathers the whole flat buffer in ~1 MiB chunks (no DeepSpeed buckets) and
-// does not yet overlap communication with backward, so the bucket and overlap keys are reported
-// as ignored. offload_param belongs to stage 3, which is not implemented.
+// The stage-3 keys (both DeepSpeed spellings) are acted on at stage 3 and reported as ignored
+// below it, as is offload_param.device.
 export const ZERO_KEYS_ACTED_ON: readonly string[] = Object.freeze(['stage', 'offload_optimizer.device', 'reduce_bucket_size', 'overlap_comm']);
+
+/** Stage-3 settings: DeepSpeed's field name, its alias, its default, and HF's "auto" (from d_model) where HF fills one. */
+export const STAGE3_KEYS = Object.freeze({
+  prefetch_bucket_size: { alias: 'stage3_prefetch_bucket_size', default: 50_000_000, auto: (d: number) => Math.floor(0.9 * d * d) },
+  param_persistence_threshold: { alias: 'stage3_param_persistence_threshold', default: 100_000, auto: (d: number) => 10 * d },
+  max_live_parameters: { alias: 'stage3_max_live_parameters', default: 1_000_000_000, auto: null },
+  max_reuse_distance: { alias: 'stage3_max_reuse_distance', default: 1_000_000_000, auto: null },
+} as const);
+export type Stage3Key = keyof typeof STAGE3_KEYS;
+
+/** Keys (either spelling) acted on at stage 3 only. */
+export const STAGE3_KEYS_ACTED_ON: readonly string[] = Object.freeze([
+  'offload_param.device',
+  ...Object.entries(STAGE3_KEYS).flatMap(([k, v]) => [k, v.alias]),
+]);
 
 const count = z.number().int().min(0);
 const positiveCount = z.number().int().min(1);
@@ -95,10 +109,10 @@ export const ZeroOptimizationSchema = z
     param_persistence_threshold: autoOr(count).optional(),
     stage3_model_persistence_threshold: count.optional(),
     model_persistence_threshold: count.optional(),
-    stage3_max_live_parameters: count.optional(),
-    max_live_parameters: count.optional(),
-    stage3_max_reuse_distance: count.optional(),
-    max_reuse_distance: count.optional(),
+    stage3_max_live_parameters: autoOr(count).optional(),
+    max_live_parameters: autoOr(count).optional(),
+    stage3_max_reuse_distance: autoOr(count).optional(),
+    max_reuse_distance: autoOr(count).optional(),
     stage3_gather_16bit_weights_on_model_save: z.boolean().optional(),
     gather_16bit_weights_on_model_save: z.boolean().optional(),
     stage3_gather_fp16_weights_on_model_save: z.boolean().optional(),
@@ -127,7 +141,7 @@ export function zeroIgnoreReason(key: string, stage: number): string {
     return 'CUDA pinned memory and NVMe swapping settings; offloaded state lives in ordinary host memory here';
   }
   if (key.includes('stage3') || key.includes('prefetch') || key.includes('persistence') || key.includes('live_parameters') || key.includes('reuse_distance') || key.includes('16bit') || key.includes('fp16') || key.includes('granularity') || key.includes('fetch_params')) {
-    return stage < 3 ? 'a stage 3 setting; this run uses stage ' + stage : 'stage 3 tuning that the block-wise engine does not take yet';
+    return stage < 3 ? 'a stage 3 setting; this run uses stage ' + stage : 'stage 3 tuning of DeepSpeed\'s module hooks and 16-bit saving; kp-coord gathers per block unit and saves fp32';
   }
   if (key.includes('quantized') || key.includes('hpz') || key.includes('loco') || key.includes('mics')) {
     return 'ZeRO++/MiCS communication variants are not implemented; plain reduce-scatter/all-gather is used';

@@ -17,7 +17,18 @@ export const TrainPlanSchema = z.strictObject({
   /** The sampler's epoch permutations (HF data_seed). */
   data_seed: z.number().int().nonnegative(),
   world: z.number().int().positive(),
-  zero_stage: z.union([z.literal(0), z.literal(1), z.literal(2)]),
+  zero_stage: z.union([z.literal(0), z.literal(1), z.literal(2), z.literal(3)]),
+  /** DeepSpeed's stage-3 settings (elements), resolved; used at stage 3 ([Note: gather schedule]). */
+  stage3: z.strictObject({
+    prefetch_bucket_size: z.number().int().nonnegative(),
+    param_persistence_threshold: z.number().int().nonnegative(),
+    max_live_parameters: z.number().int().nonnegative(),
+    max_reuse_distance: z.number().int().nonnegative(),
+  }),
+  /** offload_optimizer.device / offload_param.device (see README "Stage 3 and offload": host memory either way here). */
+  offload: z.strictObject({ optimizer: z.enum(['none', 'cpu']), param: z.enum(['none', 'cpu']) }),
+  /** Threads each rank's AdamW step is split over (stage 3). */
+  optimizer_threads: z.number().int().positive(),
   /** HF gradient_checkpointing: each block's backward recomputes its forward. */
   gradient_checkpointing: z.boolean(),
   /** DeepSpeed overlap_comm: the engine runs in a worker thread while gradients are reduced. */

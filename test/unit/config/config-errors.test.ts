@@ -61,14 +61,16 @@ test('unknown keys suggest the key meant: typos, and names from DeepSpeed or oth
   assert.equal(RunConfigSchema.safeParse({ learning_rat: 1 }).success, false);
 });
 
-test('stage 3 parses but is refused, with the line of the stage', (t) => {
-  assert.equal(RunConfigSchema.safeParse({ zero_optimization: { stage: 3 } }).success, true);
+test('stage 3: its keys in either DeepSpeed spelling, conflicting spellings and optimizer_threads below stage 3 refused with their lines', (t) => {
   const dir = scratch(t);
   const file = join(dir, 'run.yaml');
-  writeFileSync(file, 'seed: 1\nzero_optimization:\n  stage: 3\n  offload_param:\n    device: cpu\n');
+  writeFileSync(file, 'seed: 1\nzero_optimization:\n  stage: 3\n  offload_param:\n    device: cpu\n  stage3_max_reuse_distance: 0\n  prefetch_bucket_size: 1000\n');
+  const z = loadRunConfig(file).config.zero_optimization;
+  assert.deepEqual([z.stage, z.offload_param.device, z.max_reuse_distance, z.prefetch_bucket_size, z.max_live_parameters, z.param_persistence_threshold], [3, 'cpu', 0, 1000, 1e9, 1e5]);
+  writeFileSync(file, 'seed: 1\nzero_optimization:\n  stage: 2\n  stage3_max_reuse_distance: 0\n  max_reuse_distance: 5\noptimizer_threads: 2\n');
   assert.equal(
     messageOf(() => loadRunConfig(file)),
-    `${file}: invalid run config: 1 problem:\n  - line 3: zero_optimization.stage: stage 3 (block-wise parameter partitioning) is not implemented yet; use stage 2 (gradients and optimizer states partitioned) or 1`,
+    `${file}: invalid run config: 2 problems:\n  - line 5: zero_optimization.max_reuse_distance: stage3_max_reuse_distance is 0 and its alias max_reuse_distance is 5; give one\n  - line 6: optimizer_threads: 2 threads need zero_optimization.stage 3 (the threads update the shard buffers in place as shared memory; below stage 3 onnxruntime reads the whole parameter buffer and refuses shared memory)`,
   );
   assert.match(messageOf(() => resolveRunConfig({ zero_optimization: { stage: 4 } })), /zero_optimization\.stage: expected 0, 1, 2 or 3/u);
 });

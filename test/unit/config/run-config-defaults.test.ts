@@ -180,14 +180,14 @@ test('a cache folder for data, and a model directory whose d_model sizes the "au
   assert.equal(r.config.model, join(dir, 'model'));
   // HF's fill-ins: hidden^2, 0.9 hidden^2 and 10 hidden.
   const z = r.config.zero_optimization;
-  assert.deepEqual([z.reduce_bucket_size, z.stage3_prefetch_bucket_size, z.stage3_param_persistence_threshold], [96 * 96, Math.floor(0.9 * 96 * 96), 960]);
+  assert.deepEqual([z.reduce_bucket_size, z.prefetch_bucket_size, z.param_persistence_threshold], [96 * 96, Math.floor(0.9 * 96 * 96), 960]);
   // A model path without config.json is named as the bad field.
   rmSync(join(dir, 'model', 'config.json'));
   assert.throws(() => resolveRunConfig(raw, { baseDir: dir }), /model: not a model: .*config\.json: cannot read config/u);
 });
 
 test('the sharding policy follows the stage', () => {
-  for (const stage of [0, 1, 2] as const) {
+  for (const stage of [0, 1, 2, 3] as const) {
     const r = resolveRunConfig({ zero_optimization: { stage } }, { baseDir: REPO_ROOT });
     assert.equal(r.sharding, SHARDING_POLICY_BY_STAGE[stage]);
   }
