@@ -1,6 +1,7 @@
 import type { FlatShard } from '../shared/sharding/flat-shard.js';
 import type { ShardingPolicy } from '../shared/sharding/sharding-policy.js';
 import type { UnitSharding } from '../shared/sharding/unit-shard.js';
+import { sharedFloat32 } from '../shared/optim/adamw-threads.js';
 import type { GradientSink } from './engine/t5-block-engine.js';
 import { now } from './engine/training-engine.js';
 
@@ -74,7 +75,8 @@ export class GradientReducer {
     private readonly sharding: UnitSharding | null = null,
   ) {
     if (policy.partitionParameters && !sharding) throw new RangeError('stage 3 reduces into unit chunks: pass the unit sharding');
-    this.grad = new Float32Array(sharding ? sharding.shardSize : policy.reduceGradients === 'reduceScatter' ? shard.shardSize : shard.paddedSize);
+    // Stage 3's gradient chunks are shared memory, for AdamW threads (optimizer_threads).
+    this.grad = sharding ? sharedFloat32(sharding.shardSize) : new Float32Array(policy.reduceGradients === 'reduceScatter' ? shard.shardSize : shard.paddedSize);
     this.buckets = planBuckets(units, shard.paddedSize, bucketSize);
   }
 

@@ -61,6 +61,12 @@ export class UnitGatherer {
     return new GatherPass(this, this.schedule(trace), tag);
   }
 
+  /** A pass this rank has no samples for: take part in every gather of it, compute nothing. */
+  async skipPass(trace: readonly (readonly number[])[], tag: string): Promise<void> {
+    const pass = this.pass(trace, tag);
+    for (let i = 0; i < trace.length; i++) await pass.fetch(i);
+  }
+
   /**
    * Every unit gathered in turn into `dest` (the flat buffer, unpadded; null on ranks that only
    * take part): the whole model for saving or keeping the best weights, one unit live at a time.

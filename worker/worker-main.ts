@@ -30,6 +30,9 @@ import { generateShare } from './generate-share.js';
 import { optimizerRange, ZeroTrainer, type StepCollective } from './zero-trainer.js';
 import { readVerifiedManifest } from '../shared/checkpoint/checkpoint-manifest.js';
 import { readRange, writeRangeShard, type ShardFile } from '../shared/checkpoint/range-shard.js';
+import { UnitSharding } from '../shared/sharding/unit-shard.js';
+import { AdamWThreads, sharedFloat32 } from '../shared/optim/adamw-threads.js';
+import { UnitGatherer } from './param-gatherer.js';
 
 // A worker process: register, wait for Setup (peers and plan known), build model, data, engine
 // and collectives, then execute the coordinator's commands in order until Shutdown. When the
@@ -71,8 +74,6 @@ interface Setup {
   readonly config: T5Config;
   readonly layout: FlatLayout;
   readonly shard: FlatShard;
-  /** The trainer's parameters (padded), between steps. */
-  readonly params: Float32Array;
   readonly engine: TrainingEngine;
   readonly trainer: ZeroTrainer;
   readonly collective: WorkerCollective;
@@ -177,7 +178,8 @@ async function execute(kind: NonNullable<Command['kind']>, setup: Setup | null, 
     case 'setup': {
       const plan = parseTrainPlan(kind.value.planJson, 'setup plan');
       const s = await buildSetup(plan, seat, kind.value.peers, dataPlane, engines);
-      log.info({ world: plan.world, params: s.layout.totalSize, padded: s.shard.paddedSize, range: [s.shard.start, s.shard.end], resume: plan.resume?.dir ?? null }, 'ready');
+      const g = s.trainer.gatherer;
+      log.info({ world: plan.world, stage: plan.zero_stage, params: s.layout.totalSize, ...(g ? { units: g.sharding.units.length, shard: g.sharding.shardSize, persistentUnits: g.persistent.size } : { padded: s.shard.paddedSize, range: [s.shard.start, s.shard.end] }), resume: plan.resume?.dir ?? null }, 'ready');
       health?.setReady(true);
       await seat.report({ kind: ReportKind.READY, seconds: seconds(), rssBytes: peakRssBytes() });
       return s;
@@ -195,7 +197,7 @@ async function execute(kind: NonNullable<Command['kind']>, setup: Setup | null, 
     }
     case 'evaluate': {
       const s = need('evaluate');
-      const r = await evaluate(s, seat.rank);
+      const r = await evaluate(s, seat.rank, `eval-${kind.value.step}`);
       // Evaluation's sessions would otherwise hold their memory beside training's until the next one.
       await s.engine.releaseEvaluation();
       await seat.report({ kind: ReportKind.EVAL_DONE, step: kind.value.step, lossSum: r.lossSum, tokenCount: r.tokens, samples: r.samples, seconds: seconds() });
@@ -210,14 +212,16 @@ async function execute(kind: NonNullable<Command['kind']>, setup: Setup | null, 
     case 'keepBest': {
       const s = need('keep-best');
       // Only rank 0 writes the final model, so only it keeps a copy (4 bytes per parameter).
-      if (seat.rank === 0) (s.best ??= new Float32Array(s.layout.totalSize)).set(s.params.subarray(0, s.layout.totalSize));
+      const dest = seat.rank === 0 ? (s.best ??= new Float32Array(s.layout.totalSize)) : null;
+      await wholeParams(s, dest, `keep-best-${kind.value.step}`);
       return s;
     }
     case 'saveFinal': {
       const s = need('save');
-      // Every rank holds the gathered parameters; rank 0 writes them (or the best kept ones).
+      // Rank 0 writes the whole model (or the best kept one); at stage 3 every rank takes part in gathering it.
+      const weights = kind.value.useBest ? s.best : seat.rank === 0 ? new Float32Array(s.layout.totalSize) : null;
+      if (!kind.value.useBest) await wholeParams(s, weights, 'save-final');
       if (seat.rank === 0) {
-        const weights = kind.value.useBest ? s.best : s.params.subarray(0, s.layout.totalSize);
         if (!weights) throw new KpCoordError('asked to save the best weights, but none were kept');
         await saveHfModel(kind.value.dir, s.config, weights);
       }
@@ -275,36 +279,12 @@ async function buildSetup(plan: TrainPlan, seat: WorkerSeat, peers: readonly Pee
   const shard = flatShard(layout.totalSize, plan.world, rank);
   const collective = await dataPlane.connect(peers, rank, plan.world);
 
-  // Parameters: from the model directory's weights, or a fresh init. Stage 0 is replicated, so
-  // every rank initialises everything; otherwise each rank initialises only the range it owns and
-  // gathers the rest from the owners (init is keyed per parameter, so the bits are the same).
-  let params: Float32Array;
-  const weights = !plan.model.startsWith('preset:') && existsSync(join(plan.model, 'config.json')) ? plan.model : null;
-  if (plan.resume) {
-    // Every rank needs all parameters; the checkpoint's ranges may be cut for another world size.
-    params = new Float32Array(shard.paddedSize);
-    await readRange(plan.resume.dir, plan.resume.files, 'params', 0, params);
-  } else if (weights) {
-    params = (await loadHfModel(weights, { flatLength: shard.paddedSize })).flat;
-  } else if (plan.zero_stage === 0) {
-    params = new Float32Array(shard.paddedSize);
-    params.set(initT5FlatRange(config, layout, plan.seed, 0, layout.totalSize));
-  } else {
-    params = new Float32Array(shard.paddedSize);
-    const end = Math.min(shard.end, layout.totalSize);
-    if (shard.start < end) params.set(initT5FlatRange(config, layout, plan.seed, shard.start, end), shard.start);
-    await collective.allGather(params, 'init/params');
-  }
+  const engine = await engines.get(config, { dropout: config.dropoutRate > 0, checkpointing: plan.gradient_checkpointing, overlap: plan.overlap_comm });
   const policy = SHARDING_POLICIES[plan.zero_stage];
-  let optimizerState: { m: Float32Array; v: Float32Array; step: number } | undefined;
-  if (plan.resume) {
-    const range = optimizerRange(shard, policy);
-    const m = new Float32Array(range.end - range.start);
-    const v = new Float32Array(range.end - range.start);
-    await readRange(plan.resume.dir, plan.resume.files, 'exp_avg', range.start, m);
-    await readRange(plan.resume.dir, plan.resume.files, 'exp_avg_sq', range.start, v);
-    optimizerState = { m, v, step: plan.resume.optimizer_step };
-  }
+  const weights = !plan.model.startsWith('preset:') && existsSync(join(plan.model, 'config.json')) ? plan.model : null;
+  const state = policy.partitionParameters
+    ? await partitionedParams(plan, config, layout, engine, rank, collective, weights)
+    : await wholeBufferParams(plan, config, layout, shard, collective, weights);
   // Rank 0 keeps the best evaluation's weights for load_best_model_at_end; after a resume they
   // come from the best checkpoint.
   let best: Float32Array | null = null;
@@ -331,12 +311,13 @@ async function buildSetup(plan: TrainPlan, seat: WorkerSeat, peers: readonly Pee
   if (sampler.stepsPerEpoch !== plan.steps_per_epoch) {
     throw new KpCoordError(`plan says ${plan.steps_per_epoch} steps per epoch, the data cache gives ${sampler.stepsPerEpoch}`);
   }
-  const engine = await engines.get(config, { dropout: config.dropoutRate > 0, checkpointing: plan.gradient_checkpointing, overlap: plan.overlap_comm });
   const trainer = new ZeroTrainer({
-    engine, layout, shard, params, collective, sampler,
+    engine, layout, shard, collective, sampler,
     policy,
+    ...('gatherer' in state ? { gatherer: state.gatherer } : { params: state.params }),
+    ...(state.optimizerState ? { optimizerState: state.optimizerState } : {}),
+    ...(plan.optimizer_threads > 1 ? { optimizerThreads: await AdamWThreads.create(plan.optimizer_threads) } : {}),
     reduceBucketSize: plan.reduce_bucket_size,
-    ...(optimizerState ? { optimizerState } : {}),
     adamw: parseAdamWOptions(plan.adamw, 'plan.adamw'),
     schedule: lrSchedule(parseLrScheduleOptions(plan.schedule, 'plan.schedule'), plan.total_steps),
     maxGradNorm: plan.max_grad_norm,
@@ -354,12 +335,89 @@ async function buildSetup(plan: TrainPlan, seat: WorkerSeat, peers: readonly Pee
         sampler: new DistributedSampler({ size: evalSplit.size, seed: 0, perDeviceBatch: plan.per_device_eval_batch_size, gradAccum: 1, world: plan.world, shuffle: false }),
       }
     : null;
-  return {
-    plan, config, layout, shard, engine, trainer, collective, eval: evalSetup, best,
-    get params() {
-      return trainer.params!.array;
-    },
-  };
+  return { plan, config, layout, shard, engine, trainer, collective, eval: evalSetup, best };
+}
+
+type OptimizerState = { m: Float32Array; v: Float32Array; step: number };
+
+/**
+ * Stages 0-2: every rank holds the whole (padded) parameter buffer. From a checkpoint (whose files
+ * may be cut for another world size or stage), the model directory's weights, or a fresh init:
+ * stage 0 is replicated, so every rank initialises everything; otherwise each rank initialises
+ * only the range it owns and gathers the rest (init is keyed per parameter: the same bits).
+ */
+async function wholeBufferParams(plan: TrainPlan, config: T5Config, layout: FlatLayout, shard: FlatShard, collective: WorkerCollective, weights: string | null): Promise<{ params: Float32Array; optimizerState: OptimizerState | undefined }> {
+  let params: Float32Array;
+  if (plan.resume) {
+    params = new Float32Array(shard.paddedSize);
+    await readRange(plan.resume.dir, plan.resume.files, 'params', 0, params);
+  } else if (weights) {
+    params = (await loadHfModel(weights, { flatLength: shard.paddedSize })).flat;
+  } else if (plan.zero_stage === 0) {
+    params = new Float32Array(shard.paddedSize);
+    params.set(initT5FlatRange(config, layout, plan.seed, 0, layout.totalSize));
+  } else {
+    params = new Float32Array(shard.paddedSize);
+    const end = Math.min(shard.end, layout.totalSize);
+    if (shard.start < end) params.set(initT5FlatRange(config, layout, plan.seed, shard.start, end), shard.start);
+    await collective.allGather(params, 'init/params');
+  }
+  let optimizerState: OptimizerState | undefined;
+  if (plan.resume) {
+    const range = optimizerRange(shard, SHARDING_POLICIES[plan.zero_stage]);
+    const m = new Float32Array(range.end - range.start);
+    const v = new Float32Array(range.end - range.start);
+    await readRange(plan.resume.dir, plan.resume.files, 'exp_avg', range.start, m);
+    await readRange(plan.resume.dir, plan.resume.files, 'exp_avg_sq', range.start, v);
+    optimizerState = { m, v, step: plan.resume.optimizer_step };
+  }
+  return { params, optimizerState };
+}
+
+/**
+ * Stage 3: this rank's chunk of every unit ([Note: unit sharding]), in shared memory (AdamW
+ * threads update it in place), read straight from a checkpoint of any world size and stage,
+ * copied from the model directory's weights, or initialised chunk by chunk; then the persistent
+ * units are gathered whole.
+ */
+async function partitionedParams(plan: TrainPlan, config: T5Config, layout: FlatLayout, engine: TrainingEngine, rank: number, collective: WorkerCollective, weights: string | null): Promise<{ gatherer: UnitGatherer; optimizerState: OptimizerState | undefined }> {
+  if (!engine.traces) throw new KpCoordError('ZeRO stage 3 needs the block engine');
+  const sharding = new UnitSharding(engine.units, plan.world, rank);
+  const shard = sharedFloat32(sharding.shardSize);
+  const own = (buf: Float32Array, p: (typeof sharding.pieces)[number]) => buf.subarray(p.at, p.at + p.hi - p.lo);
+  let optimizerState: OptimizerState | undefined;
+  if (plan.resume) {
+    const { dir, files } = plan.resume;
+    const m = sharedFloat32(sharding.shardSize);
+    const v = sharedFloat32(sharding.shardSize);
+    for (const p of sharding.pieces) {
+      await readRange(dir, files, 'params', p.lo, own(shard, p));
+      await readRange(dir, files, 'exp_avg', p.lo, own(m, p));
+      await readRange(dir, files, 'exp_avg_sq', p.lo, own(v, p));
+    }
+    optimizerState = { m, v, step: plan.resume.optimizer_step };
+  } else if (weights) {
+    // The whole model passes through this rank once, at setup (HF weights are not sharded by unit).
+    const flat = (await loadHfModel(weights)).flat;
+    for (const p of sharding.pieces) own(shard, p).set(flat.subarray(p.lo, p.hi));
+  } else {
+    for (const p of sharding.pieces) if (p.hi > p.lo) own(shard, p).set(initT5FlatRange(config, layout, plan.seed, p.lo, p.hi));
+  }
+  const gatherer = new UnitGatherer(sharding, shard, collective, {
+    prefetchBucketSize: plan.stage3.prefetch_bucket_size,
+    maxLiveParameters: plan.stage3.max_live_parameters,
+    maxReuseDistance: plan.stage3.max_reuse_distance,
+    persistenceThreshold: plan.stage3.param_persistence_threshold,
+  });
+  await gatherer.refreshPersistent('init/persistent');
+  return { gatherer, optimizerState };
+}
+
+/** The whole model into `dest` (null: take part only): a copy below stage 3, a gather of every unit at stage 3. */
+async function wholeParams(s: Setup, dest: Float32Array | null, tag: string): Promise<void> {
+  const { trainer, layout } = s;
+  if (trainer.gatherer) return trainer.gatherer.gatherAll(dest, tag);
+  dest?.set(trainer.params!.array.subarray(0, layout.totalSize));
 }
 
 /**
@@ -390,10 +448,20 @@ async function registerWithBackoff(control: ControlClient, req: Parameters<Contr
   }
 }
 
-/** This rank's FlatShard range of parameters and Adam moments, as one checkpoint file. */
+/** This rank's FlatShard range of parameters and Adam moments (stage 3: its unit chunks), as one checkpoint file. */
 async function saveRangeShard(setup: Setup, rank: number, dir: string): Promise<ShardFile> {
-  const { shard, params, trainer } = setup;
+  const { shard, trainer } = setup;
   const state = trainer.optimizer;
+  const g = trainer.gatherer;
+  if (g) {
+    const { sharding } = g;
+    return writeRangeShard(dir, rank, shard.world, sharding.ownedRanges(), {
+      params: sharding.packOwned(g.shard),
+      exp_avg: sharding.packOwned(state.m),
+      exp_avg_sq: sharding.packOwned(state.v),
+    }, state.step);
+  }
+  const params = trainer.params!.array;
   // The optimizer may own more than this rank's range (stage 0): write the shard's part of it.
   const from = shard.start - state.start;
   const to = shard.end - state.start;
@@ -405,15 +473,20 @@ async function saveRangeShard(setup: Setup, rank: number, dir: string): Promise<
 }
 
 /** This rank's loss sums over its share of the eval split (forward only, no dropout). */
-async function evaluate(setup: Setup, rank: number): Promise<{ lossSum: number; tokens: number; samples: number }> {
+async function evaluate(setup: Setup, rank: number, tag: string): Promise<{ lossSum: number; tokens: number; samples: number }> {
   if (!setup.eval) throw new KpCoordError('evaluate: the run has no eval split');
   const { split, sampler, padId } = setup.eval;
+  const { trainer, engine } = setup;
   let lossSum = 0;
   let tokens = 0;
   let samples = 0;
-  for (const indices of sampler.epochMicroBatches(0, rank)) {
-    if (indices.length === 0) continue;
-    const r = await setup.engine.forwardLoss(setup.trainer.evalParams(`eval/${rank}`), assembleBatch(split, indices, padId));
+  for (const [k, indices] of sampler.epochMicroBatches(0, rank).entries()) {
+    // Stage 3: every rank runs every pass's gathers, also one without samples.
+    if (indices.length === 0) {
+      await trainer.gatherer?.skipPass(engine.traces!.eval, `${tag}/${k}`);
+      continue;
+    }
+    const r = await engine.forwardLoss(trainer.evalParams(`${tag}/${k}`), assembleBatch(split, indices, padId));
     lossSum += r.lossSum;
     tokens += r.tokenCount;
     samples += indices.length;

@@ -2,6 +2,7 @@ import type { DataSplit } from '../shared/data/data-cache.js';
 import { assembleBatch } from '../shared/data/assemble-batch.js';
 import type { DistributedSampler } from '../shared/data/sampler.js';
 import { adamWStep, AdamWState, type AdamWHyperParams } from '../shared/optim/adamw.js';
+import { sharedFloat32, type AdamWThreads } from '../shared/optim/adamw-threads.js';
 import { clipCoefficient, sumOfSquares } from '../shared/optim/clip.js';
 import { decayRanges } from '../shared/optim/decay-ranges.js';
 import type { LrSchedule } from '../shared/optim/schedules.js';
@@ -59,6 +60,8 @@ export interface ZeroTrainerOptions {
   readonly padId: number;
   readonly collective: StepCollective;
   readonly scalars: ScalarAllReduce;
+  /** Split AdamW over threads (stage 3: the shard buffers are shared memory). Default: one, inline. */
+  readonly optimizerThreads?: AdamWThreads;
   /** Adam moments and step count for `optimizerRange(shard, policy)` (stage 3: the shard buffer), e.g. from a checkpoint. */
   readonly optimizerState?: { readonly m: Float32Array; readonly v: Float32Array; readonly step: number };
 }
@@ -116,7 +119,10 @@ export class ZeroTrainer {
       this.decay = decayRanges(o.layout.params, this.range.start, this.range.end);
     }
     this.reducer = new GradientReducer(policy, shard, o.engine.units, o.reduceBucketSize ?? DEEPSPEED_BUCKET_DEFAULT, o.collective, this.gatherer?.sharding ?? null);
-    this.optimizer = new AdamWState(this.range.start, this.range.end, o.optimizerState);
+    // Stage 3's moments are shared memory, so AdamW threads can update them in place.
+    const n = this.range.end - this.range.start;
+    const state = o.optimizerState ?? (this.gatherer ? { m: sharedFloat32(n), v: sharedFloat32(n), step: 0 } : undefined);
+    this.optimizer = new AdamWState(this.range.start, this.range.end, state);
   }
 
   /** Where a training pass reads parameters: the whole buffer, or (stage 3) a gather pass. */
@@ -147,7 +153,8 @@ export class ZeroTrainer {
     for (const [k, indices] of microBatches.entries()) {
       const mbTag = `${tag}/grads/${k}`;
       if (indices.length === 0) {
-        await reducer.emptyMicroBatch(mbTag);
+        // Stage 3: the peers gather units for this micro-batch; take part without computing.
+        await Promise.all([reducer.emptyMicroBatch(mbTag), this.gatherer?.skipPass(o.engine.traces!.train, `${tag}/params/${k}`)]);
         continue;
       }
       const batch = assembleBatch(o.train, indices, o.padId);
@@ -176,13 +183,9 @@ export class ZeroTrainer {
 
     const { start, end } = this.range;
     const params = this.gatherer ? this.gatherer.shard : this.params!.array;
-    adamWStep(this.optimizer, o.adamw, {
-      params: params.subarray(start, end),
-      grads: reducer.gradient(start, end),
-      lr,
-      ranges: this.decay,
-      gradScale: scale * coefficient,
-    });
+    const args = { params: params.subarray(start, end), grads: reducer.gradient(start, end), lr, ranges: this.decay, gradScale: scale * coefficient };
+    if (o.optimizerThreads) await o.optimizerThreads.step(this.optimizer, o.adamw, args);
+    else adamWStep(this.optimizer, o.adamw, args);
     if (o.policy.gatherParameters) await o.collective.allGather(params, `${tag}/params`);
     await this.gatherer?.refreshPersistent(`${tag}/persistent`);
 

@@ -31,7 +31,7 @@ async function start(outputDir: string, args: string[]): Promise<z.infer<typeof 
   return SummarySchema.parse(JSON.parse(readFileSync(join(outputDir, 'summary.json'), 'utf8')));
 }
 
-test('kp-coord start: 1, 2 and 4 worker processes and ZeRO stages 0/1/2 reach the same weights', async () => {
+test('kp-coord start: 1, 2 and 4 worker processes and ZeRO stages 0/1/2/3 reach the same weights', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'kp-start-'));
   try {
     // Global batch 8 every time (per-device x accumulation x workers); one intra-op thread per
@@ -48,11 +48,19 @@ test('kp-coord start: 1, 2 and 4 worker processes and ZeRO stages 0/1/2 reach th
         name: `n2-s2-ckpt${overlap ? '-overlap' : ''}`,
         args: ['--workers', '2', '--set', 'per_device_train_batch_size=4', '--set', 'zero_optimization.stage=2', '--set', 'gradient_checkpointing=true', '--set', 'zero_optimization.reduce_bucket_size=auto', '--set', `zero_optimization.overlap_comm=${overlap}`],
       })),
+      // Stage 3: units dropped after each use (gathered again for the backward), HF's auto prefetch
+      // and persistence (norms stay whole); the engine in a thread (stage 3's default overlap) and
+      // AdamW on 2 threads; then 4 workers on the main thread.
+      {
+        name: 'n2-s3',
+        args: ['--workers', '2', '--set', 'per_device_train_batch_size=4', '--set', 'zero_optimization.stage=3', '--set', 'gradient_checkpointing=true', '--set', 'zero_optimization.stage3_max_reuse_distance=0', '--set', 'zero_optimization.stage3_prefetch_bucket_size=auto', '--set', 'zero_optimization.stage3_param_persistence_threshold=auto', '--set', 'optimizer_threads=2'],
+      },
+      { name: 'n4-s3', args: ['--workers', '4', '--set', 'per_device_train_batch_size=2', '--set', 'zero_optimization.stage=3', '--set', 'gradient_checkpointing=true', '--set', 'zero_optimization.overlap_comm=false'] },
     ];
     const summaries: z.infer<typeof SummarySchema>[] = [];
     for (const r of runs) summaries.push(await start(join(dir, r.name), [...r.args, '--threads-per-worker', '1']));
-    assert.deepEqual(summaries.map((s) => s.world_size), [1, 2, 2, 2, 4, 2, 2]);
-    assert.deepEqual(summaries.map((s) => s.zero_stage), [2, 0, 1, 2, 2, 2, 2]);
+    assert.deepEqual(summaries.map((s) => s.world_size), [1, 2, 2, 2, 4, 2, 2, 2, 4]);
+    assert.deepEqual(summaries.map((s) => s.zero_stage), [2, 0, 1, 2, 2, 2, 2, 3, 3]);
     for (const s of summaries) assert.equal(s.train_loss.length, 2);
     const final = (name: string) => join(dir, name, 'final');
     for (const r of runs.slice(1)) {
