@@ -1,6 +1,7 @@
 import { gatherSchedule, type GatherSchedule, type GatherSettings } from '../shared/sharding/gather-schedule.js';
 import type { UnitSharding } from '../shared/sharding/unit-shard.js';
 import type { UnitFetch, UnitFetcher } from './engine/unit-params.js';
+import { failpoint } from '../shared/failpoint.js';
 
 // ZeRO stage 3's parameter side (see [Note: unit sharding], [Note: gather schedule]). A rank keeps
 // its chunk of every unit in its shard buffer. For each engine pass the gatherer all-gathers the
@@ -83,7 +84,9 @@ export class UnitGatherer {
     const piece = this.sharding.piece(unit);
     const buf = new Float32Array(this.sharding.paddedSize(unit));
     buf.set(this.shard.subarray(piece.at, piece.at + piece.chunk), this.sharding.rank * piece.chunk);
-    return this.collective.allGather(buf, tag).then(() => buf);
+    const gathered = this.collective.allGather(buf, tag).then(() => buf);
+    failpoint(`rank ${this.sharding.rank} gathering ${tag}`);
+    return gathered;
   }
 
   /** A copy of a persistent unit for a pass (the pass may move it to another thread). */

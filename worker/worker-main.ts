@@ -152,7 +152,11 @@ async function runRound(o: WorkerOptions, control: ControlClient, engines: Engin
       try {
         setup = await execute(kind, setup, seat, dataPlane, engines, log, o.health);
       } catch (err) {
-        if (ended !== null) continue;
+        if (ended !== null) {
+          // The round ended under the command (a peer was lost): say where it was, e.g. which collective.
+          log.warn({ err: (err as Error).message, command: kind.$case }, 'command interrupted: the round ended');
+          continue;
+        }
         const fatal = isDeterministic(err);
         log.error({ err: (err as Error).message, command: kind.$case, fatal }, 'command failed');
         await seat.report({ kind: ReportKind.FAILED, detail: (err as Error).message, fatal }).catch(() => undefined);

@@ -27,8 +27,9 @@ export const FAULT_KINDS: readonly FaultKind[] = ['kill-worker', 'stop-worker', 
  * 6 steps of 2 x 2 samples, a checkpoint every 2 steps.
  */
 export const TOTAL_STEPS = 6;
-export function faultRunSettings(outputDir: string, replacementGraceMs = 30_000): string[] {
+export function faultRunSettings(outputDir: string, replacementGraceMs = 30_000, extra: readonly string[] = []): string[] {
   return [
+    ...extra,
     'model=preset:t5-tiny', `max_steps=${TOTAL_STEPS}`, 'per_device_train_batch_size=2', 'gradient_accumulation_steps=1', 'eval_strategy=no', 'load_best_model_at_end=false', 'early_stopping_patience=null',
     'save_strategy=steps', 'save_steps=2', 'logging_steps=1', 'workers=2', `output_dir=${outputDir}`,
     // Fast detection for a stopped worker; the timeout leaves room for a loaded 2-core machine.
@@ -53,13 +54,14 @@ export interface TrialResult {
   readonly diff: { worst: number; pmax: number; identical: boolean };
 }
 
-export async function referenceRun(outputDir: string): Promise<string> {
-  await new CliProcess(['start', '--threads-per-worker', '1', ...faultRunSettings(outputDir)]).succeeded();
+/** `extra`: more `key=value` settings for the run (e.g. ZeRO stage 3), the same for the reference and the trial. */
+export async function referenceRun(outputDir: string, extra: readonly string[] = []): Promise<string> {
+  await new CliProcess(['start', '--threads-per-worker', '1', ...faultRunSettings(outputDir, 30_000, extra)]).succeeded();
   return join(outputDir, 'final');
 }
 
 /** Inject `kind` after step `afterStep` (1..TOTAL_STEPS-1) plus `delayMs`, hitting worker `rank`. */
-export async function faultTrial(kind: FaultKind, outputDir: string, reference: string, afterStep: number, rank: number, delayMs: number): Promise<TrialResult> {
+export async function faultTrial(kind: FaultKind, outputDir: string, reference: string, afterStep: number, rank: number, delayMs: number, extra: readonly string[] = []): Promise<TrialResult> {
   const standalone = kind === 'kill-coordinator' || kind === 'lose-worker';
   const stepLine = new RegExp(`step ${afterStep}/${TOTAL_STEPS} `);
   let t0 = 0;
@@ -69,7 +71,7 @@ export async function faultTrial(kind: FaultKind, outputDir: string, reference: 
   let detectSeconds: number | null = null;
   let recoverySeconds = 0;
   if (!standalone) {
-    const run = new CliProcess(['start', '--threads-per-worker', '1', ...faultRunSettings(outputDir)]);
+    const run = new CliProcess(['start', '--threads-per-worker', '1', ...faultRunSettings(outputDir, 30_000, extra)]);
     await run.waitFor(stepLine);
     await sleep(delayMs);
     const pid = workerPids(run.output).get(rank);
@@ -99,7 +101,7 @@ export async function faultTrial(kind: FaultKind, outputDir: string, reference: 
     const port = await freePort();
     const env = { ...process.env, KPCOORD_TOKEN: TOKEN };
     // Without a replacement the survivors go on after 1.5 s.
-    const coordinatorArgs = ['coordinator', '--insecure-plaintext', '--listen', `127.0.0.1:${port}`, ...faultRunSettings(outputDir, kind === 'lose-worker' ? 1500 : 30_000)];
+    const coordinatorArgs = ['coordinator', '--insecure-plaintext', '--listen', `127.0.0.1:${port}`, ...faultRunSettings(outputDir, kind === 'lose-worker' ? 1500 : 30_000, extra)];
     const workers = [0, 1].map(() => new CliProcess(['worker', '--insecure-plaintext', '--coordinator', `127.0.0.1:${port}`, '--threads', '1'], env));
     let coordinator = new CliProcess(coordinatorArgs, env);
     try {

@@ -50,12 +50,13 @@ test('kp-coord start: 1, 2 and 4 worker processes and ZeRO stages 0/1/2/3 reach 
       })),
       // Stage 3: units dropped after each use (gathered again for the backward), HF's auto prefetch
       // and persistence (norms stay whole); the engine in a thread (stage 3's default overlap) and
-      // AdamW on 2 threads; then 4 workers on the main thread.
+      // AdamW on 2 threads; then 4 workers on the main thread, no prefetch, nothing persistent
+      // (DeepSpeed's default threshold, 1e5, would keep every t5-tiny unit whole).
       {
         name: 'n2-s3',
         args: ['--workers', '2', '--set', 'per_device_train_batch_size=4', '--set', 'zero_optimization.stage=3', '--set', 'gradient_checkpointing=true', '--set', 'zero_optimization.stage3_max_reuse_distance=0', '--set', 'zero_optimization.stage3_prefetch_bucket_size=auto', '--set', 'zero_optimization.stage3_param_persistence_threshold=auto', '--set', 'optimizer_threads=2'],
       },
-      { name: 'n4-s3', args: ['--workers', '4', '--set', 'per_device_train_batch_size=2', '--set', 'zero_optimization.stage=3', '--set', 'gradient_checkpointing=true', '--set', 'zero_optimization.overlap_comm=false'] },
+      { name: 'n4-s3', args: ['--workers', '4', '--set', 'per_device_train_batch_size=2', '--set', 'zero_optimization.stage=3', '--set', 'gradient_checkpointing=true', '--set', 'zero_optimization.overlap_comm=false', '--set', 'zero_optimization.stage3_param_persistence_threshold=0', '--set', 'zero_optimization.stage3_prefetch_bucket_size=0'] },
     ];
     const summaries: z.infer<typeof SummarySchema>[] = [];
     for (const r of runs) summaries.push(await start(join(dir, r.name), [...r.args, '--threads-per-worker', '1']));
