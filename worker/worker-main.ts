@@ -192,7 +192,8 @@ async function execute(kind: NonNullable<Command['kind']>, setup: Setup | null, 
       const s = need('step');
       const { step, epoch, stepInEpoch } = kind.value;
       const r = await s.trainer.step(epoch, stepInEpoch, step);
-      log.child({ step }).debug({ loss: r.lossSum / Math.max(1, r.tokens), gradNorm: r.gradNorm, bytesSent: r.bytesSent, computeMs: r.computeMs, commMs: r.commMs, hiddenCommMs: r.hiddenCommMs }, 'step done');
+      // peakLiveParams: stage 3's most gathered elements held or in flight at once so far (param-gatherer.ts).
+      log.child({ step }).debug({ loss: r.lossSum / Math.max(1, r.tokens), gradNorm: r.gradNorm, bytesSent: r.bytesSent, computeMs: r.computeMs, commMs: r.commMs, hiddenCommMs: r.hiddenCommMs, peakLiveParams: s.trainer.gatherer?.peakLive ?? 0 }, 'step done');
       await seat.report({
         kind: ReportKind.STEP_DONE, step, lossSum: r.lossSum, tokenCount: r.tokens, gradNorm: r.gradNorm, lr: r.lr,
         samples: r.samples, bytesSent: r.bytesSent, seconds: seconds(), rssBytes: peakRssBytes(),

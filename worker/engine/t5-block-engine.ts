@@ -13,7 +13,7 @@ import { FlatLayout, type FlatParam } from '../../shared/weights/flat-layout.js'
 import { addRows } from './add-rows.js';
 import type { DropoutKey } from './dropout-masks.js';
 import { checkFlat, createSession, dropoutMaskFeeds, lossSums, runSession } from './engine-session.js';
-import { gradientUnits, t5BlockPlan, type BlockInstance, type GradientUnit } from './t5-block-plan.js';
+import { gradientUnits, passTraces, t5BlockPlan, type BlockInstance, type GradientUnit } from './t5-block-plan.js';
 import type { LossSums } from './t5-engine.js';
 import { T5Feeds } from './t5-feeds.js';
 import { paramReader, type ParamReader, type UnitFetcher } from './unit-params.js';
@@ -55,8 +55,6 @@ export class T5BlockEngine {
   private readonly sessions = new Set<ort.InferenceSession>();
   /** Parameters exactly one block uses (their gradient is complete when that block's backward ends). */
   private readonly usedOnce: ReadonlySet<string>;
-  /** Per block, the units (indices into `units`) holding its parameters. */
-  private readonly blockUnits: readonly (readonly number[])[];
   /**
    * The units each position of a training pass needs: the forward of every block with a forward
    * session (all but the head, whose forward runs inside its backward), then every block's
@@ -81,13 +79,11 @@ export class T5BlockEngine {
     const users = new Map<string, number>();
     for (const b of plan) for (const name of b.params.values()) users.set(name, (users.get(name) ?? 0) + 1);
     this.usedOnce = new Set([...users].filter(([, n]) => n === 1).map(([name]) => name));
-    this.blockUnits = plan.map((b) => [...new Set([...b.params.values()].map((name) => {
-      const offset = layout.get(name).offset;
-      return units.findIndex((u) => offset >= u.lo && offset < u.hi);
-    }))].sort((a, b) => a - b));
-    const forwards = plan.map((_, k) => k).filter((k) => train.get(plan[k]!.kind)!.forward);
-    this.trainTrace = [...forwards, ...plan.map((_, k) => plan.length - 1 - k)].map((k) => this.blockUnits[k]!);
-    this.evalTrace = plan.map((_, k) => this.blockUnits[k]!);
+    const traces = passTraces(plan, units, layout);
+    // The trace's forwards are the blocks with a forward session.
+    if (plan.some((b, k) => (b.output !== null) !== (train.get(plan[k]!.kind)!.forward !== null))) throw new EngineError('a block without an output has a forward session, or the reverse');
+    this.trainTrace = traces.train;
+    this.evalTrace = traces.eval;
   }
 
 

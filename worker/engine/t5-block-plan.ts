@@ -105,3 +105,23 @@ export function gradientUnits(plan: readonly BlockInstance[], layout: FlatLayout
   if (units.at(-1)?.lo !== 0 || units[0]?.hi !== layout.totalSize) throw new RangeError('gradient units do not cover the flat layout');
   return units;
 }
+
+/**
+ * The units (indices into `units`) each position of a pass needs ([Note: gather schedule]): a
+ * training pass runs the forward of every block but the head (whose forward runs inside its
+ * backward), then every block's backward from the head down; an evaluation pass every block's
+ * forward.
+ */
+export function passTraces(plan: readonly BlockInstance[], units: readonly GradientUnit[], layout: FlatLayout): { train: number[][]; eval: number[][] } {
+  const unitsOf = plan.map((b) =>
+    [...new Set([...b.params.values()].map((name) => {
+      const offset = layout.get(name).offset;
+      return units.findIndex((u) => offset >= u.lo && offset < u.hi);
+    }))].sort((a, b) => a - b),
+  );
+  const forwards = plan.map((_, k) => k).filter((k) => plan[k]!.output !== null);
+  return {
+    train: [...forwards, ...plan.map((_, k) => plan.length - 1 - k)].map((k) => unitsOf[k]!),
+    eval: plan.map((_, k) => unitsOf[k]!),
+  };
+}
