@@ -21,7 +21,7 @@ async function run(args: string[]): Promise<string> {
   return r.output;
 }
 
-test('ZeRO-3 checkpoints: written by 4 workers, resumed by 2 at stage 3 and at stage 2, exported; a corrupt chunk file falls back', async () => {
+test('ZeRO-3 checkpoints: written by 4 workers, resumed by 2 at stage 3 and at stage 2, a stage-2 checkpoint resumed at stage 3, exported; a corrupt chunk file falls back', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'kp-ckpt3-'));
   try {
     // A: uninterrupted, 4 workers x 4 samples at stage 3, checkpoints after steps 2 and 4.
@@ -41,16 +41,27 @@ test('ZeRO-3 checkpoints: written by 4 workers, resumed by 2 at stage 3 and at s
 
     // B, C: resume from checkpoint-2 with 2 workers x 8 (the same global batch of 16), at stage 3
     // and at stage 2: the chunks are re-cut for N=2 / read as whole-buffer ranges.
-    for (const [name, stage] of [['b-stage3', STAGE3], ['c-stage2', ['--set', 'zero_optimization.stage=2']]] as const) {
+    // C also saves after step 3, for E below.
+    for (const [name, stage, save] of [['b-stage3', STAGE3, 'save_strategy=no'], ['c-stage2', ['--set', 'zero_optimization.stage=2'], 'save_steps=1']] as const) {
       const out = join(dir, name);
       mkdirSync(out);
       cpSync(join(a, 'checkpoint-2'), join(out, 'checkpoint-2'), { recursive: true });
-      const output = await run(['--workers', '2', '--resume', ...stage, '--set', 'per_device_train_batch_size=8', '--set', 'save_strategy=no', '--set', `output_dir=${out}`]);
+      const output = await run(['--workers', '2', '--resume', ...stage, '--set', 'per_device_train_batch_size=8', '--set', 'save_strategy=steps', '--set', save, '--set', `output_dir=${out}`]);
       assert.match(output, /resuming from .*checkpoint-2 \(2 steps done, written by 4 workers\)/);
       const d = await weightDiff(join(a, 'final'), join(out, 'final'));
       console.log(`${name}: max |w - w(uninterrupted, N=4 stage 3)| = ${d.worst.toExponential(2)} (${(d.worst / d.pmax).toExponential(2)} of max |w|)`);
       assert.ok(d.worst <= 1e-6 * d.pmax, `${name}: resumed differs from uninterrupted by ${d.worst}`);
     }
+
+    // E: C's stage-2 checkpoint after step 3 (2 workers, one range each) resumed at stage 3 by 4 workers.
+    const e3 = join(dir, 'e-from-stage2');
+    mkdirSync(e3);
+    cpSync(join(dir, 'c-stage2', 'checkpoint-3'), join(e3, 'checkpoint-3'), { recursive: true });
+    const outputE = await run(['--workers', '4', '--resume', ...STAGE3, '--set', 'per_device_train_batch_size=4', '--set', 'save_strategy=no', '--set', `output_dir=${e3}`]);
+    assert.match(outputE, /resuming from .*checkpoint-3 \(3 steps done, written by 2 workers\)/);
+    const de = await weightDiff(join(a, 'final'), join(e3, 'final'));
+    console.log(`e-from-stage2: max |w - w(uninterrupted)| = ${de.worst.toExponential(2)} (${(de.worst / de.pmax).toExponential(2)} of max |w|)`);
+    assert.ok(de.worst <= 1e-6 * de.pmax, `stage-2 checkpoint resumed at stage 3 differs from uninterrupted by ${de.worst}`);
 
     // D: the newest checkpoint's chunk file is truncated: detected, reported, the previous one
     // used; same world size and stage, so A's weights bit for bit.
