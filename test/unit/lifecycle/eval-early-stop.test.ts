@@ -1,6 +1,6 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadHfModel } from '../../../shared/weights/hf-checkpoint.js';
@@ -15,7 +15,7 @@ interface Summary {
   eval_loss: { step: number; eval_loss: number }[];
 }
 
-async function start(out: string, sets: string[]): Promise<{ summary: Summary; output: string }> {
+async function startRun(out: string, sets: string[]): Promise<{ summary: Summary; output: string }> {
   const args = ['start', '--workers', '2', '--threads-per-worker', '1', '--set', `output_dir=${out}`, '--set', 'model=preset:t5-tiny', '--set', 'lr_scheduler_type=constant', '--set', 'warmup_ratio=0'];
   for (const s of sets) args.push('--set', s);
   const r = await runToExit(args, { timeoutMs: 240_000 });
@@ -23,15 +23,21 @@ async function start(out: string, sets: string[]): Promise<{ summary: Summary; o
   return { summary: JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as Summary, output: r.output };
 }
 
-test('a real run evaluates, stops early at the right evaluation, and exports the best weights', async () => {
+// At ZeRO stage 3 evaluation gathers units, keep-best and the final model gather the whole model
+// unit by unit, and predict_with_generate decodes with the saved final model.
+const STAGE3 = ['zero_optimization.stage=3', 'zero_optimization.stage3_max_reuse_distance=0', 'zero_optimization.stage3_param_persistence_threshold=auto', 'gradient_checkpointing=true'];
+
+for (const [stage, extra] of [['stage 2', []], ['stage 3', STAGE3]] as const) test(`a real run evaluates, stops early at the right evaluation, and exports the best weights (${stage})`, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'kp-early-'));
+  const start = (out: string, sets: string[]) => startRun(out, [...extra, ...sets]);
   try {
     // A learning rate so small that eval_loss moves by far less than the 0.01 threshold: after the
     // first evaluation, two without a real improvement exhaust patience 2 -> stop after step 3.
     const { summary, output } = await start(join(dir, 'a'), [
       'max_steps=20', 'learning_rate=1e-7', 'eval_strategy=steps', 'eval_steps=1', 'save_strategy=steps', 'save_steps=1',
-      'early_stopping_patience=2', 'early_stopping_threshold=0.01', 'load_best_model_at_end=true',
+      'early_stopping_patience=2', 'early_stopping_threshold=0.01', 'load_best_model_at_end=true', 'predict_with_generate=true', 'generation_max_length=8',
     ]);
+    assert.ok(existsSync(join(dir, 'a', 'eval_predictions.jsonl')), 'predict_with_generate wrote no predictions');
     assert.equal(summary.stopped_early, true);
     assert.equal(summary.steps, 3);
     assert.deepEqual(summary.eval_loss.map((e) => e.step), [0, 1, 2]);
