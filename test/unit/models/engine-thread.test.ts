@@ -67,3 +67,35 @@ test('engine thread: a bad batch fails with the engine\'s message and the parame
     await threaded.release();
   }
 });
+
+test('engine thread at ZeRO stage 3: units fetched position by position give the same bits; a failed fetch fails the call and the thread goes on', async () => {
+  const local = await T5BlockEngine.create(config, options);
+  const threaded = await ThreadedBlockEngine.create(config, options);
+  try {
+    const params = randomParams(new Float32Array(local.paramCount), 5);
+    const want = new Float32Array(local.paramCount);
+    const wantLoss = await local.forwardBackward(params, paddedBatch(), undefined, (lo, _hi, g) => want.set(g, lo));
+    // A fetcher handing out each unit at its first use in the pass and dropping it after its last:
+    // copies of the unit's slice of the flat buffer (what the gatherer would have all-gathered).
+    const fetcher = (trace: readonly (readonly number[])[], failAt = -1) => ({
+      async fetch(position: number) {
+        if (position === failAt) throw new Error('peer lost during the gather');
+        const first = (u: number) => trace.findIndex((t) => t.includes(u)) === position;
+        const last = (u: number) => trace.findLastIndex((t) => t.includes(u)) === position;
+        const units = new Map(trace[position]!.filter(first).map((u) => [u, params.slice(threaded.units[u]!.lo, threaded.units[u]!.hi)] as const));
+        return { units, freeAfter: trace[position]!.filter(last) };
+      },
+    });
+    const got = new Float32Array(local.paramCount);
+    const loss = await threaded.forwardBackward(fetcher(threaded.traces.train), paddedBatch(), undefined, (lo, _hi, g) => got.set(g, lo));
+    assert.equal(loss.lossSum, wantLoss.lossSum);
+    assert.deepEqual(got, want);
+    assert.equal((await threaded.forwardLoss(fetcher(threaded.traces.eval), paddedBatch())).lossSum, (await local.forwardLoss(params, paddedBatch())).lossSum);
+    await assert.rejects(threaded.forwardBackward(fetcher(threaded.traces.train, 3), paddedBatch(), undefined, () => {}), /peer lost during the gather/);
+    // The thread takes the next call.
+    assert.equal((await threaded.forwardBackward(fetcher(threaded.traces.train), paddedBatch(), undefined, () => {})).lossSum, wantLoss.lossSum);
+  } finally {
+    await local.release();
+    await threaded.release();
+  }
+});
