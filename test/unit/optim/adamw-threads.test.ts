@@ -4,17 +4,12 @@ import { OptimizerError } from '../../../shared/errors.js';
 import { AdamWState, adamWStep, parseAdamWOptions } from '../../../shared/optim/adamw.js';
 import { AdamWThreads, sharedFloat32 } from '../../../shared/optim/adamw-threads.js';
 import { decayRanges, type LayoutEntry } from '../../../shared/optim/decay-ranges.js';
+import { rngStream } from '../../../shared/random.js';
 
-/** mulberry32: a small seeded generator, so every run sees the same "random" data. */
+/** Seeded uniform numbers (shared/random.ts), so every run sees the same "random" data. */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const stream = rngStream(seed);
+  return () => stream.uniform();
 }
 
 /** A SharedArrayBuffer-backed copy of `values`. */
