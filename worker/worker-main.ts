@@ -251,9 +251,11 @@ async function execute(kind: NonNullable<Command['kind']>, setup: Setup | null, 
 /**
  * onnxruntime sessions outlive rounds: a new round of the same model and engine settings reuses
  * them. The block engine runs on this thread, or (overlap_comm) in a worker thread of its own.
+ * AdamW's threads are kept the same way.
  */
 class EngineCache {
   private readonly engines = new Map<string, Promise<TrainingEngine>>();
+  private readonly optimizers = new Map<number, Promise<AdamWThreads>>();
 
   constructor(readonly options: { readonly intraOpThreads: number; readonly executionProvider: 'cpu' | 'cuda' }) {}
 
@@ -269,9 +271,22 @@ class EngineCache {
     return engine;
   }
 
+  /** AdamW's threads (optimizer_threads), started once per process like the sessions, not per round. */
+  optimizerThreads(threads: number): Promise<AdamWThreads> {
+    let pool = this.optimizers.get(threads);
+    if (!pool) {
+      pool = AdamWThreads.create(threads);
+      pool.catch(() => this.optimizers.delete(threads));
+      this.optimizers.set(threads, pool);
+    }
+    return pool;
+  }
+
   async release(): Promise<void> {
     for (const e of this.engines.values()) await (await e.catch(() => null))?.release();
+    for (const o of this.optimizers.values()) await (await o.catch(() => null))?.close();
     this.engines.clear();
+    this.optimizers.clear();
   }
 }
 
@@ -321,7 +336,7 @@ async function buildSetup(plan: TrainPlan, seat: WorkerSeat, peers: readonly Pee
     policy,
     ...('gatherer' in state ? { gatherer: state.gatherer } : { params: state.params }),
     ...(state.optimizerState ? { optimizerState: state.optimizerState } : {}),
-    ...(plan.optimizer_threads > 1 ? { optimizerThreads: await AdamWThreads.create(plan.optimizer_threads) } : {}),
+    ...(plan.optimizer_threads > 1 ? { optimizerThreads: await engines.optimizerThreads(plan.optimizer_threads) } : {}),
     reduceBucketSize: plan.reduce_bucket_size,
     adamw: parseAdamWOptions(plan.adamw, 'plan.adamw'),
     schedule: lrSchedule(parseLrScheduleOptions(plan.schedule, 'plan.schedule'), plan.total_steps),

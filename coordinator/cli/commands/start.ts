@@ -33,7 +33,8 @@ export function registerStart(cli: Argv): Argv {
         .check((a) => checkTlsArgs({ ...a, 'insecure-plaintext': noTlsFiles(a) }, ['127.0.0.1:0']))
         .check((a) => (a.workers === undefined || (Number.isSafeInteger(a.workers) && a.workers >= 1) ? true : `--workers must be a positive integer, got ${a.workers}`))
         .example('$0 start --workers 2', 'the embedded default: a small byte-level T5 on the shipped Korean sample set')
-        .example('$0 start --workers 4 --config run.yaml --set zero_optimization.stage=1', ''),
+        .example('$0 start --workers 4 --config run.yaml --set zero_optimization.stage=1', '')
+        .example('$0 start --workers 8 --set model=preset:pko-t5-base --set zero_optimization.stage=3 --set zero_optimization.stage3_max_reuse_distance=0', 'ZeRO-3: each worker keeps 1/8 of parameters, gradients and moments and gathers a block at a time'),
     async (a) => {
       const overrides = [...a.set, ...resumeOverrides(a.resume), ...(a.workers !== undefined ? [`workers=${a.workers}`] : []), ...natsUrlOverrides(a.nats)];
       let rc = resolveRunConfigArgs(a.config, overrides);
