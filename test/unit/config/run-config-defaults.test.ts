@@ -77,7 +77,8 @@ test('an empty config is HF TrainingArguments defaults on the embedded sample', 
   assert.ok(existsSync(EMBEDDED_SAMPLE_FILE), EMBEDDED_SAMPLE_FILE);
   assert.deepEqual(r.data, { kind: 'files', trainFile: EMBEDDED_SAMPLE_FILE, evalFile: undefined, rulesPreset: 'embedded-sample' });
   assert.deepEqual(r.model, { kind: 'preset', name: 't5-small-bytes' });
-  // DeepSpeed's defaults: stage 0, no offload, 5e8-element buckets, no overlap below stage 3.
+  // DeepSpeed's defaults: stage 0, no offload, 5e8-element buckets, no overlap below stage 3, and
+  // its stage-3 defaults (resolved under the field names, whatever the stage).
   assert.deepEqual(c.zero_optimization, {
     stage: 0,
     offload_optimizer: { device: 'none' },
@@ -85,7 +86,12 @@ test('an empty config is HF TrainingArguments defaults on the embedded sample', 
     reduce_bucket_size: 500_000_000,
     allgather_bucket_size: 500_000_000,
     overlap_comm: false,
+    prefetch_bucket_size: 50_000_000,
+    param_persistence_threshold: 100_000,
+    max_live_parameters: 1_000_000_000,
+    max_reuse_distance: 1_000_000_000,
   });
+  assert.equal(c.optimizer_threads, 1);
   assert.deepEqual([c.workers, c.heartbeat_interval_ms, c.heartbeat_timeout_ms], [2, 2000, 30_000]);
   assert.deepEqual([r.worldSize, r.globalBatchSize, r.sharding], [2, 16, 'replicated']);
   assert.deepEqual(r.ignored, []);
