@@ -21,6 +21,18 @@
 //   9. overlap_comm off vs on (t5-small-bytes, N=2, stage 2): step time ratio and the share of the
 //      reduce-scatter time hidden in forward+backward, from the workers' 'step done' debug lines.
 // Its last line is `BENCH_ZERO_BLOCKS {json}`. About 15-25 minutes on 2 cores, ~13 GB RAM at N=4.
+//
+//   npm run bench:zero -- --only stage3 [--stage3 10,11,12] [--stage3-worlds 2,4,8]
+//
+// runs only the ZeRO stage-3 sections (per-unit all-gather and reduce-scatter, worker/param-gatherer.ts):
+//  10. bytes sent per worker per step / the bound computed from the gather schedule the workers follow
+//      (t5-small-bytes, global batch 8, N = 2 and 4, reuse distance 0 and persistence 0: 3 phases;
+//      plus N=2 with the default reuse distance and with HF's auto persistence);
+//  11. peak RSS per worker for pko-t5-base at stage 3 (section 7's run shape, reuse distance 0,
+//      overlap_comm false) against B + 16Ψ/N + G + W + A, B, W, A measured as in section 7 and G from
+//      the workers' peakLiveParams; stage 2's peak (run at N <= 4, its formula above) and the ratio;
+//  12. step time stage 3 / stage 2 (t5-small-bytes, N=2, batch 4, overlap_comm true, 5 steps).
+// Its last line is `BENCH_ZERO_STAGE3 {json}`. About 20-40 minutes on 2 cores, ~12 GB RAM at N=8.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -30,18 +42,22 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { EMBEDDED_SAMPLE_FILE } from '../shared/config/run-config.js';
+import { STAGE3_KEYS } from '../shared/config/zero-config.js';
 import { InputFileError, KpCoordError } from '../shared/errors.js';
 import { T5_PRESETS } from '../shared/models/presets.js';
 import { parseT5Config } from '../shared/models/t5-config.js';
 import { t5ParamSpecs } from '../shared/models/t5-params.js';
 import { paddedFlatSize } from '../shared/sharding/flat-shard.js';
+import { gatherSchedule } from '../shared/sharding/gather-schedule.js';
+import { UnitSharding } from '../shared/sharding/unit-shard.js';
 import { FlatLayout } from '../shared/weights/flat-layout.js';
 import { RingProcs, WorkerProc } from '../test/helpers/collective-procs.js';
-import { measureStepMemory } from './engine-memory.js';
+import { gradientUnits, passTraces, t5BlockPlan } from '../worker/engine/t5-block-plan.js';
+import { measureStepMemory, type ProbeResult } from './engine-memory.js';
 
 const MiB = 1024 * 1024;
 const CLI = fileURLToPath(new URL('../coordinator/cli/main.js', import.meta.url));
-const RUN_TIMEOUT_MS = 15 * 60_000;
+const RUN_TIMEOUT_MS = 30 * 60_000;
 const TCP_BYTES = 256 * MiB;
 
 // Communication and memory model: ~33 M parameters (a 126 MiB flat buffer), three quarters of them
@@ -58,7 +74,7 @@ const TINY_MODEL = { ...COMM_MODEL, vocab_size: 259, d_model: 8, d_kv: 4, d_ff: 
 const COMM_BATCH = 2;
 
 function usage(message: string): never {
-  process.stderr.write(`${message}\nusage: node dist/bench/zero.js [--steps 4] [--worlds 2,4] [--keep] [--only blocks [--blocks 7,8,9] [--blocks-worlds 1,2,4] [--overlap-steps 4]]\n`);
+  process.stderr.write(`${message}\nusage: node dist/bench/zero.js [--steps 4] [--worlds 2,4] [--keep] [--only blocks [--blocks 7,8,9] [--blocks-worlds 1,2,4] [--overlap-steps 4]] [--only stage3 [--stage3 10,11,12] [--stage3-worlds 2,4,8]]\n`);
   process.exit(2);
 }
 
@@ -68,6 +84,7 @@ try {
     options: {
       steps: { type: 'string', default: '4' }, worlds: { type: 'string', default: '2,4' }, keep: { type: 'boolean', default: false },
       only: { type: 'string' }, blocks: { type: 'string', default: '7,8,9' }, 'blocks-worlds': { type: 'string', default: '1,2,4' }, 'overlap-steps': { type: 'string', default: '4' },
+      stage3: { type: 'string', default: '10,11,12' }, 'stage3-worlds': { type: 'string', default: '2,4,8' },
     },
   }).values;
 } catch (e) {
@@ -77,13 +94,17 @@ const steps = Number(args.steps);
 if (!Number.isSafeInteger(steps) || steps < 2) usage(`--steps: need an integer >= 2 (step 0 is not timed), got ${args.steps}`);
 const worlds = args.worlds.split(',').map(Number);
 if (worlds.some((w) => !Number.isSafeInteger(w) || w < 2)) usage(`--worlds: comma-separated integers >= 2, got ${args.worlds}`);
-if (args.only !== undefined && args.only !== 'blocks') usage(`--only: 'blocks' is the one choice, got ${args.only}`);
+if (args.only !== undefined && args.only !== 'blocks' && args.only !== 'stage3') usage(`--only: 'blocks' or 'stage3', got ${args.only}`);
 const blockSections = new Set(args.blocks.split(',').map(Number));
 if ([...blockSections].some((x) => x !== 7 && x !== 8 && x !== 9)) usage(`--blocks: a comma-separated subset of 7,8,9, got ${args.blocks}`);
 const blockWorlds = args['blocks-worlds'].split(',').map(Number);
 if (blockWorlds.some((w) => !Number.isSafeInteger(w) || w < 1)) usage(`--blocks-worlds: comma-separated integers >= 1, got ${args['blocks-worlds']}`);
 const overlapSteps = Number(args['overlap-steps']);
 if (!Number.isSafeInteger(overlapSteps) || overlapSteps < 2) usage(`--overlap-steps: need an integer >= 2, got ${args['overlap-steps']}`);
+const stage3Sections = new Set(args.stage3.split(',').map(Number));
+if ([...stage3Sections].some((x) => x !== 10 && x !== 11 && x !== 12)) usage(`--stage3: a comma-separated subset of 10,11,12, got ${args.stage3}`);
+const stage3Worlds = args['stage3-worlds'].split(',').map(Number);
+if (stage3Worlds.some((w) => !Number.isSafeInteger(w) || w < 2)) usage(`--stage3-worlds: comma-separated integers >= 2, got ${args['stage3-worlds']}`);
 
 const load1 = () => loadavg()[0]!;
 const loads = () => loadavg().map((x) => x.toFixed(2)).join(' ');
@@ -177,7 +198,7 @@ interface RunSpec {
   readonly collective: 'ring' | 'star';
   readonly model: string;
   readonly data: string;
-  readonly stage: 0 | 1 | 2;
+  readonly stage: 0 | 1 | 2 | 3;
   readonly perDevice: number;
   readonly accum: number;
   readonly steps: number;
@@ -513,7 +534,7 @@ async function mainAll(tmp: string): Promise<void> {
 
 const BLOCK_PRESET = 'pko-t5-base';
 /** The debug line every worker logs per step (worker/worker-main.ts). */
-const StepDoneSchema = z.object({ msg: z.literal('step done'), step: z.number(), computeMs: z.number(), commMs: z.number(), hiddenCommMs: z.number() });
+const StepDoneSchema = z.object({ msg: z.literal('step done'), step: z.number(), computeMs: z.number(), commMs: z.number(), hiddenCommMs: z.number(), peakLiveParams: z.number().default(0) });
 type StepDone = z.infer<typeof StepDoneSchema>;
 
 /** The 'step done' lines of every worker log of a run (OUTPUT_DIR/logs/worker-<i>.log). */
@@ -547,16 +568,85 @@ async function runDefault(tmp: string, key: string, extra: readonly string[]): P
   return r;
 }
 
+const LengthStats = z.object({ mean: z.number(), p95: z.number(), max: z.number() });
+type TrainLengths = { input: z.infer<typeof LengthStats>; label: z.infer<typeof LengthStats> };
+
+/** Prepare the shipped sample into tmp/sample-cache; its train split's token lengths (report.json). */
+async function prepareSample(tmp: string): Promise<TrainLengths> {
+  await runCli(['data', 'prepare', '--input', EMBEDDED_SAMPLE_FILE, '--preset', 'embedded-sample', '--out', join(tmp, 'sample-cache')], 'prepare sample data');
+  const report = z
+    .object({ lengths: z.object({ train: z.object({ input: LengthStats, label: LengthStats }) }) })
+    .parse(JSON.parse(readFileSync(join(tmp, 'sample-cache', 'report.json'), 'utf8')));
+  return report.lengths.train;
+}
+
+/** The pko-t5-base memory run of sections 7 and 11: batch 1, checkpointing, 2 steps, shipped sample, cores / N threads. */
+function pkoRunSpec(tmp: string, key: string, world: number, stage: 2 | 3, extraSet: readonly string[]): RunSpec {
+  return {
+    key, workers: world, threads: Math.max(1, Math.floor(cpus().length / world)), collective: 'ring', model: `preset:${BLOCK_PRESET}`, data: join(tmp, 'sample-cache'),
+    stage, perDevice: 1, accum: 1, steps: 2, dropout: 0, extraSet: ['gradient_checkpointing=true', 'zero_optimization.reduce_bucket_size=auto', ...extraSet],
+    ...(stage === 3 ? { logLevel: 'debug' } : {}),
+  };
+}
+
+interface BlockMemoryTerms {
+  readonly psi: number;
+  readonly dModel: number;
+  readonly srcLen: number;
+  readonly tgtLen: number;
+  readonly tinyPsi: number;
+  /** B: peak RSS of a worker training the tiny model the same way (N=1, stage 2). */
+  readonly baselineBytes: number;
+  /** A: the saved block inputs and masks at the sample's longest input and label. */
+  readonly activationsBytes: number;
+  /** W: one block engine's F+B working set above params, gradient and A (engine-memory.ts probe). */
+  readonly workingSetBytes: number;
+  readonly probe: ProbeResult;
+}
+
+/** B, A and W of the pko-t5-base memory formula (sections 7 and 11), measured here; prints `title` and the terms. */
+async function blockMemoryTerms(tmp: string, lengths: TrainLengths, title: (psi: number, dModel: number) => string): Promise<BlockMemoryTerms> {
+  const config = parseT5Config(T5_PRESETS[BLOCK_PRESET], `preset:${BLOCK_PRESET}`);
+  const psi = FlatLayout.fromSpecs(t5ParamSpecs(config)).totalSize;
+  const d = config.dModel;
+  console.log(title(psi, d));
+  // The longest training input and label of the sample: an upper bound for the two samples a rank draws.
+  const src = lengths.input.max;
+  const tgt = lengths.label.max;
+  // B: a worker process with a trivial model (as section 6), same run shape
+  const tinyPsi = await initModel(tmp, 'tiny-model', TINY_MODEL);
+  const tiny = await train(
+    { key: 'B tiny N=1 s2', workers: 1, threads: 1, collective: 'ring', model: join(tmp, 'tiny-model'), data: join(tmp, 'sample-cache'), stage: 2, perDevice: 1, accum: 1, steps: 2, dropout: 0, extraSet: ['gradient_checkpointing=true', 'zero_optimization.reduce_bucket_size=auto'] },
+    tmp,
+  );
+  const baseline = Math.max(...tiny.peakRssBytes);
+  // W: one block engine's F+B with checkpointing, in a child (engine-memory.ts): its peak minus its
+  // after-init RSS (node + params) minus the gradient buffer the sink fills (4Ψ) minus A.
+  const numEnc = config.numEncoderLayers;
+  const numDec = config.numDecoderLayers;
+  const savedInputs = 4 * 1 * ((numEnc + 1) * src * d + (numDec + 1) * tgt * d);
+  const masks = 4 * 1 * (2 * src + 2 * tgt); // encoder/cross mask over src, decoder mask and labels over tgt
+  const activations = savedInputs + masks;
+  const loadW = loads();
+  const probe = await measureStepMemory({ preset: BLOCK_PRESET, srcLen: src, tgtLen: tgt, batch: 1, phase: 'train', memoryArena: true, memoryPattern: false, engine: 'block-on', steps: 2 }, 2);
+  const working = probe.peakMiB * MiB - probe.initMiB * MiB - 4 * psi - activations;
+  console.log(`   B = ${MB(baseline)} MB (worker peak RSS, tiny model Ψ = ${tinyPsi}, N=1 stage 2, 2 steps); A = saved block inputs (${numEnc}+1) x ${src} x ${d} + (${numDec}+1) x ${tgt} x ${d} floats + masks = ${MB(activations)} MB`);
+  console.log(`   W = block-engine F+B probe (checkpointing on, ${src}/${tgt} x 1, arena on, 2 threads): peak ${(probe.peakMiB * MiB / 1e6).toFixed(1)} MB - after init ${(probe.initMiB * MiB / 1e6).toFixed(1)} MB - gradient buffer 4Ψ - A = ${MB(working)} MB (load ${loadW} -> ${loads()})`);
+  return { psi, dModel: d, srcLen: src, tgtLen: tgt, tinyPsi, baselineBytes: baseline, activationsBytes: activations, workingSetBytes: working, probe };
+}
+
+/** Section 7's stage-2 formula: B + 4Ψ + 4Ψ/N + 8Ψ/N + buckets (one filling, one in flight) + W + A, Ψ padded to N. */
+function stage2Formula(m: BlockMemoryTerms, world: number): { terms: { B: number; params: number; gradShard: number; adam: number; buckets: number; W: number; A: number }; bytes: number } {
+  const p = paddedFlatSize(m.psi, world);
+  const terms = { B: m.baselineBytes, params: 4 * p, gradShard: (4 * p) / world, adam: (8 * p) / world, buckets: 2 * 4 * m.dModel * m.dModel, W: m.workingSetBytes, A: m.activationsBytes };
+  return { terms, bytes: Object.values(terms).reduce((a, b) => a + b, 0) };
+}
+
 async function mainBlocks(tmp: string): Promise<void> {
   const started = performance.now();
   const loadStart = loads();
   console.log(`kp-coord ZeRO bench, block-engine sections ${[...blockSections].sort().join(',')}: node ${process.version}, ${cpus().length} cpus; load average at start: ${loadStart}`);
-  await runCli(['data', 'prepare', '--input', EMBEDDED_SAMPLE_FILE, '--preset', 'embedded-sample', '--out', join(tmp, 'sample-cache')], 'prepare sample data');
-  const LengthStats = z.object({ mean: z.number(), p95: z.number(), max: z.number() });
-  const report = z
-    .object({ lengths: z.object({ train: z.object({ input: LengthStats, label: LengthStats }) }) })
-    .parse(JSON.parse(readFileSync(join(tmp, 'sample-cache', 'report.json'), 'utf8')));
-  const trainLengths = report.lengths.train;
+  const trainLengths = await prepareSample(tmp);
   const out: Record<string, unknown> = { loadStart };
 
   // 9. overlap_comm off vs on (first: the timing-sensitive section runs before the long ones)
@@ -597,49 +687,17 @@ async function mainBlocks(tmp: string): Promise<void> {
   // 7. pko-t5-base peak RSS at stage 2 with the block engine
   if (blockSections.has(7)) {
     console.log('');
-    const config = parseT5Config(T5_PRESETS[BLOCK_PRESET], `preset:${BLOCK_PRESET}`);
-    const psi = FlatLayout.fromSpecs(t5ParamSpecs(config)).totalSize;
-    const d = config.dModel;
-    // The longest training input and label of the sample: an upper bound for the two samples a rank draws.
-    const src = trainLengths.input.max;
-    const tgt = trainLengths.label.max;
-    console.log(`7. peak RSS per worker, ${BLOCK_PRESET} (Ψ = ${psi}, 4Ψ = ${MB(4 * psi)} MB), stage 2, gradient_checkpointing, reduce_bucket_size auto (${d}^2), batch 1, shipped sample (train inputs mean ${trainLengths.input.mean} max ${src}, labels mean ${trainLengths.label.mean} max ${tgt} tokens), 2 steps`);
-    // B: a worker process with a trivial model (as section 6), same run shape
-    const tinyPsi = await initModel(tmp, 'tiny-model', TINY_MODEL);
-    const tiny = await train(
-      { key: 'B tiny N=1 s2', workers: 1, threads: 1, collective: 'ring', model: join(tmp, 'tiny-model'), data: join(tmp, 'sample-cache'), stage: 2, perDevice: 1, accum: 1, steps: 2, dropout: 0, extraSet: ['gradient_checkpointing=true', 'zero_optimization.reduce_bucket_size=auto'] },
-      tmp,
-    );
-    const baseline = Math.max(...tiny.peakRssBytes);
-    // W: one block engine's F+B with checkpointing, in a child (engine-memory.ts): its peak minus its
-    // after-init RSS (node + params) minus the gradient buffer the sink fills (4Ψ) minus A.
-    const numEnc = config.numEncoderLayers;
-    const numDec = config.numDecoderLayers;
-    const savedInputs = 4 * 1 * ((numEnc + 1) * src * d + (numDec + 1) * tgt * d);
-    const masks = 4 * 1 * (2 * src + 2 * tgt); // encoder/cross mask over src, decoder mask and labels over tgt
-    const activations = savedInputs + masks;
-    const loadW = loads();
-    const probe = await measureStepMemory({ preset: BLOCK_PRESET, srcLen: src, tgtLen: tgt, batch: 1, phase: 'train', memoryArena: true, memoryPattern: false, engine: 'block-on', steps: 2 }, 2);
-    const working = probe.peakMiB * MiB - probe.initMiB * MiB - 4 * psi - activations;
-    console.log(`   B = ${MB(baseline)} MB (worker peak RSS, tiny model Ψ = ${tinyPsi}, N=1 stage 2, 2 steps); A = saved block inputs (${numEnc}+1) x ${src} x ${d} + (${numDec}+1) x ${tgt} x ${d} floats + masks = ${MB(activations)} MB`);
-    console.log(`   W = block-engine F+B probe (checkpointing on, ${src}/${tgt} x 1, arena on, 2 threads): peak ${(probe.peakMiB * MiB / 1e6).toFixed(1)} MB - after init ${(probe.initMiB * MiB / 1e6).toFixed(1)} MB - gradient buffer 4Ψ - A = ${MB(working)} MB (load ${loadW} -> ${loads()})`);
-    const bucketBytes = 2 * 4 * d * d; // one bucket filling, one in flight
+    const m = await blockMemoryTerms(tmp, trainLengths, (psi, d) =>
+      `7. peak RSS per worker, ${BLOCK_PRESET} (Ψ = ${psi}, 4Ψ = ${MB(4 * psi)} MB), stage 2, gradient_checkpointing, reduce_bucket_size auto (${d}^2), batch 1, shipped sample (train inputs mean ${trainLengths.input.mean} max ${trainLengths.input.max}, labels mean ${trainLengths.label.mean} max ${trainLengths.label.max} tokens), 2 steps`);
     const rows = [];
     for (const world of blockWorlds) {
-      const r = await train(
-        {
-          key: `${BLOCK_PRESET} N=${world} s2`, workers: world, threads: Math.max(1, Math.floor(cpus().length / world)), collective: 'ring', model: `preset:${BLOCK_PRESET}`, data: join(tmp, 'sample-cache'),
-          stage: 2, perDevice: 1, accum: 1, steps: 2, dropout: 0, extraSet: ['gradient_checkpointing=true', 'zero_optimization.reduce_bucket_size=auto'],
-        },
-        tmp,
-      );
-      const p = paddedFlatSize(psi, world);
-      const terms = { B: baseline, params: 4 * p, gradShard: (4 * p) / world, adam: (8 * p) / world, buckets: bucketBytes, W: working, A: activations };
-      const formula = Object.values(terms).reduce((a, b) => a + b, 0);
+      const r = await train(pkoRunSpec(tmp, `${BLOCK_PRESET} N=${world} s2`, world, 2, []), tmp);
+      const f = stage2Formula(m, world);
+      const p = paddedFlatSize(m.psi, world);
       const oldState = 8 * p + (8 * p) / world;
-      const oldFormula = baseline + oldState + working + activations;
+      const oldFormula = m.baselineBytes + oldState + m.workingSetBytes + m.activationsBytes;
       const peak = Math.max(...r.peakRssBytes);
-      rows.push({ world, peakMaxBytes: peak, peakMinBytes: Math.min(...r.peakRssBytes), terms, formulaBytes: formula, measuredOverFormula: peak / formula, oldStateBytes: oldState, oldFormulaBytes: oldFormula, measuredOverOld: peak / oldFormula, load1: r.load1, stepSeconds: r.stepSeconds });
+      rows.push({ world, peakMaxBytes: peak, peakMinBytes: Math.min(...r.peakRssBytes), terms: f.terms, formulaBytes: f.bytes, measuredOverFormula: peak / f.bytes, oldStateBytes: oldState, oldFormulaBytes: oldFormula, measuredOverOld: peak / oldFormula, load1: r.load1, stepSeconds: r.stepSeconds });
     }
     console.log('   formula = B + 4Ψ + 4Ψ/N + 8Ψ/N + buckets (2 x 4 x d^2) + W + A; old = B + 8Ψ + 8Ψ/N + W + A (stage 2 before the block engine); Ψ padded to N');
     table(
@@ -649,7 +707,7 @@ async function mainBlocks(tmp: string): Promise<void> {
         MB(x.oldStateBytes), MB(x.oldFormulaBytes), x.measuredOverOld.toFixed(3), x.load1.toFixed(2),
       ]),
     );
-    out.pkoT5Base = { psi, srcLen: src, tgtLen: tgt, baselineBytes: baseline, activationsBytes: activations, workingSetBytes: working, probe, bucketBytes, rows };
+    out.pkoT5Base = { ...m, bucketBytes: stage2Formula(m, 1).terms.buckets, rows };
   }
 
   // 8. the embedded default, whole run
@@ -674,8 +732,173 @@ async function mainBlocks(tmp: string): Promise<void> {
   console.log(`BENCH_ZERO_BLOCKS ${JSON.stringify({ sections: [...blockSections], ...out, loadEnd })}`);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Stage-3 sections (--only stage3): 10 bytes sent against the gather schedule's bound, 11
+// pko-t5-base peak RSS against B + 16Ψ/N + G + W + A, 12 step time against stage 2.
+
+/** A run's stage-3 settings as given on the command line ('default': not set, DeepSpeed's default). */
+interface Stage3Choice {
+  readonly prefetch: number | 'auto';
+  readonly persistence: number | 'auto';
+  readonly reuse: number | 'default';
+}
+
+const stage3Label = (c: Stage3Choice) => `reuse ${c.reuse}, prefetch ${c.prefetch}, persistence ${c.persistence}`;
+
+function stage3Set(c: Stage3Choice): string[] {
+  return [
+    `zero_optimization.stage3_prefetch_bucket_size=${c.prefetch}`,
+    `zero_optimization.stage3_param_persistence_threshold=${c.persistence}`,
+    ...(c.reuse === 'default' ? [] : [`zero_optimization.stage3_max_reuse_distance=${c.reuse}`]),
+  ];
+}
+
+/** The stage-3 units of a preset at N ranks ([Note: unit sharding]) and its training pass's trace. */
+function stage3Model(preset: string, world: number) {
+  const config = parseT5Config(T5_PRESETS[preset], `preset:${preset}`);
+  const layout = FlatLayout.fromSpecs(t5ParamSpecs(config));
+  const plan = t5BlockPlan(config);
+  const units = gradientUnits(plan, layout);
+  return { config, units, sharding: new UnitSharding(units, world, 0), train: passTraces(plan, units, layout).train };
+}
+
+/**
+ * Bytes one rank sends per step at stage 3, from the gather schedule the workers follow: per
+ * micro-batch, the all-gathers of the units the schedule fetches (persistent units aside) and one
+ * reduce-scatter of every unit; per step, one all-gather of each persistent unit after the
+ * optimizer. Each collective on P_u elements sends (N-1)/N x 4 P_u bytes from every rank of the ring.
+ */
+function stage3BoundBytes(preset: string, world: number, c: Stage3Choice, microBatches: number) {
+  const { config, units, sharding, train } = stage3Model(preset, world);
+  const d = config.dModel;
+  const resolve = (v: number | 'auto' | 'default', key: keyof typeof STAGE3_KEYS) => (v === 'default' ? STAGE3_KEYS[key].default : v === 'auto' ? STAGE3_KEYS[key].auto!(d) : v);
+  const threshold = resolve(c.persistence, 'param_persistence_threshold');
+  const size = (u: number) => units[u]!.hi - units[u]!.lo;
+  const persistent = new Set(units.map((_, u) => u).filter((u) => size(u) < threshold));
+  const schedule = gatherSchedule(train, size, persistent, {
+    prefetchBucketSize: resolve(c.prefetch, 'prefetch_bucket_size'), maxLiveParameters: STAGE3_KEYS.max_live_parameters.default, maxReuseDistance: resolve(c.reuse, 'max_reuse_distance'),
+  });
+  const padded = (us: Iterable<number>) => [...us].reduce((n, u) => n + sharding.paddedSize(u), 0);
+  const sumPadded = padded(units.keys());
+  const gathered = schedule.fetch.reduce((n, f) => n + padded(f.filter((u) => !persistent.has(u))), 0);
+  const elements = microBatches * (gathered + sumPadded) + padded(persistent);
+  return { sumPadded, persistentUnits: persistent.size, gatheredPerPass: gathered, phases: elements / sumPadded, bytes: (4 * elements * (world - 1)) / world };
+}
+
+/** Max over workers and steps of the gatherer's peak live elements ('step done' debug lines). */
+const peakLiveParams = (outputDir: string) => Math.max(0, ...stepDoneLines(outputDir).map((d) => d.peakLiveParams));
+
+const SMALL_PRESET = 't5-small-bytes';
+const STAGE3_TIMING_STEPS = 5;
+/** The issue's expected peak RSS per worker for pko-t5-base at stage 3 (GB). */
+const ISSUE_EXPECTED_GB: Readonly<Record<number, number>> = { 2: 3.0, 4: 1.9, 8: 1.35 };
+
+async function mainStage3(tmp: string): Promise<void> {
+  const started = performance.now();
+  const loadStart = loads();
+  console.log(`kp-coord ZeRO bench, stage-3 sections ${[...stage3Sections].sort().join(',')}: node ${process.version}, ${cpus().length} cpus; load average at start: ${loadStart}`);
+  const trainLengths = await prepareSample(tmp);
+  const out: Record<string, unknown> = { loadStart };
+  const small = (key: string, world: number, stage: 2 | 3, steps: number, extraSet: readonly string[]): RunSpec => ({
+    key, workers: world, threads: 1, collective: 'ring', model: `preset:${SMALL_PRESET}`, data: join(tmp, 'sample-cache'),
+    stage, perDevice: 8 / world, accum: 1, steps, dropout: 0, logLevel: 'debug', extraSet: ['gradient_checkpointing=true', 'zero_optimization.reduce_bucket_size=auto', ...extraSet],
+  });
+
+  // 12. step time (first: the timing-sensitive section runs before the long ones)
+  if (stage3Sections.has(12)) {
+    console.log('');
+    console.log(`12. step time stage 3 / stage 2: ${SMALL_PRESET}, shipped sample, N=2 x 1 thread, batch 4, gradient_checkpointing, overlap_comm true, dropout 0, ${STAGE3_TIMING_STEPS} steps (step 0 not counted); stage 3 with persistence auto`);
+    const choices: { label: string; stage: 2 | 3; c?: Stage3Choice }[] = [
+      { label: 'stage 2 (reduce_bucket_size auto)', stage: 2 },
+      { label: 'stage 3, units kept (reuse default), prefetch auto', stage: 3, c: { reuse: 'default', prefetch: 'auto', persistence: 'auto' } },
+      { label: 'stage 3, reuse 0, prefetch auto', stage: 3, c: { reuse: 0, prefetch: 'auto', persistence: 'auto' } },
+      { label: 'stage 3, reuse 0, prefetch 0', stage: 3, c: { reuse: 0, prefetch: 0, persistence: 'auto' } },
+    ];
+    const rows = [];
+    for (const x of choices) {
+      const r = await train(small(`s12 ${x.label}`, 2, x.stage, STAGE3_TIMING_STEPS, ['zero_optimization.overlap_comm=true', ...(x.c ? stage3Set(x.c) : [])]), tmp);
+      rows.push({ label: x.label, stepSeconds: r.stepSeconds, stepSecondsEach: r.stepSecondsEach, bytesSentPerWorker: r.bytesSentPerWorker, peakLiveParams: peakLiveParams(r.outputDir), load1: r.load1 });
+    }
+    const base = rows[0]!.stepSeconds;
+    table(
+      ['run', 'step s (mean)', 'steps 1.. s', 'sent MB/step', 'peak live elements', '/ stage 2', 'load before'],
+      rows.map((x) => [x.label, fixed(x.stepSeconds, 3), x.stepSecondsEach.map((t) => t.toFixed(2)).join(' '), MB(x.bytesSentPerWorker), `${x.peakLiveParams}`, fixed(x.stepSeconds / base, 3), x.load1.toFixed(2)]),
+    );
+    console.log(`   load now ${loads()}`);
+    out.stepTime = { rows: rows.map((x) => ({ ...x, overStage2: x.stepSeconds / base })) };
+  }
+
+  // 10. bytes sent against the gather schedule's bound
+  if (stage3Sections.has(10)) {
+    console.log('');
+    console.log(`10. data-plane bytes sent per worker per step / stage-3 bound: ${SMALL_PRESET}, shipped sample, global batch 8 (batch 8/N), 1 micro-batch, gradient_checkpointing, 2 steps (step 1 read)`);
+    const every: Stage3Choice = { reuse: 0, prefetch: 'auto', persistence: 0 };
+    const cases: { world: number; c: Stage3Choice }[] = [
+      ...stage3Worlds.filter((w) => w <= 4).map((world) => ({ world, c: every })),
+      { world: 2, c: { ...every, reuse: 'default' } },
+      { world: 2, c: { ...every, persistence: 'auto' } },
+    ];
+    const rows = [];
+    for (const { world, c } of cases) {
+      const r = await train(small(`s10 N=${world} ${stage3Label(c)}`, world, 3, 2, stage3Set(c)), tmp);
+      const b = stage3BoundBytes(SMALL_PRESET, world, c, 1);
+      rows.push({ world, ...c, ...b, boundBytes: b.bytes, sentBytes: r.bytesSentPerWorker, ratio: r.bytesSentPerWorker / b.bytes, load1: r.load1 });
+    }
+    console.log('   bound = (N-1)/N x 4 bytes x (micro-batches x (sum of P_u over the units the gather schedule fetches + sum of all P_u, the reduce-scatter) + sum of the persistent units\' P_u, gathered after the optimizer); phases = that element count / sum P_u');
+    table(
+      ['N', 'reuse', 'persistence', 'persistent units', 'sum P_u', 'phases', 'bound MB', 'sent MB', 'sent/bound', 'load before'],
+      rows.map((x) => [`${x.world}`, `${x.reuse}`, `${x.persistence}`, `${x.persistentUnits}`, `${x.sumPadded}`, x.phases.toFixed(3), MB(x.boundBytes), MB(x.sentBytes), x.ratio.toFixed(4), x.load1.toFixed(2)]),
+    );
+    console.log(`   load now ${loads()}`);
+    out.bytes = rows.map(({ bytes: _b, ...x }) => x);
+  }
+
+  // 11. pko-t5-base peak RSS at stage 3
+  if (stage3Sections.has(11)) {
+    console.log('');
+    const c: Stage3Choice = { reuse: 0, prefetch: 'auto', persistence: 'auto' };
+    const m = await blockMemoryTerms(tmp, trainLengths, (psi, d) =>
+      `11. peak RSS per worker, ${BLOCK_PRESET} (Ψ = ${psi}, 16Ψ = ${MB(16 * psi)} MB, d = ${d}), stage 3 (${stage3Label(c)}), overlap_comm false, gradient_checkpointing, batch 1, shipped sample (train inputs max ${trainLengths.input.max}, labels max ${trainLengths.label.max} tokens), 2 steps; stage 2 the same (section 7's run)`);
+    const rows = [];
+    for (const world of stage3Worlds) {
+      const r = await train(pkoRunSpec(tmp, `${BLOCK_PRESET} N=${world} s3`, world, 3, ['zero_optimization.overlap_comm=false', ...stage3Set(c)]), tmp);
+      const { units, sharding } = stage3Model(BLOCK_PRESET, world);
+      const live = peakLiveParams(r.outputDir);
+      const maxPadded = Math.max(...units.map((_, u) => sharding.paddedSize(u)));
+      const terms = { B: m.baselineBytes, shard16: 16 * sharding.shardSize, gathered: 4 * live, unitGradient: 4 * maxPadded * 2, W: m.workingSetBytes, A: m.activationsBytes };
+      const formula = Object.values(terms).reduce((a, b) => a + b, 0);
+      const peak = Math.max(...r.peakRssBytes);
+      // Stage 2 of the same shape: run where it fits beside the others (N <= 4), else its formula.
+      const s2 = world <= 4 ? await train(pkoRunSpec(tmp, `${BLOCK_PRESET} N=${world} s2`, world, 2, []), tmp) : null;
+      const s2Peak = s2 ? Math.max(...s2.peakRssBytes) : null;
+      rows.push({
+        world, peakMaxBytes: peak, peakMinBytes: Math.min(...r.peakRssBytes), peakLiveParams: live, maxPaddedUnit: maxPadded, terms, formulaBytes: formula, measuredOverFormula: peak / formula,
+        stage2PeakBytes: s2Peak, stage2FormulaBytes: stage2Formula(m, world).bytes, stage3OverStage2: s2Peak ? peak / s2Peak : null, issueExpectedGB: ISSUE_EXPECTED_GB[world] ?? null,
+        load1: r.load1, stage2Load1: s2?.load1 ?? null, stepSeconds: r.stepSeconds,
+      });
+    }
+    console.log('   formula = B + 16Ψ/N (the stage-3 shard: params, gradient, Adam m and v, UnitSharding.shardSize x 16 bytes) + G + W + A;');
+    console.log('   G = 4 x peak live elements (gatherer, max over workers) + 4 x largest P_u x 2 (one unit\'s gradient and its padded reduce-scatter buffer)');
+    table(
+      ['N', 'peak MB (max, min)', '16Ψ/N MB', 'peak live el.', 'G MB', 'formula MB', 'measured/formula', 'issue GB', 'stage 2 peak MB', 'stage 2 formula MB', 'stage3/stage2', 'load before (s3, s2)'],
+      rows.map((x) => [
+        `${x.world}`, `${MB(x.peakMaxBytes)}, ${MB(x.peakMinBytes)}`, MB(x.terms.shard16), `${x.peakLiveParams}`, MB(x.terms.gathered + x.terms.unitGradient), MB(x.formulaBytes), x.measuredOverFormula.toFixed(3),
+        x.issueExpectedGB === null ? '-' : x.issueExpectedGB.toFixed(2), x.stage2PeakBytes === null ? 'not run' : MB(x.stage2PeakBytes), MB(x.stage2FormulaBytes),
+        x.stage3OverStage2 === null ? `${fixed(x.peakMaxBytes / x.stage2FormulaBytes, 3)} (formula)` : x.stage3OverStage2.toFixed(3), `${x.load1.toFixed(2)}, ${x.stage2Load1?.toFixed(2) ?? '-'}`,
+      ]),
+    );
+    console.log(`   load now ${loads()}`);
+    out.pkoT5BaseStage3 = { ...m, settings: c, rows };
+  }
+
+  const loadEnd = loads();
+  console.log('');
+  console.log(`load average at end: ${loadEnd}; bench took ${((performance.now() - started) / 1000).toFixed(0)} s`);
+  console.log(`BENCH_ZERO_STAGE3 ${JSON.stringify({ sections: [...stage3Sections], worlds: stage3Worlds, ...out, loadEnd })}`);
+}
+
 const tmp = mkdtempSync(join(tmpdir(), 'kp-coord-bench-zero-'));
-const main = args.only === 'blocks' ? mainBlocks : mainAll;
+const main = args.only === 'blocks' ? mainBlocks : args.only === 'stage3' ? mainStage3 : mainAll;
 const stopChild = () => {
   active?.kill('SIGTERM');
   process.exit(130);
