@@ -30,7 +30,10 @@
 //      plus N=2 with the default reuse distance and with HF's auto persistence);
 //  11. peak RSS per worker for pko-t5-base at stage 3 (section 7's run shape, reuse distance 0,
 //      overlap_comm false) against B + 16Ψ/N + G + W + A, B, W, A measured as in section 7 and G from
-//      the workers' peakLiveParams; stage 2's peak (run at N <= 4, its formula above) and the ratio;
+//      the workers' peakLiveParams, and against the joint formula B + 16Ψ/N + W1 + A, W1 = what an
+//      N=1 stage-3 run holds besides B, its 16Ψ shard and A (the part that does not shrink with N,
+//      measured at once rather than as separate maxima); stage 2's peak (run at N <= 4, its formula
+//      above) and the ratio;
 //  12. step time stage 3 / stage 2 (t5-small-bytes, N=2, batch 4, overlap_comm true, 5 steps).
 // Its last line is `BENCH_ZERO_STAGE3 {json}`. About 20-40 minutes on 2 cores, ~12 GB RAM at N=8.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -859,6 +862,15 @@ async function mainStage3(tmp: string): Promise<void> {
     const c: Stage3Choice = { reuse: 0, prefetch: 'auto', persistence: 'auto' };
     const m = await blockMemoryTerms(tmp, trainLengths, (psi, d) =>
       `11. peak RSS per worker, ${BLOCK_PRESET} (Ψ = ${psi}, 16Ψ = ${MB(16 * psi)} MB, d = ${d}), stage 3 (${stage3Label(c)}), overlap_comm false, gradient_checkpointing, batch 1, shipped sample (train inputs max ${trainLengths.input.max}, labels max ${trainLengths.label.max} tokens), 2 steps; stage 2 the same (section 7's run)`);
+    // W1: the working set of one stage-3 worker with everything that does not scale with N (the
+    // engine's sessions, the gathered units, a unit's gradient), measured jointly: a run at N=1,
+    // whose peak less B, its 16Ψ shard and A. G and W above are each one maximum, taken at different
+    // moments (the head's units vs the longest encoder block), so their sum overshoots.
+    // One intra-op thread, as every worker of the N >= 2 runs has on 2 cores.
+    const one = await train({ ...pkoRunSpec(tmp, `${BLOCK_PRESET} N=1 s3`, 1, 3, ['zero_optimization.overlap_comm=false', ...stage3Set(c)]), threads: 1 }, tmp);
+    const shard1 = 16 * stage3Model(BLOCK_PRESET, 1).sharding.shardSize;
+    const joint = Math.max(...one.peakRssBytes) - m.baselineBytes - shard1 - m.activationsBytes;
+    console.log(`   W1 = N=1 stage-3 run's peak ${MB(Math.max(...one.peakRssBytes))} MB - B - 16Ψ (${MB(shard1)} MB) - A = ${MB(joint)} MB (load ${one.load1.toFixed(2)})`);
     const rows = [];
     for (const world of stage3Worlds) {
       const r = await train(pkoRunSpec(tmp, `${BLOCK_PRESET} N=${world} s3`, world, 3, ['zero_optimization.overlap_comm=false', ...stage3Set(c)]), tmp);
@@ -867,28 +879,32 @@ async function mainStage3(tmp: string): Promise<void> {
       const maxPadded = Math.max(...units.map((_, u) => sharding.paddedSize(u)));
       const terms = { B: m.baselineBytes, shard16: 16 * sharding.shardSize, gathered: 4 * live, unitGradient: 4 * maxPadded * 2, W: m.workingSetBytes, A: m.activationsBytes };
       const formula = Object.values(terms).reduce((a, b) => a + b, 0);
+      const jointFormula = m.baselineBytes + terms.shard16 + joint + m.activationsBytes;
       const peak = Math.max(...r.peakRssBytes);
       // Stage 2 of the same shape: run where it fits beside the others (N <= 4), else its formula.
       const s2 = world <= 4 ? await train(pkoRunSpec(tmp, `${BLOCK_PRESET} N=${world} s2`, world, 2, []), tmp) : null;
       const s2Peak = s2 ? Math.max(...s2.peakRssBytes) : null;
       rows.push({
         world, peakMaxBytes: peak, peakMinBytes: Math.min(...r.peakRssBytes), peakLiveParams: live, maxPaddedUnit: maxPadded, terms, formulaBytes: formula, measuredOverFormula: peak / formula,
+        jointFormulaBytes: jointFormula, measuredOverJoint: peak / jointFormula,
         stage2PeakBytes: s2Peak, stage2FormulaBytes: stage2Formula(m, world).bytes, stage3OverStage2: s2Peak ? peak / s2Peak : null, issueExpectedGB: ISSUE_EXPECTED_GB[world] ?? null,
         load1: r.load1, stage2Load1: s2?.load1 ?? null, stepSeconds: r.stepSeconds,
       });
     }
     console.log('   formula = B + 16Ψ/N (the stage-3 shard: params, gradient, Adam m and v, UnitSharding.shardSize x 16 bytes) + G + W + A;');
     console.log('   G = 4 x peak live elements (gatherer, max over workers) + 4 x largest P_u x 2 (one unit\'s gradient and its padded reduce-scatter buffer)');
+    console.log('   joint formula = B + 16Ψ/N + W1 + A (W1 from the N=1 run: the working set that does not shrink with N, measured as one)');
     table(
-      ['N', 'peak MB (max, min)', '16Ψ/N MB', 'peak live el.', 'G MB', 'formula MB', 'measured/formula', 'issue GB', 'stage 2 peak MB', 'stage 2 formula MB', 'stage3/stage2', 'load before (s3, s2)'],
+      ['N', 'peak MB (max, min)', '16Ψ/N MB', 'peak live el.', 'G MB', 'formula MB', 'measured/formula', 'joint MB', 'measured/joint', 'issue GB', 'stage 2 peak MB', 'stage 2 formula MB', 'stage3/stage2', 'load before (s3, s2)'],
       rows.map((x) => [
         `${x.world}`, `${MB(x.peakMaxBytes)}, ${MB(x.peakMinBytes)}`, MB(x.terms.shard16), `${x.peakLiveParams}`, MB(x.terms.gathered + x.terms.unitGradient), MB(x.formulaBytes), x.measuredOverFormula.toFixed(3),
+        MB(x.jointFormulaBytes), x.measuredOverJoint.toFixed(3),
         x.issueExpectedGB === null ? '-' : x.issueExpectedGB.toFixed(2), x.stage2PeakBytes === null ? 'not run' : MB(x.stage2PeakBytes), MB(x.stage2FormulaBytes),
         x.stage3OverStage2 === null ? `${fixed(x.peakMaxBytes / x.stage2FormulaBytes, 3)} (formula)` : x.stage3OverStage2.toFixed(3), `${x.load1.toFixed(2)}, ${x.stage2Load1?.toFixed(2) ?? '-'}`,
       ]),
     );
     console.log(`   load now ${loads()}`);
-    out.pkoT5BaseStage3 = { ...m, settings: c, rows };
+    out.pkoT5BaseStage3 = { ...m, settings: c, n1PeakBytes: Math.max(...one.peakRssBytes), jointWorkingSetBytes: joint, rows };
   }
 
   const loadEnd = loads();
