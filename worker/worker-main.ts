@@ -29,7 +29,7 @@ import { HeartbeatThread } from './heartbeat-thread.js';
 import { generateShare } from './generate-share.js';
 import { optimizerRange, ZeroTrainer, type StepCollective } from './zero-trainer.js';
 import { readVerifiedManifest } from '../shared/checkpoint/checkpoint-manifest.js';
-import { readRange, writeRangeShard, type ShardFile } from '../shared/checkpoint/range-shard.js';
+import { readRange, readRanges, writeRangeShard, type ShardFile } from '../shared/checkpoint/range-shard.js';
 import { UnitSharding } from '../shared/sharding/unit-shard.js';
 import { AdamWThreads, sharedFloat32 } from '../shared/optim/adamw-threads.js';
 import { UnitGatherer } from './param-gatherer.js';
@@ -404,24 +404,23 @@ async function partitionedParams(plan: TrainPlan, config: T5Config, layout: Flat
   if (!engine.traces) throw new KpCoordError('ZeRO stage 3 needs the block engine');
   const sharding = new UnitSharding(engine.units, plan.world, rank);
   const shard = sharedFloat32(sharding.shardSize);
-  const own = (buf: Float32Array, p: (typeof sharding.pieces)[number]) => buf.subarray(p.at, p.at + p.hi - p.lo);
   let optimizerState: OptimizerState | undefined;
   if (plan.resume) {
     const { dir, files } = plan.resume;
     const m = sharedFloat32(sharding.shardSize);
     const v = sharedFloat32(sharding.shardSize);
-    for (const p of sharding.pieces) {
-      await readRange(dir, files, 'params', p.lo, own(shard, p));
-      await readRange(dir, files, 'exp_avg', p.lo, own(m, p));
-      await readRange(dir, files, 'exp_avg_sq', p.lo, own(v, p));
-    }
+    // Every chunk of a tensor in one pass over the files (each opened once, only the chunks read).
+    const chunks = (buf: Float32Array) => sharding.pieces.map((p) => ({ start: p.lo, dest: sharding.owned(buf, p) }));
+    await readRanges(dir, files, 'params', chunks(shard));
+    await readRanges(dir, files, 'exp_avg', chunks(m));
+    await readRanges(dir, files, 'exp_avg_sq', chunks(v));
     optimizerState = { m, v, step: plan.resume.optimizer_step };
   } else if (weights) {
     // The whole model passes through this rank once, at setup (HF weights are not sharded by unit).
     const flat = (await loadHfModel(weights)).flat;
-    for (const p of sharding.pieces) own(shard, p).set(flat.subarray(p.lo, p.hi));
+    for (const p of sharding.pieces) sharding.owned(shard, p).set(flat.subarray(p.lo, p.hi));
   } else {
-    for (const p of sharding.pieces) if (p.hi > p.lo) own(shard, p).set(initT5FlatRange(config, layout, plan.seed, p.lo, p.hi));
+    for (const p of sharding.pieces) if (p.hi > p.lo) sharding.owned(shard, p).set(initT5FlatRange(config, layout, plan.seed, p.lo, p.hi));
   }
   const gatherer = new UnitGatherer(sharding, shard, collective, {
     prefetchBucketSize: plan.stage3.prefetch_bucket_size,

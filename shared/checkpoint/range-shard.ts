@@ -125,28 +125,37 @@ export async function sha256File(path: string): Promise<string> {
 
 /**
  * Fill `dest` (the flat-buffer range [start, start + dest.length)) with `tensor` from every range of
- * every shard file that overlaps it (universal re-slicing); each file is opened at most once.
- * Elements no file covers are left as they are (a fresh buffer's zeros: padding).
+ * every shard file that overlaps it (universal re-slicing). Elements no file covers are left as
+ * they are (a fresh buffer's zeros: padding).
  */
-export async function readRange(dir: string, files: readonly ShardFileRef[], tensor: ShardTensor, start: number, dest: Float32Array): Promise<void> {
-  const end = start + dest.length;
+export function readRange(dir: string, files: readonly ShardFileRef[], tensor: ShardTensor, start: number, dest: Float32Array): Promise<void> {
+  return readRanges(dir, files, tensor, [{ start, dest }]);
+}
+
+/**
+ * `readRange` for several windows at once (a stage-3 rank's chunk of every unit): each file is
+ * opened at most once per call, and only the overlapping elements are read from it.
+ */
+export async function readRanges(dir: string, files: readonly ShardFileRef[], tensor: ShardTensor, windows: readonly { readonly start: number; readonly dest: Float32Array }[]): Promise<void> {
   for (const f of files) {
-    // Each overlap: where it lands in dest and where it sits in the file's concatenated tensor.
-    const pieces: { at: number; from: number; length: number }[] = [];
+    // Each overlap: where it lands (a window's dest) and where it sits in the file's concatenated tensor.
+    const pieces: { dest: Float32Array; from: number }[] = [];
     let offset = 0;
     for (const r of rangesOf(f)) {
-      const from = Math.max(start, r.start);
-      const to = Math.min(end, r.end);
-      if (from < to) pieces.push({ at: from - start, from: offset + (from - r.start), length: to - from });
+      for (const w of windows) {
+        const from = Math.max(w.start, r.start);
+        const to = Math.min(w.start + w.dest.length, r.end);
+        if (from < to) pieces.push({ dest: w.dest.subarray(from - w.start, to - w.start), from: offset + (from - r.start) });
+      }
       offset += r.end - r.start;
     }
     if (pieces.length === 0) continue;
     const path = join(dir, f.name);
     const file = await SafetensorsFile.open(path);
     try {
-      const data = await file.readFloat32(tensor);
-      if (data.length !== offset) throw new InputFileError(path, `tensor '${tensor}'`, `has ${data.length} elements but the file's ranges ${formatRanges(rangesOf(f))} hold ${offset}`);
-      for (const p of pieces) dest.set(data.subarray(p.from, p.from + p.length), p.at);
+      const numel = file.info(tensor).numel;
+      if (numel !== offset) throw new InputFileError(path, `tensor '${tensor}'`, `has ${numel} elements but the file's ranges ${formatRanges(rangesOf(f))} hold ${offset}`);
+      for (const p of pieces) await file.readF32Slice(tensor, p.from, p.dest);
     } finally {
       await file.close();
     }

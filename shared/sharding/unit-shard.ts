@@ -72,12 +72,17 @@ export class UnitSharding {
     return this.pieces.filter((p) => p.hi > p.lo).map((p) => ({ start: p.lo, end: p.hi }));
   }
 
+  /** The real elements of `piece` in a shard-layout buffer (flat range [piece.lo, piece.hi)), not copied. */
+  owned(shardBuffer: Float32Array, piece: UnitPiece): Float32Array {
+    return shardBuffer.subarray(piece.at, piece.at + piece.hi - piece.lo);
+  }
+
   /** Copy this rank's real elements out of a shard-layout buffer, in `ownedRanges` order. */
   packOwned(shardBuffer: Float32Array): Float32Array {
     const out = new Float32Array(this.pieces.reduce((n, p) => n + p.hi - p.lo, 0));
     let k = 0;
     for (const p of this.pieces) {
-      out.set(shardBuffer.subarray(p.at, p.at + p.hi - p.lo), k);
+      out.set(this.owned(shardBuffer, p), k);
       k += p.hi - p.lo;
     }
     return out;

@@ -126,6 +126,20 @@ export class SafetensorsFile {
     }
   }
 
+  /**
+   * Elements [from, from + dest.length) of an F32 tensor, read straight into `dest`: a part of a
+   * checkpoint shard without reading (or allocating) the whole tensor.
+   */
+  async readF32Slice(name: string, from: number, dest: Float32Array): Promise<void> {
+    const t = this.info(name);
+    const where = `tensor '${name}'`;
+    if (t.dtype !== 'F32') throw new InputFileError(this.path, where, `dtype ${t.dtype}: only F32 tensors are read in slices`);
+    if (!Number.isSafeInteger(from) || from < 0 || from + dest.length > t.numel) {
+      throw new InputFileError(this.path, where, `has ${t.numel} elements; elements [${from}, ${from + dest.length}) were asked for`);
+    }
+    await readFully(this.fh, new Uint8Array(dest.buffer, dest.byteOffset, dest.byteLength), this.dataStart + t.begin + 4 * from, this.path);
+  }
+
   /** A float tensor decoded into a new Float32Array. */
   async readFloat32(name: string): Promise<Float32Array> {
     const dest = new Float32Array(this.info(name).numel);

@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MANIFEST, readVerifiedManifest, writeManifest, type CheckpointManifest } from '../../../shared/checkpoint/checkpoint-manifest.js';
-import { readRange, writeRangeShard, type FlatRange, type ShardFile, type ShardTensor } from '../../../shared/checkpoint/range-shard.js';
+import { readRange, readRanges, writeRangeShard, type FlatRange, type ShardFile, type ShardTensor } from '../../../shared/checkpoint/range-shard.js';
 import { InputFileError } from '../../../shared/errors.js';
 import { SafetensorsFile } from '../../../shared/weights/safetensors.js';
 
@@ -96,6 +96,13 @@ test('a stage-3-like checkpoint (several ranges per file) reads back any window,
         }
       }
     }
+    // Several windows in one call (a stage-3 rank's chunks, read for another world size): each
+    // window as readRange gives it, each file opened once for all of them.
+    const windows = [[3, 25], [38, 60], [70, 71], [88, PARAMS]].map(([s, e]) => ({ start: s!, dest: new Float32Array(e! - s!) }));
+    opened.length = 0;
+    await readRanges(ckpt, m.files, 'exp_avg', windows);
+    for (const w of windows) assert.deepEqual(w.dest, flat.exp_avg.subarray(w.start, w.start + w.dest.length), `window at ${w.start}`);
+    assert.equal(opened.length, files.length, `files opened: ${opened.join(', ')}`);
   } finally {
     SafetensorsFile.open = open;
   }
