@@ -151,6 +151,12 @@ export class GradientReducer {
     await this.collective.allReduce(this.grad, tag);
   }
 
+  /** This rank's own reduced gradient (its FlatShard range; stage 3: all its unit chunks), for the global norm. */
+  ownGradient(): Float32Array {
+    if (this.policy.reduceGradients === 'allReduce') return this.grad.subarray(this.shard.start, this.shard.end);
+    return this.grad;
+  }
+
   /** The reduced gradient of the flat range [start, end): any range at stages 0/1, within the own shard at stage 2; stage 3: the shard buffer's [start, end). */
   gradient(start: number, end: number): Float32Array {
     if (this.policy.reduceGradients === 'allReduce' || this.sharding) return this.grad.subarray(start, end);

@@ -27,7 +27,7 @@ export class UnitGatherer {
   /** Whole values of the persistent units (refreshed after each optimizer step). */
   private readonly whole = new Map<number, Float32Array>();
   private readonly schedules = new Map<readonly (readonly number[])[], GatherSchedule>();
-  /** Peak elements of gathered units held or in flight in any pass so far (the "W" of stage 3). */
+  /** Peak elements of gathered units held or in flight in any pass so far (G in bench/zero's stage-3 formula). */
   peakLive = 0;
 
   constructor(

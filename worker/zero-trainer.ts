@@ -174,7 +174,7 @@ export class ZeroTrainer {
     if (!globalTokens) throw new RangeError(`step ${step}: no label tokens in the global batch`);
 
     // global norm of the token-mean gradient, from each rank's own (reduced) range
-    const own = this.gatherer ? reducer.gradient(0, this.range.end) : reducer.gradient(o.shard.start, o.shard.end);
+    const own = reducer.ownGradient();
     const scale = 1 / globalTokens;
     const [ownSquares] = await o.scalars(`${tag}/grad-norm`, [sumOfSquares(own)]);
     const sumSq = ownSquares! * scale * scale;

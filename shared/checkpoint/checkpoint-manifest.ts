@@ -18,6 +18,18 @@ export const FlatRangeSchema = z
   .strictObject({ start: z.number().int().nonnegative(), end: z.number().int().nonnegative() })
   .refine((r) => r.end > r.start, 'a range must be non-empty (end > start)');
 
+/** One rank's file of a checkpoint, as the manifest (and a resuming run's plan) lists it. */
+export const ShardFileSchema = z.strictObject({
+  name: z.string(),
+  rank: z.number().int().nonnegative(),
+  start: z.number().int().nonnegative(),
+  end: z.number().int().nonnegative(),
+  /** The file's flat ranges, sorted and disjoint; absent (checkpoints before stage 3): [[start, end)]. */
+  ranges: z.array(FlatRangeSchema).readonly().optional(),
+  bytes: z.number().int().nonnegative(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/u),
+});
+
 export const CheckpointManifestSchema = z.strictObject({
   version: z.literal(1),
   run_id: z.string(),
@@ -33,18 +45,7 @@ export const CheckpointManifestSchema = z.strictObject({
   model: z.string(),
   seed: z.number().int(),
   data_seed: z.number().int(),
-  files: z.array(
-    z.strictObject({
-      name: z.string(),
-      rank: z.number().int().nonnegative(),
-      start: z.number().int().nonnegative(),
-      end: z.number().int().nonnegative(),
-      /** The file's flat ranges, sorted and disjoint; absent (checkpoints before stage 3): [[start, end)]. */
-      ranges: z.array(FlatRangeSchema).readonly().optional(),
-      bytes: z.number().int().nonnegative(),
-      sha256: z.string().regex(/^[0-9a-f]{64}$/u),
-    }),
-  ),
+  files: z.array(ShardFileSchema),
   /** Every evaluation so far (early-stopping state is replayed from it on resume). */
   evals: z.array(z.strictObject({ step: z.number().int(), epoch: z.number().int(), eval_loss: z.number() })),
   best: z.strictObject({ step: z.number().int(), eval_loss: z.number(), dir: z.string() }).nullable(),

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { InputFileError } from '../errors.js';
 import { formatZodIssues } from '../zod-issues.js';
+import { ShardFileSchema } from '../checkpoint/checkpoint-manifest.js';
 
 // What the coordinator tells every worker about a run: the resolved configuration, reduced to
 // the facts a worker acts on. It crosses the wire as JSON and is validated again on arrival.
@@ -25,7 +26,7 @@ export const TrainPlanSchema = z.strictObject({
     max_live_parameters: z.number().int().nonnegative(),
     max_reuse_distance: z.number().int().nonnegative(),
   }),
-  /** offload_optimizer.device / offload_param.device (see README "Stage 3 and offload": host memory either way here). */
+  /** offload_optimizer.device / offload_param.device (README "ZeRO stage 3 and offload": host memory either way here). */
   offload: z.strictObject({ optimizer: z.enum(['none', 'cpu']), param: z.enum(['none', 'cpu']) }),
   /** Threads each rank's AdamW step is split over (stage 3). */
   optimizer_threads: z.number().int().positive(),
@@ -78,18 +79,8 @@ export const TrainPlanSchema = z.strictObject({
       dir: z.string(),
       steps_done: z.number().int().nonnegative(),
       optimizer_step: z.number().int().nonnegative(),
-      /** The manifest's files; `ranges` absent: the one range [start, end). */
-      files: z.array(
-        z.strictObject({
-          name: z.string(),
-          rank: z.number().int(),
-          start: z.number().int(),
-          end: z.number().int(),
-          ranges: z.array(z.strictObject({ start: z.number().int(), end: z.number().int() })).readonly().optional(),
-          bytes: z.number().int(),
-          sha256: z.string(),
-        }),
-      ),
+      /** The verified manifest's files, as it lists them. */
+      files: z.array(ShardFileSchema),
       /** The best evaluation's checkpoint, for load_best_model_at_end. */
       best_dir: z.string().nullable(),
     })

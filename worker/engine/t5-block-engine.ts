@@ -81,11 +81,10 @@ export class T5BlockEngine {
     this.usedOnce = new Set([...users].filter(([, n]) => n === 1).map(([name]) => name));
     const traces = passTraces(plan, units, layout);
     // The trace's forwards are the blocks with a forward session.
-    if (plan.some((b, k) => (b.output !== null) !== (train.get(plan[k]!.kind)!.forward !== null))) throw new EngineError('a block without an output has a forward session, or the reverse');
+    if (plan.some((b) => (b.output !== null) !== (train.get(b.kind)!.forward !== null))) throw new EngineError('a block without an output has a forward session, or the reverse');
     this.trainTrace = traces.train;
     this.evalTrace = traces.eval;
   }
-
 
   static async create(config: T5Config, options: Partial<BlockEngineOptions> = {}): Promise<T5BlockEngine> {
     const { dtype = 'float32', dropout = false, checkpointing = false, ...rest } = options;
