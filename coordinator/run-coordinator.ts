@@ -119,7 +119,6 @@ async function planAndDrive(
       max_live_parameters: c.zero_optimization.max_live_parameters,
       max_reuse_distance: c.zero_optimization.max_reuse_distance,
     },
-    offload: { optimizer: c.zero_optimization.offload_optimizer.device, param: c.zero_optimization.offload_param.device },
     optimizer_threads: c.optimizer_threads,
     gradient_checkpointing: c.gradient_checkpointing,
     overlap_comm: c.zero_optimization.overlap_comm,

@@ -26,8 +26,6 @@ export const TrainPlanSchema = z.strictObject({
     max_live_parameters: z.number().int().nonnegative(),
     max_reuse_distance: z.number().int().nonnegative(),
   }),
-  /** offload_optimizer.device / offload_param.device (README "ZeRO stage 3 and offload": host memory either way here). */
-  offload: z.strictObject({ optimizer: z.enum(['none', 'cpu']), param: z.enum(['none', 'cpu']) }),
   /** Threads each rank's AdamW step is split over (stage 3). */
   optimizer_threads: z.number().int().positive(),
   /** HF gradient_checkpointing: each block's backward recomputes its forward. */
