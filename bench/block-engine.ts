@@ -1,3 +1,4 @@
+import { T5Family } from '../shared/models/t5-family.js';
 import { cpus, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -8,7 +9,7 @@ import { parseT5Config } from '../shared/models/t5-config.js';
 import { t5ParamSpecs } from '../shared/models/t5-params.js';
 import { FlatLayout } from '../shared/weights/flat-layout.js';
 import { initT5Flat } from '../shared/weights/init.js';
-import { T5BlockEngine } from '../worker/engine/t5-block-engine.js';
+import { BlockEngine } from '../worker/engine/block-engine.js';
 import { T5Engine } from '../worker/engine/t5-engine.js';
 import { measureStepMemory, type ProbeEngine, type ProbeResult } from './engine-memory.js';
 import { randomBatch } from './random-batch.js';
@@ -163,7 +164,7 @@ async function benchCase(k: Case, threads: number, runs: number, memory: boolean
   createMs.whole = performance.now() - t0;
   const made = async (checkpointing: boolean, s: Setting) => {
     const t = performance.now();
-    const e = await T5BlockEngine.create(config, { dtype: 'float32', dropout: false, checkpointing, intraOpThreads: threads });
+    const e = await BlockEngine.create(new T5Family(config), { dtype: 'float32', dropout: false, checkpointing, intraOpThreads: threads });
     createMs[s] = performance.now() - t;
     return e;
   };

@@ -1,3 +1,4 @@
+import { T5Family } from '../shared/models/t5-family.js';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -7,7 +8,7 @@ import { parseT5Config } from '../shared/models/t5-config.js';
 import { t5ParamSpecs } from '../shared/models/t5-params.js';
 import { FlatLayout } from '../shared/weights/flat-layout.js';
 import { initT5Flat } from '../shared/weights/init.js';
-import { T5BlockEngine } from '../worker/engine/t5-block-engine.js';
+import { BlockEngine } from '../worker/engine/block-engine.js';
 import { T5Engine } from '../worker/engine/t5-engine.js';
 import { randomBatch } from './random-batch.js';
 
@@ -84,7 +85,7 @@ async function probeMain(): Promise<void> {
     step = () => (v.phase === 'train' ? engine.forwardBackward(params, grad, batch) : engine.forwardLoss(params, batch));
     release = () => engine.release();
   } else if (v.engine === 'block-off' || v.engine === 'block-on') {
-    const engine = await T5BlockEngine.create(config, { ...settings, dtype: 'float32', dropout: false, checkpointing: v.engine === 'block-on' });
+    const engine = await BlockEngine.create(new T5Family(config), { ...settings, dtype: 'float32', dropout: false, checkpointing: v.engine === 'block-on' });
     step = () => (v.phase === 'train' ? engine.forwardBackward(params, batch, undefined, (lo, _hi, g) => grad.set(g, lo)) : engine.forwardLoss(params, batch));
     release = () => engine.release();
   } else throw new Error(`--engine must be whole, block-off or block-on, got '${v.engine}'`);

@@ -6,7 +6,7 @@ import { serializeGraph } from '../shared/onnx/serialize.js';
 import { EngineOptionsSchema, sessionOptions } from '../shared/onnx/session-options.js';
 import { FlatLayout } from '../shared/weights/flat-layout.js';
 import { paramFeeds } from '../shared/onnx/param-feeds.js';
-import { T5Feeds } from '../worker/engine/t5-feeds.js';
+import { T5Feeds } from '../shared/models/t5-feeds.js';
 
 // How the logits' gradient looks in float32 for one batch: the gradient of the summed cross-entropy
 // with respect to the logits is softmax(logits) - onehot(label), so its entries are the

@@ -55,7 +55,8 @@ import { gatherSchedule } from '../shared/sharding/gather-schedule.js';
 import { UnitSharding } from '../shared/sharding/unit-shard.js';
 import { FlatLayout } from '../shared/weights/flat-layout.js';
 import { RingProcs, WorkerProc } from '../test/helpers/collective-procs.js';
-import { gradientUnits, passTraces, t5BlockPlan } from '../worker/engine/t5-block-plan.js';
+import { t5BlockPlan, t5ModuleOf } from '../shared/models/t5-block-plan.js';
+import { gradientUnits, passTraces } from '../worker/engine/block-plan.js';
 import { measureStepMemory, type ProbeResult } from './engine-memory.js';
 
 const MiB = 1024 * 1024;
@@ -761,7 +762,7 @@ function stage3Model(preset: string, world: number) {
   const config = parseT5Config(T5_PRESETS[preset], `preset:${preset}`);
   const layout = FlatLayout.fromSpecs(t5ParamSpecs(config));
   const plan = t5BlockPlan(config);
-  const units = gradientUnits(plan, layout);
+  const units = gradientUnits(plan, layout, t5ModuleOf);
   return { config, units, sharding: new UnitSharding(units, world, 0), train: passTraces(plan, units, layout).train };
 }
 

@@ -2,7 +2,7 @@ import type { FlatShard } from '../shared/sharding/flat-shard.js';
 import type { ShardingPolicy } from '../shared/sharding/sharding-policy.js';
 import type { UnitSharding } from '../shared/sharding/unit-shard.js';
 import { sharedFloat32 } from '../shared/optim/adamw-threads.js';
-import type { GradientSink } from './engine/t5-block-engine.js';
+import type { GradientSink } from './engine/block-engine.js';
 import { now } from './engine/training-engine.js';
 
 // Where the gradient units of a rank's micro-batches go (see [Note: stage 2 memory]).

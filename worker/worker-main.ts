@@ -1,3 +1,5 @@
+import { t5Spec } from '../shared/models/model-spec.js';
+import { T5Family } from '../shared/models/t5-family.js';
 import { hostname } from 'node:os';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { existsSync } from 'node:fs';
@@ -21,7 +23,7 @@ import { loadHfModel, resolveModelConfig, saveHfModel } from '../shared/weights/
 import { initT5FlatRange } from '../shared/weights/init.js';
 import { ReportKind, type Command, type Peer } from '../proto/gen/control/control.js';
 import { ThreadedBlockEngine } from './engine/engine-thread.js';
-import { T5BlockEngine } from './engine/t5-block-engine.js';
+import { BlockEngine } from './engine/block-engine.js';
 import { LocalBlockEngine, type TrainingEngine } from './engine/training-engine.js';
 import { EngineOptionsSchema } from '../shared/onnx/session-options.js';
 import { ControlClient, type WorkerSeat } from './control-client.js';
@@ -264,7 +266,7 @@ class EngineCache {
     let engine = this.engines.get(key);
     if (!engine) {
       const options = { ...EngineOptionsSchema.parse(this.options), dtype: 'float32' as const, dropout: settings.dropout, checkpointing: settings.checkpointing };
-      engine = settings.overlap ? ThreadedBlockEngine.create(config, options) : T5BlockEngine.create(config, options).then((e) => new LocalBlockEngine(e));
+      engine = settings.overlap ? ThreadedBlockEngine.create(t5Spec(config), options) : BlockEngine.create(new T5Family(config), options).then((e) => new LocalBlockEngine(e));
       engine.catch(() => this.engines.delete(key));
       this.engines.set(key, engine);
     }

@@ -48,8 +48,10 @@ export interface ModelFamily<B extends ModelBatch = ModelBatch> {
   readonly vocabSize: number;
   /** The dropout rate the fed masks use (one rate for every site). */
   readonly dropoutRate: number;
-  /** Trainable parameters in HF `named_parameters()` order: the flat layout. */
+  /** Trainable parameters in HF `named_parameters()` order (PEFT's for adapters): the flat layout. */
   paramSpecs(): ParamSpec[];
+  /** Parameters fed but not trained (the base model under LoRA), HF names and order; empty when all train. */
+  frozenSpecs(): ParamSpec[];
   /** Every block kind the plan uses (one session per kind). */
   readonly blockKinds: readonly string[];
   buildBlock(kind: string, options: BlockBuildOptions): BlockGraph;

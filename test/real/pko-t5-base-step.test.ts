@@ -1,3 +1,4 @@
+import { T5Family } from '../../shared/models/t5-family.js';
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,7 +19,7 @@ import { FlatLayout } from '../../shared/weights/flat-layout.js';
 import { initT5Flat } from '../../shared/weights/init.js';
 import { inProcessTransports } from '../../worker/collectives/in-process-transport.js';
 import { RingCollective } from '../../worker/collectives/ring-collective.js';
-import { T5BlockEngine } from '../../worker/engine/t5-block-engine.js';
+import { BlockEngine } from '../../worker/engine/block-engine.js';
 import { LocalBlockEngine } from '../../worker/engine/training-engine.js';
 import { ZeroTrainer } from '../../worker/zero-trainer.js';
 import { sharedDataDir } from './shared-data.js';
@@ -79,7 +80,7 @@ test('pko-t5-base shape: build and one training step (512/64 tokens, batch 1)', 
     // checks the length) and no second 1.1 GB copy.
     const shard = flatShard(layout.totalSize, 1, 0);
     const params = initT5Flat(config, layout, 0);
-    const engine = new LocalBlockEngine(await T5BlockEngine.create(config, { intraOpThreads: 2, dropout: true, checkpointing: true }));
+    const engine = new LocalBlockEngine(await BlockEngine.create(new T5Family(config), { intraOpThreads: 2, dropout: true, checkpointing: true }));
     const built = performance.now();
     const before = params.slice(0, 1000);
     const collective = new RingCollective(inProcessTransports(1)[0]!);

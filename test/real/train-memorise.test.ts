@@ -1,3 +1,4 @@
+import { T5Family } from '../../shared/models/t5-family.js';
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,7 +19,7 @@ import { FlatLayout } from '../../shared/weights/flat-layout.js';
 import { initT5Flat } from '../../shared/weights/init.js';
 import { inProcessTransports } from '../../worker/collectives/in-process-transport.js';
 import { RingCollective } from '../../worker/collectives/ring-collective.js';
-import { T5BlockEngine } from '../../worker/engine/t5-block-engine.js';
+import { BlockEngine } from '../../worker/engine/block-engine.js';
 import { LocalBlockEngine } from '../../worker/engine/training-engine.js';
 import { ZeroTrainer } from '../../worker/zero-trainer.js';
 import { sharedDataDir } from './shared-data.js';
@@ -77,7 +78,7 @@ test('a tiny T5 memorises four Korean samples (loss falls >= 10x)', async () => 
     const shard = flatShard(layout.totalSize, 1, 0);
     const params = new Float32Array(shard.paddedSize);
     params.set(initT5Flat(config, layout, 0));
-    const engine = new LocalBlockEngine(await T5BlockEngine.create(config, { intraOpThreads: 2 }));
+    const engine = new LocalBlockEngine(await BlockEngine.create(new T5Family(config), { intraOpThreads: 2 }));
     const collective = new RingCollective(inProcessTransports(1)[0]!);
     const steps = 150;
     const trainer = new ZeroTrainer({

@@ -1,7 +1,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { parseT5Config } from '../../shared/models/t5-config.js';
+import { modelFamily } from '../../shared/models/model-spec.js';
 import { arrive, move, type EngineThreadData, type FromThread, type ToThread } from './engine-thread-protocol.js';
-import { T5BlockEngine } from './t5-block-engine.js';
+import { BlockEngine } from './block-engine.js';
 import { now } from './training-engine.js';
 import type { UnitFetch, UnitFetcher } from './unit-params.js';
 
@@ -17,7 +17,7 @@ const post = (m: FromThread, transfer: ArrayBuffer[] = []) => port.postMessage(m
 let inFlight = 0;
 let waiting: (() => void) | null = null;
 let calls: Promise<void> = Promise.resolve();
-const engine = await T5BlockEngine.create(parseT5Config(data.configRaw), data.options);
+const engine = await BlockEngine.create(modelFamily(data.model), data.options, data.frozen);
 post({ type: 'ready', paramCount: engine.paramCount, units: engine.units.map((u) => ({ lo: u.lo, hi: u.hi })), traces: { train: engine.trainTrace, eval: engine.evalTrace } });
 
 /** Stage 3: the answers to this thread's fetches, by `${call id}/${position}`. */

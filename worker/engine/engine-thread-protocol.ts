@@ -1,6 +1,7 @@
-import type { Seq2SeqBatch } from '../../shared/models/batch.js';
+import type { ModelBatch } from '../../shared/models/model-family.js';
+import type { ModelSpec } from '../../shared/models/model-spec.js';
 import type { DropoutKey } from './dropout-masks.js';
-import type { BlockEngineOptions } from './t5-block-engine.js';
+import type { BlockEngineOptions } from './block-engine.js';
 import type { LossSums } from './t5-engine.js';
 import type { StepTiming } from './training-engine.js';
 
@@ -8,8 +9,10 @@ import type { StepTiming } from './training-engine.js';
 // Parameter buffers and gradient units are transferred (moved), never copied or shared.
 
 export interface EngineThreadData {
-  /** T5Config.raw: the thread parses it again. */
-  readonly configRaw: Readonly<Record<string, unknown>>;
+  /** The model: the thread builds its family again. */
+  readonly model: ModelSpec;
+  /** The family's frozen parameters (copied into the thread by structured clone), or null. */
+  readonly frozen: Float32Array | null;
   readonly options: BlockEngineOptions;
   /** Gradient units the thread may post before it waits for the main thread to take one. */
   readonly maxUnitsInFlight: number;
@@ -25,8 +28,8 @@ export interface MovedArray {
 // `params: null` is a stage-3 call: the thread asks for each position's units ('fetch') and the
 // main thread's gatherer answers ('fetched'), the gathered buffers transferred.
 export type ToThread =
-  | { readonly type: 'forwardBackward'; readonly id: number; readonly params: MovedArray | null; readonly batch: Seq2SeqBatch; readonly dropout: DropoutKey | undefined }
-  | { readonly type: 'forwardLoss'; readonly id: number; readonly params: MovedArray | null; readonly batch: Seq2SeqBatch }
+  | { readonly type: 'forwardBackward'; readonly id: number; readonly params: MovedArray | null; readonly batch: ModelBatch; readonly dropout: DropoutKey | undefined }
+  | { readonly type: 'forwardLoss'; readonly id: number; readonly params: MovedArray | null; readonly batch: ModelBatch }
   | { readonly type: 'fetched'; readonly id: number; readonly position: number; readonly units: readonly { readonly unit: number; readonly values: MovedArray }[]; readonly freeAfter: readonly number[] }
   | { readonly type: 'fetchFailed'; readonly id: number; readonly position: number; readonly message: string }
   /** The main thread took a unit (its reduce-scatter finished): one fewer in flight. */

@@ -1,10 +1,11 @@
 import { Worker } from 'node:worker_threads';
 import { EngineError } from '../../shared/errors.js';
 import type { Seq2SeqBatch } from '../../shared/models/batch.js';
-import type { T5Config } from '../../shared/models/t5-config.js';
+import type { ModelBatch } from '../../shared/models/model-family.js';
+import type { ModelSpec } from '../../shared/models/model-spec.js';
 import type { DropoutKey } from './dropout-masks.js';
 import { arrive, move, type EngineThreadData, type FromThread, type ToThread } from './engine-thread-protocol.js';
-import type { BlockEngineOptions, GradientSink } from './t5-block-engine.js';
+import type { BlockEngineOptions, GradientSink } from './block-engine.js';
 import type { LossSums } from './t5-engine.js';
 import { isHolder, type ParamHolder, type Params, type StepTiming, type TrainingEngine } from './training-engine.js';
 import type { UnitFetcher } from './unit-params.js';
@@ -54,8 +55,9 @@ export class ThreadedBlockEngine implements TrainingEngine {
     thread.on('exit', (code) => fail(new Error(`exited with code ${code}`)));
   }
 
-  static async create(config: T5Config, options: BlockEngineOptions): Promise<ThreadedBlockEngine> {
-    const data: EngineThreadData = { configRaw: config.raw, options, maxUnitsInFlight: MAX_UNITS_IN_FLIGHT };
+  /** `frozen` (the family's frozen parameters) is copied to the thread, which keeps it. */
+  static async create(model: ModelSpec, options: BlockEngineOptions, frozen: Float32Array | null = null): Promise<ThreadedBlockEngine> {
+    const data: EngineThreadData = { model, options, maxUnitsInFlight: MAX_UNITS_IN_FLIGHT, frozen };
     const thread = new Worker(new URL('./engine-thread-entry.js', import.meta.url), { workerData: data });
     const ready = await new Promise<Extract<FromThread, { type: 'ready' }>>((resolve, reject) => {
       thread.once('message', (m: FromThread) => (m.type === 'ready' ? resolve(m) : reject(new EngineError(`engine thread: expected ready, got ${m.type}`))));
@@ -64,12 +66,12 @@ export class ThreadedBlockEngine implements TrainingEngine {
     return new ThreadedBlockEngine(thread, ready.paramCount, ready.units, ready.traces);
   }
 
-  async forwardBackward(params: Params, batch: Seq2SeqBatch, dropout: DropoutKey | undefined, sink: GradientSink): Promise<LossSums & StepTiming> {
+  async forwardBackward(params: Params, batch: ModelBatch, dropout: DropoutKey | undefined, sink: GradientSink): Promise<LossSums & StepTiming> {
     const loss = await this.call(params, sink, (id, moved) => ({ type: 'forwardBackward', id, params: moved, batch, dropout }));
     return { lossSum: loss.lossSum, tokenCount: loss.tokenCount, computeStart: loss.computeStart!, computeEnd: loss.computeEnd! };
   }
 
-  async forwardLoss(params: Params, batch: Seq2SeqBatch): Promise<LossSums> {
+  async forwardLoss(params: Params, batch: ModelBatch): Promise<LossSums> {
     const loss = await this.call(params, null, (id, moved) => ({ type: 'forwardLoss', id, params: moved, batch }));
     return { lossSum: loss.lossSum, tokenCount: loss.tokenCount };
   }

@@ -10,7 +10,7 @@ import type { DropoutKey } from './dropout-masks.js';
 import { checkFlat, createSession, dropoutMaskFeeds, lossSums, runSession } from './engine-session.js';
 import { EngineOptionsSchema, type EngineOptions } from '../../shared/onnx/session-options.js';
 import { paramFeeds } from '../../shared/onnx/param-feeds.js';
-import { T5Feeds } from './t5-feeds.js';
+import { T5Feeds } from '../../shared/models/t5-feeds.js';
 
 // Runs T5 forward+backward and forward-only loss with onnxruntime sessions. All parameters live
 // in one flat array in HF order (the layout of t5ParamSpecs); each parameter is fed as a view of it

@@ -1,6 +1,7 @@
 import type { Seq2SeqBatch } from '../../shared/models/batch.js';
+import { isCausalBatch, type ModelBatch } from '../../shared/models/model-family.js';
 import type { DropoutKey } from './dropout-masks.js';
-import type { GradientSink, T5BlockEngine } from './t5-block-engine.js';
+import type { BlockEngine, GradientSink } from './block-engine.js';
 import type { LossSums, T5Engine } from './t5-engine.js';
 import type { UnitFetcher } from './unit-params.js';
 
@@ -31,8 +32,8 @@ export interface TrainingEngine {
   readonly units: readonly { readonly lo: number; readonly hi: number }[];
   /** The units (indices into `units`) each position of a training / evaluation pass needs; null: no partitioned parameters. */
   readonly traces: { readonly train: readonly (readonly number[])[]; readonly eval: readonly (readonly number[])[] } | null;
-  forwardBackward(params: Params, batch: Seq2SeqBatch, dropout: DropoutKey | undefined, sink: GradientSink): Promise<LossSums & StepTiming>;
-  forwardLoss(params: Params, batch: Seq2SeqBatch): Promise<LossSums>;
+  forwardBackward(params: Params, batch: ModelBatch, dropout: DropoutKey | undefined, sink: GradientSink): Promise<LossSums & StepTiming>;
+  forwardLoss(params: Params, batch: ModelBatch): Promise<LossSums>;
   /** Free what evaluation holds (its sessions' memory) until the next forwardLoss. */
   releaseEvaluation(): Promise<void>;
   release(): Promise<void>;
@@ -48,7 +49,7 @@ export function now(): number {
 
 /** The block engine on the calling thread: each unit's sink call is awaited before the backward goes on. */
 export class LocalBlockEngine implements TrainingEngine {
-  constructor(readonly engine: T5BlockEngine) {}
+  constructor(readonly engine: BlockEngine) {}
 
   get paramCount(): number {
     return this.engine.paramCount;
@@ -62,13 +63,13 @@ export class LocalBlockEngine implements TrainingEngine {
     return { train: this.engine.trainTrace, eval: this.engine.evalTrace };
   }
 
-  async forwardBackward(params: Params, batch: Seq2SeqBatch, dropout: DropoutKey | undefined, sink: GradientSink): Promise<LossSums & StepTiming> {
+  async forwardBackward(params: Params, batch: ModelBatch, dropout: DropoutKey | undefined, sink: GradientSink): Promise<LossSums & StepTiming> {
     const computeStart = now();
     const loss = await this.engine.forwardBackward(isHolder(params) ? params.array : params, batch, dropout, sink);
     return { ...loss, computeStart, computeEnd: now() };
   }
 
-  forwardLoss(params: Params, batch: Seq2SeqBatch): Promise<LossSums> {
+  forwardLoss(params: Params, batch: ModelBatch): Promise<LossSums> {
     return this.engine.forwardLoss(isHolder(params) ? params.array : params, batch);
   }
 
@@ -96,19 +97,19 @@ export class WholeModelEngine implements TrainingEngine {
   /** The oracle runs on a whole buffer only (no stage 3). */
   readonly traces = null;
 
-  async forwardBackward(params: Params, batch: Seq2SeqBatch, dropout: DropoutKey | undefined, sink: GradientSink): Promise<LossSums & StepTiming> {
+  async forwardBackward(params: Params, batch: ModelBatch, dropout: DropoutKey | undefined, sink: GradientSink): Promise<LossSums & StepTiming> {
     if (!isHolder(params)) throw new TypeError('the whole-model engine needs the whole parameter buffer (ZeRO stage 3 runs on the block engine)');
     const computeStart = now();
     const grad = new Float32Array(this.engine.paramCount);
-    const loss = await this.engine.forwardBackward(params.array, grad, batch, dropout);
+    const loss = await this.engine.forwardBackward(params.array, grad, seq2seq(batch), dropout);
     const computeEnd = now();
     await sink(0, grad.length, grad);
     return { ...loss, computeStart, computeEnd };
   }
 
-  forwardLoss(params: Params, batch: Seq2SeqBatch): Promise<LossSums> {
+  forwardLoss(params: Params, batch: ModelBatch): Promise<LossSums> {
     if (!isHolder(params)) throw new TypeError('the whole-model engine needs the whole parameter buffer (ZeRO stage 3 runs on the block engine)');
-    return this.engine.forwardLoss(params.array, batch);
+    return this.engine.forwardLoss(params.array, seq2seq(batch));
   }
 
   async releaseEvaluation(): Promise<void> {
@@ -118,4 +119,10 @@ export class WholeModelEngine implements TrainingEngine {
   release(): Promise<void> {
     return this.engine.release();
   }
+}
+
+/** The whole-model engine is T5's oracle only. */
+function seq2seq(batch: ModelBatch): Seq2SeqBatch {
+  if (isCausalBatch(batch)) throw new TypeError('the whole-model engine runs T5 only; causal-LM models run on the block engine');
+  return batch;
 }

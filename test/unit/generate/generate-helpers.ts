@@ -8,7 +8,7 @@ import { serializeGraph } from '../../../shared/onnx/serialize.js';
 import type { DecoderStepper } from '../../../shared/generate/decoder-stepper.js';
 import { FlatLayout } from '../../../shared/weights/flat-layout.js';
 import { initT5Flat } from '../../../shared/weights/init.js';
-import { T5Feeds } from '../../../worker/engine/t5-feeds.js';
+import { T5Feeds } from '../../../shared/models/t5-feeds.js';
 
 // Shared by the generation tests: a t5-tiny with HF-style random weights, lightly perturbed so
 // decoding is not degenerate, a stepper that records its outputs, and the training graph's logits.

@@ -1,8 +1,10 @@
+import { t5Spec } from '../../../shared/models/model-spec.js';
+import { T5Family } from '../../../shared/models/t5-family.js';
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { EngineOptionsSchema } from '../../../shared/onnx/session-options.js';
 import { ThreadedBlockEngine } from '../../../worker/engine/engine-thread.js';
-import { T5BlockEngine } from '../../../worker/engine/t5-block-engine.js';
+import { BlockEngine } from '../../../worker/engine/block-engine.js';
 import { paddedBatch, randomParams, tinyConfig } from './t5-helpers.js';
 
 // The engine thread (overlap_comm): the same numbers as the block engine on the calling thread,
@@ -13,8 +15,8 @@ const config = tinyConfig();
 const options = { ...EngineOptionsSchema.parse({ intraOpThreads: 1 }), dtype: 'float32' as const, dropout: false, checkpointing: true };
 
 test('engine thread: same loss and gradient bits as the block engine here; the parameters come back', async () => {
-  const local = await T5BlockEngine.create(config, options);
-  const threaded = await ThreadedBlockEngine.create(config, options);
+  const local = await BlockEngine.create(new T5Family(config), options);
+  const threaded = await ThreadedBlockEngine.create(t5Spec(config), options);
   try {
     const params = randomParams(new Float32Array(local.paramCount + 16), 3);
     const copy = params.slice();
@@ -48,7 +50,7 @@ test('engine thread: same loss and gradient bits as the block engine here; the p
 });
 
 test('engine thread: a bad batch fails with the engine\'s message and the parameters still come back; a failing sink fails the call', async () => {
-  const threaded = await ThreadedBlockEngine.create(config, options);
+  const threaded = await ThreadedBlockEngine.create(t5Spec(config), options);
   try {
     const holder = { array: randomParams(new Float32Array(threaded.paramCount), 4) };
     const copy = holder.array.slice();
@@ -69,8 +71,8 @@ test('engine thread: a bad batch fails with the engine\'s message and the parame
 });
 
 test('engine thread at ZeRO stage 3: units fetched position by position give the same bits; a failed fetch fails the call and the thread goes on', async () => {
-  const local = await T5BlockEngine.create(config, options);
-  const threaded = await ThreadedBlockEngine.create(config, options);
+  const local = await BlockEngine.create(new T5Family(config), options);
+  const threaded = await ThreadedBlockEngine.create(t5Spec(config), options);
   try {
     const params = randomParams(new Float32Array(local.paramCount), 5);
     const want = new Float32Array(local.paramCount);

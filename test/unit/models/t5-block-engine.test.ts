@@ -1,8 +1,9 @@
+import { T5Family } from '../../../shared/models/t5-family.js';
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import type { Seq2SeqBatch } from '../../../shared/models/batch.js';
 import { parseT5Config, PKO_T5_BASE, type T5Config } from '../../../shared/models/t5-config.js';
-import { T5BlockEngine } from '../../../worker/engine/t5-block-engine.js';
+import { BlockEngine } from '../../../worker/engine/block-engine.js';
 import { T5Engine } from '../../../worker/engine/t5-engine.js';
 import { paddedBatch, randomParams, tinyConfig } from './t5-helpers.js';
 
@@ -17,7 +18,7 @@ import { paddedBatch, randomParams, tinyConfig } from './t5-helpers.js';
 type Flat = Float32Array | Float64Array;
 
 /** Gradients the block engine hands out, checked to arrive end to start, each range once. */
-async function blockGradients(engine: T5BlockEngine, params: Flat, batch: Seq2SeqBatch, key?: { seed: number; step: number; sampleIndices: number[] }) {
+async function blockGradients(engine: BlockEngine, params: Flat, batch: Seq2SeqBatch, key?: { seed: number; step: number; sampleIndices: number[] }) {
   const grad = engine.dtype === 'float32' ? new Float32Array(engine.paramCount).fill(Number.NaN) : new Float64Array(engine.paramCount).fill(Number.NaN);
   let expectHi = engine.paramCount;
   const seen: string[] = [];
@@ -36,7 +37,7 @@ async function blockGradients(engine: T5BlockEngine, params: Flat, batch: Seq2Se
 async function compare(config: T5Config, dtype: 'float32' | 'float64', options: { checkpointing: boolean; dropout: boolean }, batch: Seq2SeqBatch, std: number) {
   const tol = dtype === 'float64' ? 1e-10 : 1e-5;
   const whole = await T5Engine.create(config, { dtype, dropout: options.dropout, intraOpThreads: 1 });
-  const blocks = await T5BlockEngine.create(config, { dtype, ...options, intraOpThreads: 1 });
+  const blocks = await BlockEngine.create(new T5Family(config), { dtype, ...options, intraOpThreads: 1 });
   try {
     const params = randomParams(dtype === 'float32' ? new Float32Array(whole.paramCount) : new Float64Array(whole.paramCount), 5, std);
     const key = options.dropout ? { seed: 3, step: 2, sampleIndices: Array.from({ length: batch.batchSize }, (_, i) => 10 + i) } : undefined;

@@ -8,7 +8,7 @@ import { addRows } from '../../../worker/engine/add-rows.js';
 import { T5Engine } from '../../../worker/engine/t5-engine.js';
 import { FlatLayout } from '../../../shared/weights/flat-layout.js';
 import { paramFeeds } from '../../../shared/onnx/param-feeds.js';
-import { T5Feeds } from '../../../worker/engine/t5-feeds.js';
+import { T5Feeds } from '../../../shared/models/t5-feeds.js';
 import { paddedBatch, randomParams, tinyConfig } from './t5-helpers.js';
 
 // The engine sums lookup gradients (embedding, position bias) as rows in JS; the first release

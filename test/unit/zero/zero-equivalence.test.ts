@@ -1,3 +1,5 @@
+import { t5Spec } from '../../../shared/models/model-spec.js';
+import { T5Family } from '../../../shared/models/t5-family.js';
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
@@ -17,7 +19,7 @@ import { ScalarAllReduce } from '../../../coordinator/scalar-all-reduce.js';
 import { inProcessTransports } from '../../../worker/collectives/in-process-transport.js';
 import { RingCollective } from '../../../worker/collectives/ring-collective.js';
 import { T5Engine } from '../../../worker/engine/t5-engine.js';
-import { T5BlockEngine } from '../../../worker/engine/t5-block-engine.js';
+import { BlockEngine } from '../../../worker/engine/block-engine.js';
 import { ThreadedBlockEngine } from '../../../worker/engine/engine-thread.js';
 import { LocalBlockEngine, WholeModelEngine, type TrainingEngine } from '../../../worker/engine/training-engine.js';
 import { EngineOptionsSchema } from '../../../shared/onnx/session-options.js';
@@ -47,11 +49,11 @@ interface Setting {
 
 const SETTINGS: readonly Setting[] = [
   { name: 'whole-model', make: async () => new WholeModelEngine(await T5Engine.create(config, { intraOpThreads: 1, dropout: true })) },
-  { name: 'blocks', make: async () => new LocalBlockEngine(await T5BlockEngine.create(config, { intraOpThreads: 1, dropout: true })) },
-  { name: 'blocks+checkpointing', make: async () => new LocalBlockEngine(await T5BlockEngine.create(config, { intraOpThreads: 1, dropout: true, checkpointing: true })) },
+  { name: 'blocks', make: async () => new LocalBlockEngine(await BlockEngine.create(new T5Family(config), { intraOpThreads: 1, dropout: true })) },
+  { name: 'blocks+checkpointing', make: async () => new LocalBlockEngine(await BlockEngine.create(new T5Family(config), { intraOpThreads: 1, dropout: true, checkpointing: true })) },
   {
     name: 'blocks+checkpointing+overlap',
-    make: () => ThreadedBlockEngine.create(config, { ...EngineOptionsSchema.parse({ intraOpThreads: 1 }), dtype: 'float32', dropout: true, checkpointing: true }),
+    make: () => ThreadedBlockEngine.create(t5Spec(config), { ...EngineOptionsSchema.parse({ intraOpThreads: 1 }), dtype: 'float32', dropout: true, checkpointing: true }),
   },
 ];
 

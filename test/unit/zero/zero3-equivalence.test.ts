@@ -1,3 +1,5 @@
+import { t5Spec } from '../../../shared/models/model-spec.js';
+import { T5Family } from '../../../shared/models/t5-family.js';
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
@@ -17,7 +19,7 @@ import { initT5Flat } from '../../../shared/weights/init.js';
 import { ScalarAllReduce } from '../../../coordinator/scalar-all-reduce.js';
 import { inProcessTransports } from '../../../worker/collectives/in-process-transport.js';
 import { RingCollective } from '../../../worker/collectives/ring-collective.js';
-import { T5BlockEngine } from '../../../worker/engine/t5-block-engine.js';
+import { BlockEngine } from '../../../worker/engine/block-engine.js';
 import { ThreadedBlockEngine } from '../../../worker/engine/engine-thread.js';
 import { LocalBlockEngine, type TrainingEngine } from '../../../worker/engine/training-engine.js';
 import { EngineOptionsSchema } from '../../../shared/onnx/session-options.js';
@@ -94,8 +96,8 @@ test('ZeRO-3: bit-identical for any gather settings and with overlap; equal to s
   const dir = await prepareSampleCache();
   const cache = openDataCache(dir);
   const options = { intraOpThreads: 1, dropout: true, checkpointing: true };
-  const local = await Promise.all([0, 1, 2, 3].map(async () => new LocalBlockEngine(await T5BlockEngine.create(config, options))));
-  const threaded = await Promise.all([0, 1, 2, 3].map(() => ThreadedBlockEngine.create(config, { ...EngineOptionsSchema.parse({ intraOpThreads: 1 }), dtype: 'float32', dropout: true, checkpointing: true })));
+  const local = await Promise.all([0, 1, 2, 3].map(async () => new LocalBlockEngine(await BlockEngine.create(new T5Family(config), options))));
+  const threaded = await Promise.all([0, 1, 2, 3].map(() => ThreadedBlockEngine.create(t5Spec(config), { ...EngineOptionsSchema.parse({ intraOpThreads: 1 }), dtype: 'float32', dropout: true, checkpointing: true })));
   try {
     const reference = (await train(cache, local, 1, 0)).params;
     const pmax = reference.reduce((m, x) => Math.max(m, Math.abs(x)), 0);

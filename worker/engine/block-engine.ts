@@ -2,33 +2,33 @@ import * as ort from 'onnxruntime-node';
 import { blockModels, type BlockMode, type BlockModels } from '../../shared/autodiff/block-models.js';
 import { EngineError } from '../../shared/errors.js';
 import type { FloatDType } from '../../shared/onnx/dtype.js';
-import type { Seq2SeqBatch } from '../../shared/models/batch.js';
-import { buildT5Block, T5_BLOCK_KINDS, type T5BlockKind } from '../../shared/models/t5-block-graphs.js';
-import type { T5Config } from '../../shared/models/t5-config.js';
-import { buildT5Graph } from '../../shared/models/t5-graph.js';
+import type { BlockInstance, ModelBatch, ModelFamily } from '../../shared/models/model-family.js';
 import type { DropoutSite } from '../../shared/models/t5-layers.js';
-import { t5ParamSpecs } from '../../shared/models/t5-params.js';
 import { EngineOptionsSchema, type EngineOptions } from '../../shared/onnx/session-options.js';
 import { FlatLayout, type FlatParam } from '../../shared/weights/flat-layout.js';
 import { addRows } from './add-rows.js';
 import type { DropoutKey } from './dropout-masks.js';
 import { checkFlat, createSession, dropoutMaskFeeds, lossSums, runSession } from './engine-session.js';
-import { gradientUnits, passTraces, t5BlockPlan, type BlockInstance, type GradientUnit } from './t5-block-plan.js';
+import { gradientUnits, passTraces, type GradientUnit } from './block-plan.js';
 import type { LossSums } from './t5-engine.js';
-import { T5Feeds } from './t5-feeds.js';
 import { paramReader, type ParamReader, type UnitFetcher } from './unit-params.js';
 
-// [Note: block engine] T5 run block by block (t5-block-plan.ts, [Note: block models]): the forward
+// [Note: block engine] A model run block by block (its family's plan, block-plan.ts, [Note: block
+// models], [Note: model family]): the forward
 // keeps only each block's inputs (with activation checkpointing) or its saved activations; the
 // backward goes from the head down, seeding each block with the gradient of its output, and hands
 // each gradient unit to a sink as soon as its last block is done (ZeRO-2 reduces it right away, so
 // no rank ever holds a whole-model gradient). Blocks of one kind share one session. The
-// whole-model engine (t5-engine.ts) computes the same function in one graph: the test oracle.
+// whole-model graph computes the same function in one graph: the test oracle.
 //
-// Values used by several blocks have their gradients summed here: the encoder output (every
-// decoder layer's cross-attention), a stack's attention bias (every layer of the stack), the
-// shared embedding (both lookups and a tied head). Dropout masks are keyed by the whole model's site
-// index, so both engines draw the same masks for the same (seed, step, sample).
+// Values used by several blocks have their gradients summed here (T5: the encoder output, every
+// decoder layer's cross-attention; a stack's attention bias; the shared embedding, both lookups
+// and a tied head). Dropout masks are keyed by the whole model's site index, so both engines draw
+// the same masks for the same (seed, step, sample).
+//
+// Frozen parameters (the base model under LoRA) are fed from a buffer the engine is given at
+// creation and keeps; they are graph inputs that are not differentiated, so no gradient of them is
+// computed, reduced or stored.
 
 type Flat = Float32Array | Float64Array;
 
@@ -50,8 +50,8 @@ interface KindSessions {
   readonly sites: readonly DropoutSite[];
 }
 
-export class T5BlockEngine {
-  private evaluate: Promise<Map<T5BlockKind, { session: ort.InferenceSession }>> | null = null;
+export class BlockEngine {
+  private evaluate: Promise<Map<string, { session: ort.InferenceSession }>> | null = null;
   private readonly sessions = new Set<ort.InferenceSession>();
   /** Parameters exactly one block uses (their gradient is complete when that block's backward ends). */
   private readonly usedOnce: ReadonlySet<string>;
@@ -65,16 +65,16 @@ export class T5BlockEngine {
   readonly evalTrace: readonly (readonly number[])[];
 
   private constructor(
-    readonly config: T5Config,
+    readonly family: ModelFamily,
     readonly options: BlockEngineOptions,
     private readonly layout: FlatLayout,
+    private readonly frozen: { readonly layout: FlatLayout; readonly values: Flat } | null,
     private readonly plan: readonly BlockInstance[],
     /** Gradient units in backward order. */
     readonly units: readonly GradientUnit[],
-    private readonly train: Map<T5BlockKind, KindSessions>,
+    private readonly train: Map<string, KindSessions>,
     /** Whole-model dropout site input -> site index (the mask key). */
     private readonly siteIndex: ReadonlyMap<string, number>,
-    private readonly feeds: T5Feeds,
   ) {
     const users = new Map<string, number>();
     for (const b of plan) for (const name of b.params.values()) users.set(name, (users.get(name) ?? 0) + 1);
@@ -86,16 +86,28 @@ export class T5BlockEngine {
     this.evalTrace = traces.eval;
   }
 
-  static async create(config: T5Config, options: Partial<BlockEngineOptions> = {}): Promise<T5BlockEngine> {
+  /**
+   * `frozen`: the values of the family's frozen parameters (its frozenSpecs layout), kept and fed
+   * as they are; required when the family has any.
+   */
+  static async create(family: ModelFamily, options: Partial<BlockEngineOptions> = {}, frozen: Flat | null = null): Promise<BlockEngine> {
     const { dtype = 'float32', dropout = false, checkpointing = false, ...rest } = options;
     const o: BlockEngineOptions = { ...EngineOptionsSchema.parse(rest), dtype, dropout, checkpointing };
-    const layout = FlatLayout.fromSpecs(t5ParamSpecs(config));
-    const plan = t5BlockPlan(config);
+    const layout = FlatLayout.fromSpecs(family.paramSpecs());
+    const frozenSpecs = family.frozenSpecs();
+    let frozenParams: { layout: FlatLayout; values: Flat } | null = null;
+    if (frozenSpecs.length > 0) {
+      const frozenLayout = FlatLayout.fromSpecs(frozenSpecs);
+      if (!frozen) throw new EngineError(`the model has ${frozenLayout.totalSize} frozen parameters and the engine was given none`);
+      checkFlat(frozen, dtype, frozenLayout.totalSize, 'frozen params');
+      frozenParams = { layout: frozenLayout, values: frozen };
+    } else if (frozen && frozen.length > 0) throw new EngineError('frozen parameters given to a model without any');
+    const plan = family.blockPlan();
     const mode: BlockMode = checkpointing ? 'recompute' : 'saved';
-    const train = new Map<T5BlockKind, KindSessions>();
+    const train = new Map<string, KindSessions>();
     const made: ort.InferenceSession[] = [];
-    for (const kind of T5_BLOCK_KINDS) {
-      const def = buildT5Block(kind, config, { dtype, dropout });
+    for (const kind of family.blockKinds) {
+      const def = family.buildBlock(kind, { dtype, dropout });
       const models = blockModels(def, mode);
       const forward = models.forward ? await createSession(models.forward, `${kind} forward`, o) : null;
       const backward = await createSession(models.backward, `${kind} backward`, o);
@@ -103,8 +115,8 @@ export class T5BlockEngine {
       train.set(kind, { models, forward, backward, sites: def.dropoutSites });
     }
     const siteIndex = new Map<string, number>();
-    if (dropout) buildT5Graph(config, { dtype, dropout: true, gradients: false }).dropoutSites.forEach((s, i) => siteIndex.set(s.input, i));
-    const engine = new T5BlockEngine(config, o, layout, plan, gradientUnits(plan, layout), train, siteIndex, new T5Feeds(config, dtype));
+    if (dropout) family.wholeDropoutSites(dtype).forEach((s, i) => siteIndex.set(s.input, i));
+    const engine = new BlockEngine(family, o, layout, frozenParams, plan, gradientUnits(plan, layout, (n) => family.moduleOf(n)), train, siteIndex);
     for (const s of made) engine.sessions.add(s);
     return engine;
   }
@@ -121,10 +133,10 @@ export class T5BlockEngine {
    * Loss sums of one micro-batch; the gradient of the loss sum goes to `sink` unit by unit, in the
    * order of `units` (from the end of the flat buffer to its start), each exactly once.
    */
-  async forwardBackward(source: Flat | UnitFetcher, batch: Seq2SeqBatch, dropout: DropoutKey | undefined, sink: GradientSink): Promise<LossSums> {
+  async forwardBackward(source: Flat | UnitFetcher, batch: ModelBatch, dropout: DropoutKey | undefined, sink: GradientSink): Promise<LossSums> {
     const params = this.reader(source);
     let position = 0;
-    const data = this.feeds.feeds(batch);
+    const data = this.family.feeds(batch, this.dtype);
     const stash: (Record<string, ort.Tensor> | null)[] = [];
 
     // forward: each block's inputs (and saved activations) kept for its backward
@@ -209,11 +221,11 @@ export class T5BlockEngine {
   }
 
   /** Loss sums by block forward, without gradients or dropout (evaluation). */
-  async forwardLoss(source: Flat | UnitFetcher, batch: Seq2SeqBatch): Promise<LossSums> {
+  async forwardLoss(source: Flat | UnitFetcher, batch: ModelBatch): Promise<LossSums> {
     const params = this.reader(source);
     this.evaluate ??= this.makeEvaluate();
     const sessions = await this.evaluate;
-    const data = this.feeds.feeds(batch);
+    const data = this.family.feeds(batch, this.dtype);
     const streams = new Map<string, ort.Tensor>();
     for (const [position, block] of this.plan.entries()) {
       await params.at(position);
@@ -253,10 +265,10 @@ export class T5BlockEngine {
     this.sessions.clear();
   }
 
-  private async makeEvaluate(): Promise<Map<T5BlockKind, { session: ort.InferenceSession }>> {
-    const out = new Map<T5BlockKind, { session: ort.InferenceSession }>();
-    for (const kind of T5_BLOCK_KINDS) {
-      const models = blockModels(buildT5Block(kind, this.config, { dtype: this.dtype, dropout: false }), 'recompute');
+  private async makeEvaluate(): Promise<Map<string, { session: ort.InferenceSession }>> {
+    const out = new Map<string, { session: ort.InferenceSession }>();
+    for (const kind of this.family.blockKinds) {
+      const models = blockModels(this.family.buildBlock(kind, { dtype: this.dtype, dropout: false }), 'recompute');
       const session = await createSession(models.forward ?? models.lossOnly!, `${kind} evaluation`, this.options);
       this.sessions.add(session);
       out.set(kind, { session });
@@ -299,12 +311,18 @@ export class T5BlockEngine {
     return feeds;
   }
 
-  /** The block's parameters as tensors viewing where the reader holds them (no copy). */
+  /** The block's parameters as tensors viewing where the reader (or the frozen buffer) holds them (no copy). */
   private paramFeeds(block: BlockInstance, params: ParamReader): Record<string, ort.Tensor> {
     const feeds: Record<string, ort.Tensor> = {};
     for (const [input, name] of block.params) {
-      const p = this.layout.get(name);
-      feeds[input] = new ort.Tensor(this.dtype, params.view(p.offset, p.size), [...p.shape]);
+      if (this.layout.has(name)) {
+        const p = this.layout.get(name);
+        feeds[input] = new ort.Tensor(this.dtype, params.view(p.offset, p.size), [...p.shape]);
+      } else {
+        if (!this.frozen) throw new EngineError(`block ${block.label}: parameter ${name} is in no layout`);
+        const p = this.frozen.layout.get(name);
+        feeds[input] = new ort.Tensor(this.dtype, this.frozen.values.subarray(p.offset, p.offset + p.size), [...p.shape]);
+      }
     }
     return feeds;
   }
@@ -315,10 +333,9 @@ export class T5BlockEngine {
     return paramReader(source, this.units);
   }
 
-  private maskFeeds(block: BlockInstance, sites: readonly DropoutSite[], batch: Seq2SeqBatch, key: DropoutKey | undefined): Record<string, ort.Tensor> {
-    const seq = block.ids?.length === 'tgt_len' ? batch.tgtLen : batch.srcLen;
-    const dims = { batch: batch.batchSize, src_len: batch.srcLen, tgt_len: batch.tgtLen, seq };
-    return dropoutMaskFeeds(sites, dims, this.config.dropoutRate, (site) => this.wholeSiteIndex(block, site), key);
+  private maskFeeds(block: BlockInstance, sites: readonly DropoutSite[], batch: ModelBatch, key: DropoutKey | undefined): Record<string, ort.Tensor> {
+    if (sites.length === 0) return {};
+    return dropoutMaskFeeds(sites, this.family.maskDims(batch, block), this.family.dropoutRate, (site) => this.wholeSiteIndex(block, site), key);
   }
 
   /** The whole model's index of a block's dropout site (the mask key both engines use). */
