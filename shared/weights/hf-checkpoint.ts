@@ -42,23 +42,40 @@ export interface LoadOptions {
 export async function loadHfModel(dir: string, options: LoadOptions = {}): Promise<LoadedModel> {
   const config = readT5Config(join(dir, CONFIG_NAME));
   const layout = FlatLayout.fromSpecs(t5ParamSpecs(config));
+  const flat = await loadHfParams(dir, layout, { ...options, tied: { name: SHARED, aliases: tiedAliases(config) }, ignoredUnexpected: IGNORED_UNEXPECTED, model: 'the T5 config' });
+  return Object.freeze({ config, layout, flat });
+}
+
+export interface ParamsLoadOptions extends LoadOptions {
+  /** A parameter that checkpoints may store under other names too (T5's shared embedding); extra copies must hold the same bits. */
+  readonly tied?: { readonly name: string; readonly aliases: readonly string[] };
+  /** Stored tensors that are not parameters and are skipped (transformers' `_keys_to_ignore_on_load_unexpected`). */
+  readonly ignoredUnexpected?: readonly (string | RegExp)[];
+  /** What the layout is, for errors ("the T5 config"). */
+  readonly model: string;
+}
+
+/** The parameters of `layout` from the safetensors weights of `dir` (any model family), strictly matched. */
+export async function loadHfParams(dir: string, layout: FlatLayout, options: ParamsLoadOptions): Promise<Float32Array> {
   const flatLength = options.flatLength ?? layout.totalSize;
   if (flatLength < layout.totalSize) throw new RangeError(`flatLength ${flatLength} is below the layout size ${layout.totalSize}`);
   const tensors = await CheckpointTensors.open(dir);
   try {
-    const plan = matchTensors(config, layout, tensors);
+    const plan = matchTensors(layout, tensors, options);
     const flat = new Float32Array(flatLength);
     for (const p of layout.params) await tensors.readInto(plan.sourceOf.get(p.name)!, layout.view(flat, p.name));
-    // A checkpoint may hold several copies of the tied embedding; the model can only hold one.
-    const shared = layout.view(flat, SHARED);
-    const scratch = plan.extraAliases.length > 0 ? new Float32Array(shared.length) : undefined;
-    for (const alias of plan.extraAliases) {
-      await tensors.readInto(alias, scratch!);
-      if (!sameBits(scratch!, shared)) {
-        throw new WeightsMismatchError(`${tensors.source}: '${alias}' is tied to '${SHARED}' but holds different values`);
+    // A checkpoint may hold several copies of a tied parameter; the model can only hold one.
+    if (options.tied && plan.extraAliases.length > 0) {
+      const tied = layout.view(flat, options.tied.name);
+      const scratch = new Float32Array(tied.length);
+      for (const alias of plan.extraAliases) {
+        await tensors.readInto(alias, scratch);
+        if (!sameBits(scratch, tied)) {
+          throw new WeightsMismatchError(`${tensors.source}: '${alias}' is tied to '${options.tied.name}' but holds different values`);
+        }
       }
     }
-    return Object.freeze({ config, layout, flat });
+    return flat;
   } finally {
     await tensors.close();
   }
@@ -67,12 +84,14 @@ export async function loadHfModel(dir: string, options: LoadOptions = {}): Promi
 interface TensorPlan {
   /** Parameter name -> checkpoint tensor that supplies it. */
   readonly sourceOf: ReadonlyMap<string, string>;
-  /** Further stored copies of the tied embedding, to be checked against the one loaded. */
+  /** Further stored copies of the tied parameter, to be checked against the one loaded. */
   readonly extraAliases: readonly string[];
 }
 
-function matchTensors(config: T5Config, layout: FlatLayout, tensors: CheckpointTensors): TensorPlan {
-  const aliases = tiedAliases(config);
+function matchTensors(layout: FlatLayout, tensors: CheckpointTensors, options: ParamsLoadOptions): TensorPlan {
+  const tiedName = options.tied?.name;
+  const aliases = options.tied?.aliases ?? [];
+  const ignored = (n: string) => (options.ignoredUnexpected ?? []).some((i) => (typeof i === 'string' ? i === n : i.test(n)));
   const sourceOf = new Map<string, string>();
   const missing: string[] = [];
   const badShape: string[] = [];
@@ -84,17 +103,17 @@ function matchTensors(config: T5Config, layout: FlatLayout, tensors: CheckpointT
   };
 
   for (const p of layout.params) {
-    const stored = tensors.get(p.name) ? p.name : p.name === SHARED ? aliases.find((a) => tensors.get(a)) : undefined;
+    const stored = tensors.get(p.name) ? p.name : p.name === tiedName ? aliases.find((a) => tensors.get(a)) : undefined;
     if (stored === undefined) {
-      missing.push(p.name === SHARED ? `${SHARED} (or a tied alias: ${aliases.join(', ')})` : p.name);
+      missing.push(p.name === tiedName ? `${tiedName} (or a tied alias: ${aliases.join(', ')})` : p.name);
       continue;
     }
     sourceOf.set(p.name, stored);
     check(stored, p.shape);
   }
-  const extraAliases = aliases.filter((a) => tensors.get(a) && a !== sourceOf.get(SHARED));
-  for (const a of extraAliases) check(a, layout.get(SHARED).shape);
-  const unexpected = tensors.names().filter((n) => !layout.has(n) && !aliases.includes(n) && !IGNORED_UNEXPECTED.includes(n));
+  const extraAliases = tiedName ? aliases.filter((a) => tensors.get(a) && a !== sourceOf.get(tiedName)) : [];
+  for (const a of extraAliases) check(a, layout.get(tiedName!).shape);
+  const unexpected = tensors.names().filter((n) => !layout.has(n) && !aliases.includes(n) && !ignored(n));
 
   if (missing.length + unexpected.length + badShape.length + badDtype.length > 0) {
     const parts = [
@@ -103,7 +122,7 @@ function matchTensors(config: T5Config, layout: FlatLayout, tensors: CheckpointT
       listed('shape mismatches', badShape),
       listed('not float tensors', badDtype),
     ].filter((s) => s !== '');
-    throw new WeightsMismatchError(`${tensors.source}: weights do not match the T5 config: ${parts.join('; ')}`);
+    throw new WeightsMismatchError(`${tensors.source}: weights do not match ${options.model}: ${parts.join('; ')}`);
   }
   return { sourceOf, extraAliases };
 }
