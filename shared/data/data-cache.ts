@@ -3,6 +3,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputFileError } from '../errors.js';
 import { KpCoordError } from '../errors.js';
+import type { ModelFamily } from '../models/model-family.js';
 import { withAddedTokens } from '../tokenizer/added-tokens.js';
 import { loadTokenizer } from '../tokenizer/load-tokenizer.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
@@ -54,7 +55,7 @@ export interface OpenCacheOptions {
 }
 
 /** HF `model_type` of the families kp-coord trains. */
-export type ModelType = 't5' | 'gpt_neox';
+export type ModelType = ModelFamily['modelType'];
 
 /** The cache layout a model family trains on: T5 is encoder-decoder, GPT-NeoX decoder-only. */
 export function layoutForModel(modelType: ModelType): CacheLayout {
