@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import type { ResolvedRunConfig } from '../shared/config/resolve-run-config.js';
 import { planSteps } from '../shared/config/step-plan.js';
 import { sha256File } from '../shared/checkpoint/range-shard.js';
+import { cacheLayout } from '../shared/data/cache-format.js';
 import { openDataCache } from '../shared/data/data-cache.js';
 import { resolveRules } from '../shared/data/data-rules.js';
 import { prepareData } from '../shared/data/prepare.js';
@@ -97,7 +98,7 @@ async function planAndDrive(
   const c = rc.config;
   const resume = await findResumePoint(resumeSpec, outputDir, log, o.onEvent);
   const dataCache = await ensureDataCache(rc, outputDir, log);
-  const cache = openDataCache(dataCache);
+  const cache = openDataCache(dataCache, { modelType: rc.modelType });
   const steps = planSteps(rc, cache.train.size);
   if (c.predict_with_generate && cache.eval === undefined) throw new KpCoordError('predict_with_generate needs an eval split in the data cache (eval_file, or an eval share when preparing)');
   const evalAfter = evalSchedule(c.eval_strategy, steps.evalSteps, steps.stepsPerEpoch, steps.totalSteps, cache.eval !== undefined);
@@ -109,6 +110,8 @@ async function planAndDrive(
     model: rc.model.kind === 'preset' ? `preset:${rc.model.name}` : rc.model.path,
     dropout_rate: c.dropout_rate ?? null,
     data_cache: dataCache,
+    lora: rc.lora,
+    causal: rc.causal,
     seed: c.seed,
     data_seed: c.data_seed ?? c.seed,
     world: rc.worldSize,
@@ -205,7 +208,12 @@ async function ensureDataCache(rc: ResolvedRunConfig, outputDir: string, log: Lo
   if (existsSync(join(dir, 'manifest.json'))) {
     const m = openDataCache(dir).manifest;
     const hashes = await Promise.all(inputs.map((f) => sha256File(f)));
-    const same = m.tokenizer.fingerprint === tokenizer.fingerprint && inputs.length === m.sources.length && hashes.every((h) => m.sources.some((s) => s.sha256 === h));
+    const same =
+      m.tokenizer.fingerprint === tokenizer.fingerprint &&
+      cacheLayout(m) === rc.sequence.layout &&
+      (m.causal?.prefix_tokens ?? 'text') === rc.sequence.prefixTokens &&
+      inputs.length === m.sources.length &&
+      hashes.every((h) => m.sources.some((s) => s.sha256 === h));
     if (same) {
       log.info({ dir }, 'using the data cache prepared earlier from the same files');
       return dir;
@@ -216,6 +224,8 @@ async function ensureDataCache(rc: ResolvedRunConfig, outputDir: string, log: Lo
     evalFiles: rc.data.evalFile ? [rc.data.evalFile] : [],
     tokenizer,
     tokenizerSpec: rc.config.tokenizer,
+    layout: rc.sequence.layout,
+    prefixTokens: rc.sequence.prefixTokens,
     rules: resolveRules(rc.data.rulesPreset),
     outDir: dir,
     overwrite: true,

@@ -33,6 +33,18 @@ const KNOWN_ALIASES: Readonly<Record<string, string>> = Object.freeze({
   patience: 'early_stopping_patience',
   num_workers: 'workers',
   world_size: 'workers',
+  // PEFT and TRL names written at the top level.
+  peft: 'lora',
+  peft_config: 'lora',
+  lora_config: 'lora',
+  lora_r: 'lora.r',
+  lora_rank: 'lora.r',
+  lora_alpha: 'lora.lora_alpha',
+  lora_dropout: 'lora.lora_dropout',
+  target_modules: 'lora.target_modules',
+  max_seq_length: 'max_sequence_tokens (a `kp-coord data prepare` rule)',
+  loss_on: 'completion_only_loss',
+  train_on_inputs: 'completion_only_loss (its opposite)',
   // DeepSpeed's pre-0.4 offload switches.
   cpu_offload: 'offload_optimizer.device: cpu',
   cpu_offload_params: 'offload_param.device: cpu',

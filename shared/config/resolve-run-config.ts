@@ -4,11 +4,14 @@ import { isDeepStrictEqual } from 'node:util';
 import { InputFileError } from '../errors.js';
 import { T5_PRESETS } from '../models/presets.js';
 import { BUILTIN_TOKENIZER } from '../tokenizer/load-tokenizer.js';
-import { resolveModelConfig } from '../weights/hf-checkpoint.js';
+import type { CacheLayout, PrefixTokens } from '../data/cache-format.js';
+import { layoutForModel, type ModelType } from '../data/data-cache.js';
 import { applyOverrides, type AppliedOverride } from './config-overrides.js';
 import { ConfigIssues, unknownKeyMessage, type FieldLocator } from './config-issues.js';
 import { readConfigText, type ConfigText, type FieldPath } from './config-text.js';
 import { mergeDeepSpeedFile, type IgnoredKey, type OurTrainingValues } from './deepspeed-config.js';
+import { loraProblems, resolveLora, type ResolvedLora } from './lora-config.js';
+import { readModelFacts } from './model-type.js';
 import { HF_KEYS_NOT_USED, KEYS_FOR_LATER_ISSUES, MODEL_PRESET_PREFIX, RunConfigSchema, type RunConfig } from './run-config.js';
 import { SHARDING_POLICY_BY_STAGE, STAGE3_KEYS, STAGE3_KEYS_ACTED_ON, ZERO_KEYS_ACTED_ON, ZeroOptimizationSchema, zeroIgnoreReason, type ShardingPolicyName, type Stage3Key, type ZeroOptimization } from './zero-config.js';
 
@@ -63,7 +66,15 @@ export interface ResolvedRunConfig {
   /** What the ZeRO stage partitions (zero-config.ts SHARDING_POLICY_BY_STAGE). */
   readonly sharding: ShardingPolicyName;
   readonly model: ModelSource;
+  /** HF model_type of the model (presets are t5). */
+  readonly modelType: ModelType;
   readonly data: DataSource;
+  /** The sample layout the model trains on (from its family) and, for causal data prepared from files, how the prefixes are tokenised. */
+  readonly sequence: { readonly layout: CacheLayout; readonly prefixTokens: PrefixTokens };
+  /** TrainPlan `lora`: the adapters, family defaults filled in; null: full fine-tuning. */
+  readonly lora: ResolvedLora | null;
+  /** TrainPlan `causal`: decoder-only training options; null for seq2seq (T5). */
+  readonly causal: { readonly completion_only_loss: boolean } | null;
   /** Keys given but not acted on, with why: log them at start. */
   readonly ignored: readonly IgnoredKey[];
 }
@@ -118,6 +129,7 @@ export function resolveRunConfig(input: unknown, options: ResolveOptions = {}): 
     issues.add(locate, ['heartbeat_timeout_ms'], `must be at least twice heartbeat_interval_ms (${c.heartbeat_interval_ms}) so one late beat is not a death`);
   }
   const paths = checkPaths(c, baseDir, locate, issues);
+  checkFamilyKeys(c, paths.modelType, locate, issues);
 
   // The DeepSpeed file, folded into the raw config.
   let merged = raw;
@@ -159,6 +171,7 @@ export function resolveRunConfig(input: unknown, options: ResolveOptions = {}): 
   const parsed = RunConfigSchema.parse(merged);
   const config = finalise(parsed, paths, baseDir);
   ignored.push(...ignoredKeys(merged, config, locate, zeroFrom, source));
+  const layout = layoutForModel(paths.modelType);
   return deepFreeze({
     config,
     source,
@@ -167,7 +180,11 @@ export function resolveRunConfig(input: unknown, options: ResolveOptions = {}): 
     globalBatchSize: config.per_device_train_batch_size * config.gradient_accumulation_steps * config.workers,
     sharding: SHARDING_POLICY_BY_STAGE[config.zero_optimization.stage as 0 | 1 | 2 | 3],
     model: paths.model,
+    modelType: paths.modelType,
     data: dataSource(config.data),
+    sequence: { layout, prefixTokens: (typeof config.data === 'string' ? undefined : config.data.prefix_tokens) ?? 'text' },
+    lora: parsed.lora ? resolveLora(parsed.lora, paths.modelType) : null,
+    causal: layout === 'causal' ? { completion_only_loss: config.completion_only_loss } : null,
     ignored,
   });
 }
@@ -226,6 +243,7 @@ function isMultiple(a: number, b: number): boolean {
 
 interface CheckedPaths {
   readonly model: ModelSource;
+  readonly modelType: ModelType;
   /** The model's d_model: HF sizes the "auto" ZeRO buckets from it. */
   readonly dModel: number;
 }
@@ -245,6 +263,7 @@ function checkPaths(c: Partial<RunConfig>, baseDir: string, locate: FieldLocator
     return ok;
   };
   let model: ModelSource = { kind: 'preset', name: 't5-small-bytes' };
+  let modelType: ModelType = 't5';
   let dModel = 0;
   if (c.model !== undefined) {
     if (c.model.startsWith(MODEL_PRESET_PREFIX)) {
@@ -255,7 +274,9 @@ function checkPaths(c: Partial<RunConfig>, baseDir: string, locate: FieldLocator
       model = { kind: 'directory', path: abs(c.model) };
       if (need(['model'], model.path, 'directory', ' (an HF model folder: config.json + model.safetensors; or preset:<name>)')) {
         try {
-          dModel = resolveModelConfig(model.path).dModel;
+          const facts = readModelFacts(model.path);
+          modelType = facts.modelType;
+          dModel = facts.hiddenSize;
         } catch (err) {
           if (!(err instanceof InputFileError)) throw err;
           issues.add(locate, ['model'], `not a model: ${err.message}`);
@@ -288,7 +309,17 @@ function checkPaths(c: Partial<RunConfig>, baseDir: string, locate: FieldLocator
       // Absent is fine: the run creates it.
     }
   }
-  return { model, dModel };
+  return { model, modelType, dModel };
+}
+
+// Keys whose meaning depends on the model family: LoRA modules and task type, causal-only options.
+function checkFamilyKeys(c: Partial<RunConfig>, modelType: ModelType, locate: FieldLocator, issues: ConfigIssues): void {
+  if (c.lora) for (const p of loraProblems(c.lora, modelType)) issues.add(locate, ['lora', p.field], p.message);
+  if (layoutForModel(modelType) === 'causal') return;
+  if (c.completion_only_loss === true) issues.add(locate, ['completion_only_loss'], `is for decoder-only models; ${modelType} scores only its labels anyway`);
+  if (c.data !== undefined && typeof c.data !== 'string' && c.data.prefix_tokens === 'added') {
+    issues.add(locate, ['data', 'prefix_tokens'], `"added" is for decoder-only models (the causal layout); ${modelType} keeps its input prefix as text`);
+  }
 }
 
 function trainingValues(c: Partial<RunConfig>): OurTrainingValues | undefined {
@@ -308,6 +339,7 @@ function finalise(parsed: RunConfig, paths: CheckedPaths, baseDir: string): Reso
   if (parsed.tokenizer !== BUILTIN_TOKENIZER) out.tokenizer = abs(parsed.tokenizer);
   if (parsed.nats?.credentials_file) out.nats = { ...parsed.nats, credentials_file: abs(parsed.nats.credentials_file) };
   out.zero_optimization = finaliseZero(parsed.zero_optimization, paths.dModel);
+  if (parsed.lora) out.lora = { ...parsed.lora, target_modules: resolveLora(parsed.lora, paths.modelType).target_modules };
   return withoutNulls(out) as ResolvedConfigValues;
 }
 

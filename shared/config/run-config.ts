@@ -1,10 +1,12 @@
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { PREFIX_TOKENS } from '../data/cache-format.js';
 import { RULE_PRESETS } from '../data/data-rules.js';
 import { T5_PRESETS } from '../models/presets.js';
 import { AdamWOptionsSchema } from '../optim/adamw.js';
 import { LrScheduleOptionsSchema } from '../optim/schedules.js';
 import { BUILTIN_TOKENIZER } from '../tokenizer/load-tokenizer.js';
+import { LoraConfigSchema } from './lora-config.js';
 import { ZeroOptimizationSchema } from './zero-config.js';
 
 // The run config: flat Hugging Face TrainingArguments names at the top level (so a TrainingArguments
@@ -50,6 +52,11 @@ export const DataFilesSchema = z
     eval_file: z.string().min(1).nullish(),
     /** Cleaning/filtering rules (shared/data/data-rules.ts); `data prepare`'s default. */
     preset: rulesPreset.default('v4'),
+    /**
+     * Decoder-only models (the cache is prepared in the causal layout): the two prefixes as text
+     * (absent: "text") or as new tokens after the vocabulary ("added", HF add_tokens).
+     */
+    prefix_tokens: z.enum(PREFIX_TOKENS).nullish(),
   })
   .strict();
 
@@ -94,6 +101,8 @@ export const HF_KEYS_NOT_USED: Readonly<Record<string, string>> = Object.freeze(
  * Remove a key from here when the code that honours it lands.
  */
 export const KEYS_FOR_LATER_ISSUES: Readonly<Record<string, string>> = Object.freeze({
+  lora: 'validated and passed to the workers in the train plan (lora); the workers do not build LoRA adapters yet',
+  completion_only_loss: 'validated and passed to the workers in the train plan (causal.completion_only_loss); the workers do not train decoder-only models yet',
 });
 
 export const RunConfigSchema = z
@@ -117,6 +126,14 @@ export const RunConfigSchema = z
     model: modelSpec.default(`${MODEL_PRESET_PREFIX}t5-small-bytes`),
     /** Replaces the model config's dropout_rate for training. */
     dropout_rate: z.number().min(0).lt(1).nullish(),
+    /** LoRA adapters under PEFT LoraConfig's names (lora-config.ts); absent or null: full fine-tuning. */
+    lora: LoraConfigSchema.nullish(),
+    /**
+     * Decoder-only models: score only the completion (keyphrases + eos), not the prompt — TRL
+     * SFTConfig's name (DataCollatorForCompletionOnlyLM). Default false: the loss is on the whole
+     * sequence, as the team's runs had it.
+     */
+    completion_only_loss: z.boolean().default(false),
 
     // --- data
     /** A cache folder made by `kp-coord data prepare`, or raw files to prepare on the fly. */

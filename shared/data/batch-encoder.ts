@@ -37,6 +37,9 @@ export class InlineEncoder implements BatchEncoder {
   }
 }
 
+/** What encode-worker.ts is started with. */
+export type EncodeWorkerData = { readonly spec: string; readonly addedTokens: readonly string[] };
+
 /** Messages between the pool and encode-worker.ts. */
 export type EncodeRequest = { readonly id: number; readonly texts: readonly string[] };
 export type EncodeReply =
@@ -49,7 +52,7 @@ interface Pending {
   reject(e: Error): void;
 }
 
-/** Encodes on `threads` worker threads that load the tokenizer from `spec` themselves. */
+/** Encodes on `threads` worker threads that load the tokenizer from `spec` themselves (plus `addedTokens`, as withAddedTokens). */
 export class WorkerPoolEncoder implements BatchEncoder {
   private readonly pending = new Map<number, Pending>();
   private next = 0;
@@ -62,10 +65,10 @@ export class WorkerPoolEncoder implements BatchEncoder {
     }
   }
 
-  /** Start the pool; resolves once every worker has loaded a tokenizer with `fingerprint`. */
-  static async start(spec: string, fingerprint: string, threads: number): Promise<WorkerPoolEncoder> {
+  /** Start the pool; resolves once every worker has loaded a tokenizer with `fingerprint` (added tokens included). */
+  static async start(spec: string, fingerprint: string, threads: number, addedTokens: readonly string[] = []): Promise<WorkerPoolEncoder> {
     const url = new URL('./encode-worker.js', import.meta.url);
-    const workers = Array.from({ length: threads }, () => new Worker(url, { workerData: { spec } }));
+    const workers = Array.from({ length: threads }, () => new Worker(url, { workerData: { spec, addedTokens: [...addedTokens] } satisfies EncodeWorkerData }));
     try {
       await Promise.all(
         workers.map(

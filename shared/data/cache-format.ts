@@ -6,16 +6,32 @@ import { DataRules } from './data-rules.js';
 // DIR/
 //   manifest.json            this schema; written last (the folder appears by one rename)
 //   report.json              what prepare read, dropped and kept (for people; readers ignore it)
-//   <split>.inputs.bin       input ids of all samples, concatenated, each ending in eos
-//   <split>.labels.bin       label ids likewise
+//   <split>.inputs.bin       input ids of all samples, concatenated (seq2seq: each ending in eos;
+//                            causal: the prompt, no eos)
+//   <split>.labels.bin       label ids likewise, each ending in eos (causal: the completion)
 //   <split>.index.bin        uint64 LE offsets in tokens: input offsets [size + 1], then label offsets [size + 1]
 //   <split>.rows.jsonl       one {"id","file","line"} per sample: where it came from
 //
 // Token ids are little-endian uint16 when every id fits 16 bits (vocabulary of at most 65,536 ids:
 // half the bytes; polyglot-ko and pko-t5 both fit), else int32. Readers view the bytes in place.
+//
+// [Note: cache layout] `layout` says what a sample is for. "seq2seq" (T5): the input and the label
+// are the encoder's and the decoder's sequences. "causal" (decoder-only): the input is the prompt
+// (input_prefix + article + target_prefix, no eos) and the label the completion (keyphrases + eos);
+// the model's one sequence is their concatenation, and the prompt length is the input's length.
+// The files are the same either way. Version 1 manifests have no `layout` and are seq2seq; version 2
+// always names it. A causal cache made with the prefixes as added tokens records them under
+// `causal.added_tokens` (ids after the tokenizer's vocabulary) and the vocabulary size they need.
 
 export const CACHE_FORMAT = 'kp-coord-data-cache';
-export const CACHE_FORMAT_VERSION = 1;
+/** What prepare writes; readers also take version 1 (no `layout`: seq2seq). */
+export const CACHE_FORMAT_VERSION = 2;
+
+export const CACHE_LAYOUTS = ['seq2seq', 'causal'] as const;
+export type CacheLayout = (typeof CACHE_LAYOUTS)[number];
+/** How a causal cache's prefixes were tokenised: as ordinary text, or as new whole tokens (HF add_tokens). */
+export const PREFIX_TOKENS = ['text', 'added'] as const;
+export type PrefixTokens = (typeof PREFIX_TOKENS)[number];
 export const MANIFEST_FILE = 'manifest.json';
 export const REPORT_FILE = 'report.json';
 
@@ -50,10 +66,25 @@ export const SplitManifest = z
   .strict();
 export type SplitManifest = z.infer<typeof SplitManifest>;
 
+export const CausalManifest = z
+  .object({
+    prefix_tokens: z.enum(PREFIX_TOKENS),
+    /** The prefixes as new tokens (prefix_tokens "added"), in id order; empty for "text". */
+    added_tokens: z.array(z.object({ content: z.string().min(1), id: z.number().int().nonnegative() }).strict()),
+    /** Ids the model's embedding must hold: the tokenizer's vocabulary plus the added tokens. */
+    vocab_size: z.number().int().positive(),
+  })
+  .strict();
+export type CausalManifest = z.infer<typeof CausalManifest>;
+
 export const CacheManifest = z
   .object({
     format: z.literal(CACHE_FORMAT),
-    format_version: z.literal(CACHE_FORMAT_VERSION),
+    format_version: z.union([z.literal(1), z.literal(CACHE_FORMAT_VERSION)]),
+    /** Absent only in version 1 manifests (seq2seq). */
+    layout: z.enum(CACHE_LAYOUTS).optional(),
+    /** Present exactly when layout is "causal". */
+    causal: CausalManifest.optional(),
     created_at: z.string(),
     tokenizer: z
       .object({
@@ -72,7 +103,12 @@ export const CacheManifest = z
     counts: z.object({ rows_read: z.number().int().nonnegative(), bad_lines: z.number().int().nonnegative(), kept: z.number().int().nonnegative() }).loose(),
     splits: z.object({ train: SplitManifest, eval: SplitManifest.optional() }).strict(),
   })
-  .strict();
+  .strict()
+  .superRefine((m, ctx) => {
+    if (m.format_version === 1 && m.layout !== undefined) ctx.addIssue({ code: 'custom', path: ['layout'], message: 'version 1 caches have no layout (they are seq2seq)' });
+    if (m.format_version >= 2 && m.layout === undefined) ctx.addIssue({ code: 'custom', path: ['layout'], message: 'is required from format_version 2 ("seq2seq" or "causal")' });
+    if ((m.layout === 'causal') !== (m.causal !== undefined)) ctx.addIssue({ code: 'custom', path: ['causal'], message: 'is given exactly when layout is "causal"' });
+  });
 export type CacheManifest = z.infer<typeof CacheManifest>;
 
 /** The cache's binary files are little-endian and are viewed in place, so the host must be too. */
@@ -80,4 +116,14 @@ export function assertLittleEndian(): void {
   if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
     throw new RangeError('the data cache is little-endian and viewed in place; this host is big-endian');
   }
+}
+
+/** The manifest's layout; version 1 caches are seq2seq. */
+export function cacheLayout(m: CacheManifest): CacheLayout {
+  return m.layout ?? 'seq2seq';
+}
+
+/** Ids a model must embed to train on the cache (added prefix tokens included). */
+export function cacheVocabSize(m: CacheManifest): number {
+  return m.causal?.vocab_size ?? m.tokenizer.vocab_size;
 }

@@ -13,6 +13,7 @@ export const DROP_RULES = [
   'input_too_short',
   'input_too_long',
   'target_too_long',
+  'sequence_too_long',
 ] as const;
 export type DropRule = (typeof DROP_RULES)[number];
 

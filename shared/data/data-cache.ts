@@ -2,9 +2,16 @@ import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputFileError } from '../errors.js';
+import { KpCoordError } from '../errors.js';
+import type { ModelFamily } from '../models/model-family.js';
+import { withAddedTokens } from '../tokenizer/added-tokens.js';
+import { loadTokenizer } from '../tokenizer/load-tokenizer.js';
+import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import {
   assertLittleEndian,
   CacheManifest,
+  cacheLayout,
+  type CacheLayout,
   MANIFEST_FILE,
   SPLIT_NAMES,
   type SplitManifest,
@@ -20,7 +27,7 @@ import type { SampleSource } from './write-cache.js';
 export interface DataSplit {
   readonly name: SplitName;
   readonly size: number;
-  /** Input ids of sample i, ending in eos: a view, do not write to it. */
+  /** Input ids of sample i (seq2seq: ending in eos; causal: the prompt): a view, do not write to it. */
   inputIds(i: number): TokenArray;
   /** Label ids of sample i, ending in eos: a view, do not write to it. */
   labelIds(i: number): TokenArray;
@@ -43,6 +50,47 @@ export interface OpenCacheOptions {
   readonly tokenizerFingerprint?: string;
   /** Also check every file's sha256 (reads each byte once more; sizes are always checked). */
   readonly verifyChecksums?: boolean;
+  /** Refuse the cache unless its layout suits this model family (see checkCacheLayout). */
+  readonly modelType?: ModelType;
+}
+
+/** HF `model_type` of the families kp-coord trains. */
+export type ModelType = ModelFamily['modelType'];
+
+/** The cache layout a model family trains on: T5 is encoder-decoder, GPT-NeoX decoder-only. */
+export function layoutForModel(modelType: ModelType): CacheLayout {
+  return modelType === 'gpt_neox' ? 'causal' : 'seq2seq';
+}
+
+/** Throw unless the cache in `dir` (with manifest `m`) holds the layout `modelType` trains on. */
+export function checkCacheLayout(dir: string, m: CacheManifest, modelType: ModelType): void {
+  const have = cacheLayout(m);
+  const want = layoutForModel(modelType);
+  if (have === want) return;
+  const what = (l: CacheLayout): string => (l === 'causal' ? 'causal (decoder-only: prompt + completion in one sequence)' : 'seq2seq (encoder input / decoder labels)');
+  throw new InputFileError(
+    join(dir, MANIFEST_FILE),
+    '',
+    `layout: the data cache holds ${what(have)} samples, but the model is ${modelType}, which trains on ${what(want)} samples; ` +
+      `prepare the data again with \`kp-coord data prepare --layout ${want}\``,
+  );
+}
+
+/**
+ * The tokenizer that made the cache's ids: the one named in the manifest, with the prefix tokens
+ * a causal cache added (decoding, generation). Checked against the recorded fingerprint.
+ */
+export function loadCacheTokenizer(m: CacheManifest): Tokenizer {
+  const base = loadTokenizer(m.tokenizer.spec);
+  if (base.fingerprint !== m.tokenizer.fingerprint) {
+    throw new KpCoordError(`tokenizer ${m.tokenizer.spec} has changed since the data cache was made (fingerprint ${base.fingerprint.slice(0, 12)}, the cache's ${m.tokenizer.fingerprint.slice(0, 12)})`);
+  }
+  const added = m.causal?.added_tokens ?? [];
+  const t = withAddedTokens(base, added.map((a) => a.content));
+  added.forEach((a, k) => {
+    if (a.id !== base.vocabSize + k) throw new KpCoordError(`data cache: added token ${JSON.stringify(a.content)} has id ${a.id}, expected ${base.vocabSize + k}`);
+  });
+  return t;
 }
 
 function readManifest(dir: string): CacheManifest {
@@ -102,7 +150,7 @@ function openSplit(dir: string, name: SplitName, m: SplitManifest, dtype: TokenD
   for (const [what, off, total] of [['input', inputOff, inputs.length], ['label', labelOff, labels.length]] as const) {
     if (off[0] !== 0 || off[n] !== total) throw new InputFileError(indexFile, '', `${what} offsets span ${off[0]}..${off[n]}, the token file holds ${total}`);
     for (let i = 0; i < n; i++) {
-      if (!(off[i + 1]! > off[i]!)) throw new InputFileError(indexFile, '', `${what} offsets are not increasing at sample ${i} (every sample holds at least its eos)`);
+      if (!(off[i + 1]! > off[i]!)) throw new InputFileError(indexFile, '', `${what} offsets are not increasing at sample ${i} (every sample holds at least one token)`);
     }
   }
   let sources: SampleSource[] | undefined;
@@ -145,6 +193,15 @@ export function inputLengths(split: DataSplit): Int32Array {
   return Int32Array.from({ length: split.size }, (_, i) => split.inputLength(i));
 }
 
+/**
+ * The length that sets a sample's padded width, for length bucketing: the input for seq2seq, the
+ * whole sequence (prompt + completion) for causal.
+ */
+export function sampleLengths(split: DataSplit, layout: CacheLayout): Int32Array {
+  if (layout === 'seq2seq') return inputLengths(split);
+  return Int32Array.from({ length: split.size }, (_, i) => split.inputLength(i) + split.labelLength(i));
+}
+
 /** Open a cache written by `kp-coord data prepare`: manifest validated, file sizes and offsets checked. */
 export function openDataCache(dir: string, options: OpenCacheOptions = {}): DataCache {
   assertLittleEndian();
@@ -157,6 +214,7 @@ export function openDataCache(dir: string, options: OpenCacheOptions = {}): Data
         `this run uses ${options.tokenizerFingerprint.slice(0, 12)}; prepare the data again with the run's tokenizer`,
     );
   }
+  if (options.modelType !== undefined) checkCacheLayout(dir, manifest, options.modelType);
   const verify = options.verifyChecksums ?? false;
   const splits: Partial<Record<SplitName, DataSplit>> = {};
   for (const name of SPLIT_NAMES) {

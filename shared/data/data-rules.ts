@@ -30,6 +30,12 @@ export const DataRules = z
     /** Joins a label's phrases into the target text. */
     target_separator: z.string().min(1).default('; '),
     /**
+     * Causal layout only: between the article and the keyphrases (the team's decoder-only recipe,
+     * `generate keyphrases: <article> keyphrases generated: <k1; k2>`<eos>). The prompt is cut
+     * after its last non-space character, so its trailing spaces start the completion.
+     */
+    target_prefix: z.string().min(1).default(' keyphrases generated: '),
+    /**
      * Token-length filters, counted with the eos the pipeline appends (HF's T5 tokenizer adds it
      * too, so the team's `len(tokenizer(text).input_ids)` counted it). Keep min <= length < max;
      * null switches a limit off.
@@ -37,6 +43,13 @@ export const DataRules = z
     min_input_tokens: tokenLimit.default(500),
     max_input_tokens: tokenLimit.default(1000),
     max_target_tokens: tokenLimit.default(64),
+    /**
+     * Causal layout only: the whole sequence (prompt + keyphrases + eos) must be shorter than this,
+     * like HF's max_seq_length but dropping the row instead of truncating it. There the input
+     * limits count the prompt (input_prefix + article + target_prefix) and max_target_tokens the
+     * keyphrases + eos. A seq2seq cache refuses it.
+     */
+    max_sequence_tokens: tokenLimit.default(null),
     /** Without an eval file: this share of the kept rows, drawn with `split_seed`, becomes the eval split. */
     eval_ratio: z.number().min(0).lt(1).default(0.2),
     split_seed: z.number().int().nonnegative().default(100),

@@ -5,6 +5,7 @@ import { InputFileError, KpCoordError } from '../errors.js';
 import { checkReplaceable, checkWritableParent, mkdirParents, stagingPath } from '../out-dir.js';
 import type { Logger } from '../log.js';
 import { rngStream } from '../random.js';
+import { withAddedTokens } from '../tokenizer/added-tokens.js';
 import { tokenizerIdentity, type Tokenizer } from '../tokenizer/tokenizer.js';
 import { InlineEncoder, type BatchEncoder, type EncodedBatch } from './batch-encoder.js';
 import {
@@ -13,7 +14,9 @@ import {
   MANIFEST_FILE,
   REPORT_FILE,
   tokenDtypeFor,
+  type CacheLayout,
   type CacheManifest,
+  type PrefixTokens,
   type SplitManifest,
 } from './cache-format.js';
 import { RowCleaner, type DropRule, type TextExample } from './clean-rows.js';
@@ -35,7 +38,12 @@ export interface PrepareOptions {
   readonly inputs: readonly string[];
   /** Explicit eval files; when given, `rules.eval_ratio` is not used. */
   readonly evalFiles?: readonly string[];
+  /** The tokenizer as loaded from `tokenizerSpec` (without added prefix tokens: prepare adds them). */
   readonly tokenizer: Tokenizer;
+  /** What a sample is for (default "seq2seq"); see [Note: cache layout]. */
+  readonly layout?: CacheLayout;
+  /** Causal layout: the prefixes as text (default) or as new tokens after the vocabulary (HF add_tokens). */
+  readonly prefixTokens?: PrefixTokens;
   /** How the tokenizer was named (recorded in the manifest). */
   readonly tokenizerSpec: string;
   readonly rules: DataRules;
@@ -44,7 +52,7 @@ export interface PrepareOptions {
   readonly skipBad?: number;
   /** Replace an existing `outDir` (only once the new one is complete). */
   readonly overwrite?: boolean;
-  /** Encoder to tokenise with (default: inline on this thread with `tokenizer`). */
+  /** Encoder to tokenise with (default: inline on this thread); it must run `encodingTokenizer(...)`. */
   readonly encoder?: BatchEncoder;
   readonly log?: Logger;
 }
@@ -59,6 +67,7 @@ export interface SourceReport {
 
 export interface PrepareReport {
   readonly out_dir: string;
+  readonly layout: CacheLayout;
   readonly tokenizer: CacheManifest['tokenizer'];
   readonly rules: DataRules;
   readonly sources: SourceReport[];
@@ -75,6 +84,27 @@ export interface PrepareReport {
 const BATCH_ROWS = 256;
 /** Batches in flight at once: enough to keep a pool's threads busy. */
 const MAX_IN_FLIGHT = 8;
+
+/**
+ * The new tokens a causal cache with `prefixTokens` "added" puts after the vocabulary: the two
+ * prefixes without their surrounding spaces (`generate keyphrases:`, `keyphrases generated:`).
+ */
+export function prefixAddedTokens(rules: DataRules, prefixTokens: PrefixTokens): string[] {
+  if (prefixTokens === 'text') return [];
+  return [rules.input_prefix.trim(), rules.target_prefix.trim()].filter((t) => t !== '');
+}
+
+/** The tokenizer prepare encodes with: `base`, plus the prefixes as added tokens when asked. */
+export function encodingTokenizer(base: Tokenizer, rules: DataRules, layout: CacheLayout = 'seq2seq', prefixTokens: PrefixTokens = 'text'): Tokenizer {
+  if (layout === 'seq2seq' && prefixTokens !== 'text') throw new KpCoordError('data prepare: prefix tokens "added" is for the causal layout (a seq2seq cache keeps its prefix as text)');
+  return withAddedTokens(base, prefixAddedTokens(rules, prefixTokens));
+}
+
+/** A causal sample's two texts: the prompt ends at the target prefix's last non-space character. */
+export function causalTexts(rules: DataRules, inputText: string, targetText: string): [prompt: string, completion: string] {
+  const cut = rules.target_prefix.trimEnd();
+  return [inputText + cut, rules.target_prefix.slice(cut.length) + targetText];
+}
 
 async function sha256File(file: string): Promise<string> {
   const h = createHash('sha256');
@@ -109,20 +139,30 @@ export async function prepareData(opts: PrepareOptions): Promise<PrepareReport> 
   if (existsSync(outDir)) checkReplaceable(outDir, 'a kp-coord data cache', isDataCache);
   checkWritableParent(outDir);
 
-  const dtype = tokenDtypeFor(tokenizer.vocabSize);
-  const inputs = new TokenStore(dtype, tokenizer.vocabSize);
-  const labels = new TokenStore(dtype, tokenizer.vocabSize);
+  const layout = opts.layout ?? 'seq2seq';
+  const prefixTokens = opts.prefixTokens ?? 'text';
+  const causal = layout === 'causal';
+  if (!causal && rules.max_sequence_tokens !== null) {
+    throw new KpCoordError('data prepare: max_sequence_tokens limits a causal sequence; a seq2seq cache uses max_input_tokens and max_target_tokens');
+  }
+  const encoding = encodingTokenizer(tokenizer, rules, layout, prefixTokens);
+  const dtype = tokenDtypeFor(encoding.vocabSize);
+  const inputs = new TokenStore(dtype, encoding.vocabSize);
+  const labels = new TokenStore(dtype, encoding.vocabSize);
   const sources: SampleSource[] = [];
   const sampleRole: Array<'train' | 'eval'> = [];
   const cleaner = new RowCleaner(rules);
   const badLines: BadLine[] = [];
-  const encoder = opts.encoder ?? new InlineEncoder(tokenizer);
+  const encoder = opts.encoder ?? new InlineEncoder(encoding);
   const eos = tokenizer.eosId;
 
+  // Lengths as stored: seq2seq input and target each with its eos; causal prompt (no eos) and
+  // completion with its eos, whose sum is the model's sequence.
   const lengthRule = (inLen: number, tgtLen: number): DropRule | undefined => {
     if (rules.min_input_tokens !== null && inLen < rules.min_input_tokens) return 'input_too_short';
     if (rules.max_input_tokens !== null && inLen >= rules.max_input_tokens) return 'input_too_long';
     if (rules.max_target_tokens !== null && tgtLen >= rules.max_target_tokens) return 'target_too_long';
+    if (rules.max_sequence_tokens !== null && inLen + tgtLen >= rules.max_sequence_tokens) return 'sequence_too_long';
     return undefined;
   };
 
@@ -135,13 +175,12 @@ export async function prepareData(opts: PrepareOptions): Promise<PrepareReport> 
     for (let k = 0; k < b.examples.length; k++) {
       const inIds = ids.subarray(offsets[2 * k]!, offsets[2 * k + 1]!);
       const tgtIds = ids.subarray(offsets[2 * k + 1]!, offsets[2 * k + 2]!);
-      // Lengths as stored: ids + eos.
-      const rule = lengthRule(inIds.length + 1, tgtIds.length + 1);
+      const rule = lengthRule(inIds.length + (causal ? 0 : 1), tgtIds.length + 1);
       if (rule !== undefined) {
         cleaner.drop(rule);
         continue;
       }
-      inputs.append(inIds, eos);
+      inputs.append(inIds, causal ? undefined : eos);
       labels.append(tgtIds, eos);
       const ex = b.examples[k]!;
       sources.push({ id: ex.id, file: ex.file, line: ex.line });
@@ -151,7 +190,10 @@ export async function prepareData(opts: PrepareOptions): Promise<PrepareReport> 
   };
   const submit = async (examples: TextExample[], role: 'train' | 'eval', report: SourceReport): Promise<void> => {
     const texts: string[] = [];
-    for (const ex of examples) texts.push(ex.inputText, ex.targetText);
+    for (const ex of examples) {
+      if (causal) texts.push(...causalTexts(rules, ex.inputText, ex.targetText));
+      else texts.push(ex.inputText, ex.targetText);
+    }
     inFlight.push({ examples, role, report, result: encoder.encode(texts) });
     while (inFlight.length > MAX_IN_FLIGHT) await takeOne();
   };
@@ -242,6 +284,7 @@ export async function prepareData(opts: PrepareOptions): Promise<PrepareReport> 
     const rowsRead = sourceReports.reduce((s, r) => s + r.rows_read, 0);
     const report: PrepareReport = {
       out_dir: outDir,
+      layout,
       tokenizer: identity,
       rules,
       sources: sourceReports,
@@ -260,6 +303,16 @@ export async function prepareData(opts: PrepareOptions): Promise<PrepareReport> 
     const manifest: CacheManifest = {
       format: CACHE_FORMAT,
       format_version: CACHE_FORMAT_VERSION,
+      layout,
+      ...(causal
+        ? {
+            causal: {
+              prefix_tokens: prefixTokens,
+              added_tokens: prefixAddedTokens(rules, prefixTokens).map((content, k) => ({ content, id: tokenizer.vocabSize + k })),
+              vocab_size: encoding.vocabSize,
+            },
+          }
+        : {}),
       created_at: new Date().toISOString(),
       tokenizer: identity,
       token_dtype: dtype,

@@ -11,8 +11,31 @@ export const TrainPlanSchema = z.strictObject({
   /** `preset:<name>` or an HF model directory. */
   model: z.string().min(1),
   dropout_rate: z.number().min(0).lt(1).nullable(),
-  /** A cache made by `kp-coord data prepare`. */
+  /** A cache made by `kp-coord data prepare`; its manifest's layout matches the model's family. */
   data_cache: z.string().min(1),
+  /**
+   * LoRA adapters (PEFT LoraConfig names; run config `lora`): only the adapters train, the base
+   * weights stay frozen. null: full fine-tuning. The new prefix tokens' embedding rows (the
+   * cache's causal.added_tokens) are the model side's to initialise.
+   */
+  lora: z
+    .strictObject({
+      r: z.number().int().positive(),
+      lora_alpha: z.number().positive(),
+      lora_dropout: z.number().min(0).lt(1),
+      /** Leaf module names to wrap (family default filled in: gpt_neox query_key_value, t5 q and v). */
+      target_modules: z.array(z.string().min(1)).min(1),
+      /** The factor on B·A·x: lora_alpha / r (lora_alpha / sqrt(r) with use_rslora). */
+      scaling: z.number().positive(),
+    })
+    .nullable(),
+  /** Decoder-only (causal) training; null for seq2seq models. */
+  causal: z
+    .strictObject({
+      /** Labels -100 on the prompt (TRL completion_only_loss); false: loss on the whole sequence. */
+      completion_only_loss: z.boolean(),
+    })
+    .nullable(),
   /** Initialisation and dropout masks. */
   seed: z.number().int().nonnegative(),
   /** The sampler's epoch permutations (HF data_seed). */

@@ -44,6 +44,7 @@ test('V2 without the 500-token floor: counts per rule, cleaned labels, a cache t
     input_too_short: 0,
     input_too_long: 0,
     target_too_long: 0,
+    sequence_too_long: 0,
   });
   // GPT-4's raw labels: stray separators (empty pieces), a few repeats, and often more than 10 phrases.
   assert.deepEqual(report.keyphrase_cleaning, { empty_removed: 266, duplicates_removed: 11, over_cap_removed: 2181 });

@@ -6,9 +6,11 @@ import type { Argv } from 'yargs';
 import { InputFileError } from '../../../shared/errors.js';
 import { rootLogger } from '../../../shared/log.js';
 import { WorkerPoolEncoder, type BatchEncoder } from '../../../shared/data/batch-encoder.js';
+import { CACHE_LAYOUTS, cacheLayout, PREFIX_TOKENS } from '../../../shared/data/cache-format.js';
 import { openDataCache } from '../../../shared/data/data-cache.js';
 import { DataRules, resolveRules, rulePresetNames } from '../../../shared/data/data-rules.js';
-import { prepareData, type PrepareReport } from '../../../shared/data/prepare.js';
+import { encodingTokenizer, prefixAddedTokens, prepareData, type PrepareReport } from '../../../shared/data/prepare.js';
+import { withAddedTokens } from '../../../shared/tokenizer/added-tokens.js';
 import { writeSyntheticSet } from '../../../shared/data/synth.js';
 import { BUILTIN_TOKENIZER, loadTokenizer } from '../../../shared/tokenizer/load-tokenizer.js';
 
@@ -32,9 +34,11 @@ const RULE_FLAGS: ReadonlyArray<{ key: RuleKey; kind: FlagKind; describe: string
   { key: 'max_keyphrases', kind: 'limit', describe: 'Keep the first N phrases of a label ("none": all)' },
   { key: 'input_prefix', kind: 'string', describe: 'Text put before every input' },
   { key: 'target_separator', kind: 'string', describe: 'Joins phrases into the target' },
+  { key: 'target_prefix', kind: 'string', describe: 'Causal layout: text between the article and the keyphrases' },
   { key: 'min_input_tokens', kind: 'limit', describe: 'Drop inputs shorter than this, eos included ("none": off)' },
   { key: 'max_input_tokens', kind: 'limit', describe: 'Drop inputs of this many tokens or more ("none": off)' },
   { key: 'max_target_tokens', kind: 'limit', describe: 'Drop targets of this many tokens or more ("none": off)' },
+  { key: 'max_sequence_tokens', kind: 'limit', describe: 'Causal layout: drop rows whose whole sequence (prompt + keyphrases + eos) has this many tokens or more ("none": off)' },
   { key: 'eval_ratio', kind: 'number', describe: 'Share of kept rows for eval when no --eval-file is given' },
   { key: 'split_seed', kind: 'number', describe: 'Seed of the eval draw' },
 ];
@@ -85,6 +89,8 @@ function registerPrepare(cli: Argv): Argv {
         .option('eval-file', { type: 'string', array: true, describe: 'Eval file(s); without them --eval-ratio of the kept rows is drawn' })
         .option('tokenizer', { type: 'string', default: BUILTIN_TOKENIZER, describe: 'tokenizer.json, a folder holding one, or "builtin" (bytes)' })
         .option('out', { type: 'string', demandOption: true, describe: 'Cache folder to write (appears complete or not at all)' })
+        .option('layout', { type: 'string', choices: CACHE_LAYOUTS, default: 'seq2seq', describe: 'seq2seq (T5: input and labels) or causal (decoder-only, e.g. GPT-NeoX: prompt + keyphrases + eos as one sequence)' })
+        .option('prefix-tokens', { type: 'string', choices: PREFIX_TOKENS, default: 'text', describe: 'Causal: the prefixes as text, or as new tokens after the vocabulary (HF add_tokens; the manifest records their ids)' })
         .option('preset', { type: 'string', choices: rulePresetNames(), default: 'v4', describe: 'Rule set to start from' })
         .option('rules', { type: 'string', describe: 'YAML/JSON file of rules (snake_case names) applied over the preset' })
         .option('skip-bad', { type: 'number', default: 0, describe: 'Tolerate up to N malformed lines (listed in report.json)' })
@@ -102,6 +108,7 @@ function registerPrepare(cli: Argv): Argv {
         })
         .example('$0 data prepare --input v4-train.jsonl --eval-file v4-eval.jsonl --tokenizer pko-t5-base/ --out data/v4', 'the V4 recipe')
         .example('$0 data prepare --input seed-v2.jsonl --keyphrase-separator , --out data/v2', 'V2 labels are comma-separated')
+        .example('$0 data prepare --input v4-train.jsonl --tokenizer polyglot-ko/ --layout causal --prefix-tokens added --min-input-tokens none --max-sequence-tokens 2048 --out data/v4-causal', 'GPT-NeoX, prefixes as new tokens')
         .example('$0 data prepare --input shared/datasets/ko-news-sample.jsonl --preset embedded-sample --out data/sample', 'the shipped sample with bytes');
     },
     async (a) => {
@@ -115,15 +122,20 @@ function registerPrepare(cli: Argv): Argv {
       const rules = resolveRules(a.preset, overrides, a.rules ?? 'command-line rules');
       const spec = a.tokenizer === BUILTIN_TOKENIZER ? a.tokenizer : resolve(a.tokenizer);
       const tokenizer = loadTokenizer(spec);
+      const layout = a.layout as (typeof CACHE_LAYOUTS)[number];
+      const prefixTokens = a['prefix-tokens'] as (typeof PREFIX_TOKENS)[number];
+      const encoding = encodingTokenizer(tokenizer, rules, layout, prefixTokens);
       const threads = a.threads ?? (tokenizer.kind === 'byte' ? 1 : Math.min(4, availableParallelism()));
       let encoder: BatchEncoder | undefined;
-      if (threads > 1) encoder = await WorkerPoolEncoder.start(spec, tokenizer.fingerprint, threads);
+      if (threads > 1) encoder = await WorkerPoolEncoder.start(spec, encoding.fingerprint, threads, prefixAddedTokens(rules, prefixTokens));
       try {
         const report = await prepareData({
           inputs: a.input,
           evalFiles: a['eval-file'] ?? [],
           tokenizer,
           tokenizerSpec: spec,
+          layout,
+          prefixTokens,
           rules,
           outDir: a.out,
           skipBad: a['skip-bad'],
@@ -183,10 +195,18 @@ function registerInspect(cli: Argv): Argv {
         .option('samples', { type: 'number', default: 0, describe: 'Also decode the first N training samples' })
         .option('tokenizer', { type: 'string', describe: 'Tokenizer to decode with and to check the fingerprint against' }),
     (a) => {
-      const tokenizer = a.tokenizer !== undefined ? loadTokenizer(a.tokenizer === BUILTIN_TOKENIZER ? a.tokenizer : resolve(a.tokenizer)) : undefined;
-      const cache = openDataCache(a.dir, { verifyChecksums: true, ...(tokenizer ? { tokenizerFingerprint: tokenizer.fingerprint } : {}) });
+      const base = a.tokenizer !== undefined ? loadTokenizer(a.tokenizer === BUILTIN_TOKENIZER ? a.tokenizer : resolve(a.tokenizer)) : undefined;
+      const cache = openDataCache(a.dir, { verifyChecksums: true, ...(base ? { tokenizerFingerprint: base.fingerprint } : {}) });
       const m = cache.manifest;
-      const out: Record<string, unknown> = { tokenizer: m.tokenizer, token_dtype: m.token_dtype, counts: m.counts, splits: { train: m.splits.train.size, eval: m.splits.eval?.size ?? 0 } };
+      const tokenizer = base && withAddedTokens(base, (m.causal?.added_tokens ?? []).map((t) => t.content));
+      const out: Record<string, unknown> = {
+        layout: cacheLayout(m),
+        ...(m.causal ? { causal: m.causal } : {}),
+        tokenizer: m.tokenizer,
+        token_dtype: m.token_dtype,
+        counts: m.counts,
+        splits: { train: m.splits.train.size, eval: m.splits.eval?.size ?? 0 },
+      };
       if (tokenizer && a.samples > 0) {
         const n = Math.min(a.samples, cache.train.size);
         out.samples = Array.from({ length: n }, (_, i) => ({

@@ -126,3 +126,25 @@ test('data prepare: a JSONL line that is not UTF-8 exits 1 with file:line; --ski
   assert.equal(report.bad_lines.count, 1);
   assert.equal(report.bad_lines.lines[0]!.line, 2);
 });
+
+test('data prepare --layout causal --prefix-tokens added with 2 tokeniser threads; inspect shows the layout and the whole sequence', (t) => {
+  const dir = scratchDir(t);
+  const out = join(dir, 'cache');
+  const common = ['--input', fixture('rules-rows.jsonl'), '--tokenizer', fixture('t5-style-tokenizer'), '--no-korean-only', '--min-input-tokens', 'none', '--max-input-tokens', 'none', '--max-target-tokens', 'none', '--eval-ratio', '0'];
+  const r = kp('prepare', ...common, '--out', out, '--layout', 'causal', '--prefix-tokens', 'added', '--max-sequence-tokens', '1000', '--threads', '2');
+  assert.equal(r.code, 0, r.stderr);
+  const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as { layout: string; causal: { prefix_tokens: string; added_tokens: Array<{ content: string }> } };
+  assert.equal(manifest.layout, 'causal');
+  assert.deepEqual(manifest.causal.added_tokens.map((a) => a.content), ['generate keyphrases:', 'keyphrases generated:']);
+  const inspect = kp('inspect', out, '--tokenizer', fixture('t5-style-tokenizer'), '--samples', '1');
+  assert.equal(inspect.code, 0, inspect.stderr);
+  const shown = JSON.parse(inspect.stdout) as { layout: string; samples: Array<{ input: string; target: string }> };
+  assert.equal(shown.layout, 'causal');
+  assert.match(shown.samples[0]!.input, /^generate keyphrases:.*keyphrases generated:$/u);
+  // A seq2seq cache refuses the causal-only limit.
+  const bad = kp('prepare', ...common, '--out', join(dir, 's2s'), '--max-sequence-tokens', '1000');
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /max_sequence_tokens limits a causal sequence/u);
+  const usage = kp('prepare', ...common, '--out', join(dir, 'x'), '--layout', 'decoder');
+  assert.equal(usage.code, 2);
+});

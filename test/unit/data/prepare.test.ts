@@ -34,6 +34,7 @@ test('each rule drops the crafted rows meant for it, counted under its name', as
     input_too_short: 0,
     input_too_long: 0,
     target_too_long: 0,
+    sequence_too_long: 0,
   });
   // 4 empty pieces in drop-empty-phrases, 1 in keep-messy-phrases; its repeated 전통시장; keep-list-capped's 12 - 10.
   assert.deepEqual(r.keyphrase_cleaning, { empty_removed: 5, duplicates_removed: 1, over_cap_removed: 2 });
