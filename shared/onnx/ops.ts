@@ -251,8 +251,16 @@ export function concat(xs: readonly Value[], axis: number): Value {
 export function slice(x: Value, axis: number, start: number, end?: number): Value {
   const a = normaliseAxis('Slice', axis, x.rank);
   const dim = x.shape[a]!;
-  const cut = sliceCut(x, a, start, end);
-  const size: Dim = typeof dim === 'number' ? dim - cut.before - cut.after : cut.before + cut.after === 0 ? dim : `${dim}-${cut.before + cut.after}`;
+  if (!Number.isSafeInteger(start) || start < 0) fail('Slice', `start ${start} must be a non-negative integer`, x);
+  let size: Dim;
+  if (end !== undefined && end >= 0) {
+    // A window [start, end): its size is known even when the dim is not (ORT checks end <= dim at run time).
+    if (start > end || (typeof dim === 'number' && end > dim)) fail('Slice', `[${start}, ${end}) is not inside dim ${a} of size ${dim}`, x);
+    size = end - start;
+  } else {
+    const cut = start + (end === undefined ? 0 : -end);
+    size = typeof dim === 'number' ? dim - cut : cut === 0 ? dim : `${dim}-${cut}`;
+  }
   const g = x.graph;
   const stop = end === undefined ? Number.MAX_SAFE_INTEGER : end;
   return one('Slice', [x, g.ints([start]), g.ints([stop]), g.ints([a])], {}, x.dtype, x.shape.map((d, i) => (i === a ? size : d)));
@@ -261,10 +269,9 @@ export function slice(x: Value, axis: number, start: number, end?: number): Valu
 /** How many elements a slice drops before and after (the Slice gradient pads them back). */
 export function sliceCut(x: Value, axis: number, start: number, end: number | undefined): { before: number; after: number } {
   const dim = x.shape[axis]!;
-  if (!Number.isSafeInteger(start) || start < 0) fail('Slice', `start ${start} must be a non-negative integer`, x);
   if (end === undefined || end === Number.MAX_SAFE_INTEGER) return { before: start, after: 0 };
   if (end < 0) return { before: start, after: -end };
-  if (typeof dim !== 'number') fail('Slice', `a non-negative end (${end}) needs a static dim, not ${dim}`, x);
+  if (typeof dim !== 'number') fail('Slice', `the gradient of a window [${start}, ${end}) needs a static dim, not ${dim}`, x);
   if (start > end || end > dim) fail('Slice', `[${start}, ${end}) is not inside dim ${axis} of size ${dim}`, x);
   return { before: start, after: dim - end };
 }
