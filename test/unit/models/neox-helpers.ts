@@ -57,9 +57,10 @@ export class WholeModel {
     private readonly family: NeoXFamily,
   ) {}
 
-  static async create(config: NeoXConfig, options: Partial<NeoXGraphOptions> = {}): Promise<WholeModel> {
+  /** `level`: ORT's graph optimisation, 'all' as the engine uses (see neox-reference.test.ts for what it changes in float64). */
+  static async create(config: NeoXConfig, options: Partial<NeoXGraphOptions> = {}, level: 'basic' | 'all' = 'all'): Promise<WholeModel> {
     const graph = buildNeoXGraph(config, { dtype: 'float64', dropout: false, gradients: false, ...options });
-    const session = await ort.InferenceSession.create(serializeGraph(graph.graph), { intraOpNumThreads: 1, interOpNumThreads: 1 });
+    const session = await ort.InferenceSession.create(serializeGraph(graph.graph), { intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: level });
     return new WholeModel(config, graph, session, new NeoXFamily(config, options.lora));
   }
 
