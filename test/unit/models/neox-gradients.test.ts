@@ -89,3 +89,38 @@ test('LoRA with B = 0 gives exactly the base model loss', async () => {
     await adapted.release();
   }
 });
+
+test('float32 (Erf kernel, engine layout with row gradients) and float64 graphs agree to float32 precision', async () => {
+  const config = tinyNeoX();
+  const specs = new NeoXFamily(config).paramSpecs();
+  // float32-representable values, so both graphs see the same parameters.
+  const values = new Map([...randomValues(specs, 5)].map(([n, v]) => [n, Float64Array.from(Float32Array.from(v))]));
+  const m64 = await WholeModel.create(config, { gradients: 'dense' });
+  const m32 = await WholeModel.create(config, { gradients: 'rows', dtype: 'float32' });
+  try {
+    const batch = neoxBatch();
+    const [o64, o32] = [await m64.run(values, batch), await m32.run(values, batch)];
+    const [l64, l32] = [Number(o64.loss_sum!.data[0]), Number(o32.loss_sum!.data[0])];
+    // float32 rounding through ~40 ops of depth: 1e-5 relative is ~100 ulps of headroom.
+    assert.ok(Math.abs(l64 - l32) < 1e-5 * l64, `float64 ${l64} vs float32 ${l32}`);
+    let gmax = 0;
+    let worst = 0;
+    m32.graph.gradientOutputs.forEach((outs, i) => {
+      const name = specs[i]!.name;
+      const g64 = o64[`grad.${name}`]!.data as Float64Array;
+      const g32 = new Float64Array(g64.length);
+      if (outs.dense) (o32[outs.dense]!.data as Float32Array).forEach((v, k) => (g32[k] = v));
+      for (const r of outs.rows) {
+        const rows = o32[r.rows]!.data as Float32Array;
+        const idx = o32[r.indices]!.data as Int32Array;
+        const width = rows.length / idx.length;
+        idx.forEach((row, n) => { for (let c = 0; c < width; c++) g32[row * width + c]! += rows[n * width + c]!; });
+      }
+      g64.forEach((v, k) => { gmax = Math.max(gmax, Math.abs(v)); worst = Math.max(worst, Math.abs(v - g32[k]!)); });
+    });
+    assert.ok(worst < 1e-4 * gmax, `worst float32 gradient error ${worst} of max ${gmax}`);
+  } finally {
+    await m64.release();
+    await m32.release();
+  }
+});

@@ -48,30 +48,31 @@ export function randomValues(specs: readonly { name: string; shape: readonly num
   }));
 }
 
-/** One session of the whole-model graph in float64, fed from a name -> values map. */
+/** One session of the whole-model graph (float64 unless options.dtype says otherwise), fed from a name -> float64 values map. */
 export class WholeModel {
   private constructor(
     readonly config: NeoXConfig,
     readonly graph: ReturnType<typeof buildNeoXGraph>,
     private readonly session: ort.InferenceSession,
     private readonly family: NeoXFamily,
+    readonly dtype: 'float32' | 'float64',
   ) {}
 
   /** `level`: ORT's graph optimisation, 'all' as the engine uses (see neox-reference.test.ts for what it changes in float64). */
   static async create(config: NeoXConfig, options: Partial<NeoXGraphOptions> = {}, level: 'basic' | 'all' = 'all'): Promise<WholeModel> {
     const graph = buildNeoXGraph(config, { dtype: 'float64', dropout: false, gradients: false, ...options });
     const session = await ort.InferenceSession.create(serializeGraph(graph.graph), { intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: level });
-    return new WholeModel(config, graph, session, new NeoXFamily(config, options.lora));
+    return new WholeModel(config, graph, session, new NeoXFamily(config, options.lora), options.dtype ?? 'float64');
   }
 
   async run(values: Params, batch: CausalLmBatch): Promise<Record<string, ort.Tensor>> {
-    const feeds: Record<string, ort.Tensor> = { ...this.family.feeds(batch, 'float64') };
+    const feeds: Record<string, ort.Tensor> = { ...this.family.feeds(batch, this.dtype) };
     for (const name of this.session.inputNames) {
       if (feeds[name]) continue;
       const v = values.get(name);
       if (!v) throw new Error(`no value for ${name}`);
       const shape = [...this.graph.params, ...this.graph.loraParams].find((p) => p.name === name)!.shape;
-      feeds[name] = new ort.Tensor('float64', v, [...shape]);
+      feeds[name] = this.dtype === 'float64' ? new ort.Tensor('float64', v, [...shape]) : new ort.Tensor('float32', Float32Array.from(v), [...shape]);
     }
     return this.session.run(feeds);
   }
