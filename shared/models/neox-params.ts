@@ -57,3 +57,13 @@ export function neoxParamSpecs(config: NeoXConfig): ParamSpec[] {
 export function neoxLayerParamShape(config: NeoXConfig, local: string): readonly number[] {
   return layerParam(config, local).shape;
 }
+
+/**
+ * Non-parameter tensors that GPT-NeoX checkpoints saved by older transformers carry (registered
+ * buffers: the [1, 1, n_ctx, n_ctx] causal mask `attention.bias`, `attention.masked_bias`, and
+ * `attention.rotary_emb.inv_freq`): a loader must skip them, as transformers does. Not to be
+ * confused with the parameters `attention.query_key_value.bias` / `attention.dense.bias`.
+ */
+export function isNeoXCheckpointBuffer(name: string): boolean {
+  return /^gpt_neox\.layers\.\d+\.attention\.(bias|masked_bias|rotary_emb\.inv_freq)$/u.test(name);
+}

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { EngineError, InputFileError } from '../../../shared/errors.js';
 import { NEOX_PRESETS, neoxConfigJson, parseNeoXConfig } from '../../../shared/models/neox-config.js';
 import { NeoXFamily } from '../../../shared/models/neox-family.js';
+import { isNeoXCheckpointBuffer } from '../../../shared/models/neox-params.js';
 import { numel } from '../../../shared/models/t5-params.js';
 import { FlatLayout } from '../../../shared/weights/flat-layout.js';
 import { initFlatRange } from '../../../shared/weights/init.js';
@@ -53,6 +54,9 @@ test('polyglot-ko-1.3b: HF parameter names in named_parameters() order, 1,331,81
     'gpt_neox.layers.1.input_layernorm.weight [2048]',
   ]);
   assert.deepEqual(specs.slice(-3).map((s) => s.name), ['gpt_neox.final_layer_norm.weight', 'gpt_neox.final_layer_norm.bias', 'embed_out.weight']);
+  // Old checkpoints' registered buffers are recognised as such, and no parameter is.
+  for (const b of ['attention.bias', 'attention.masked_bias', 'attention.rotary_emb.inv_freq']) assert.ok(isNeoXCheckpointBuffer(`gpt_neox.layers.7.${b}`), b);
+  assert.deepEqual(specs.filter((s) => isNeoXCheckpointBuffer(s.name)), []);
 });
 
 test('init follows _init_weights: weights N(0, 0.02), biases 0, LayerNorm weights 1', () => {
