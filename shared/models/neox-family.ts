@@ -6,7 +6,7 @@ import type { BlockBuildOptions, BlockGraph, BlockInstance, ModelFamily } from '
 import { buildNeoXBlock, NEOX_BLOCK_KINDS } from './neox-block-graphs.js';
 import type { NeoXConfig } from './neox-config.js';
 import { buildNeoXGraph, NEOX_DATA_INPUTS, NEOX_SEQ } from './neox-graph.js';
-import { loraParamShapes, type LoraOptions } from './neox-layers.js';
+import { loraParamShapes, neoxDropoutRate, type LoraOptions } from './neox-layers.js';
 import { neoxLayerLocalNames, neoxParamSpecs } from './neox-params.js';
 import type { DropoutSite } from './t5-layers.js';
 import type { ParamSpec } from './t5-params.js';
@@ -27,8 +27,7 @@ export class NeoXFamily implements ModelFamily<CausalLmBatch> {
     readonly lora?: LoraOptions,
   ) {
     this.vocabSize = config.vocabSize;
-    const rates = [config.attentionDropout, config.hiddenDropout, lora?.dropout ?? 0].filter((r) => r > 0);
-    this.dropoutRate = rates[0] ?? 0;
+    this.dropoutRate = neoxDropoutRate(config, lora);
   }
 
   paramSpecs(): ParamSpec[] {

@@ -41,7 +41,7 @@ export interface NeoXGraph {
   readonly graph: Graph;
   /** The base model's parameters (the flat layout). */
   readonly params: readonly ParamSpec[];
-  /** LoRA adapter inputs, in layer order (empty without LoRA); zero-initialised B as PEFT, normal A not given here. */
+  /** LoRA adapter inputs, layer by layer (empty without LoRA); their init is NeoXFamily.loraParamSpecs'. */
   readonly loraParams: readonly { readonly name: string; readonly shape: readonly number[] }[];
   readonly dropoutSites: readonly DropoutSite[];
   /** Gradient outputs of the trained parameters (LoRA adapters with LoRA, else every parameter), in order. */

@@ -48,6 +48,13 @@ export function loraModules(config: NeoXConfig, lora: LoraOptions | undefined): 
   return modules;
 }
 
+/** The one rate of every GPT-NeoX dropout site (0: none); throws when the rates in use differ. */
+export function neoxDropoutRate(config: NeoXConfig, lora: LoraOptions | undefined): number {
+  const used = [...new Set([config.attentionDropout, config.hiddenDropout, lora?.dropout ?? 0].filter((r) => r > 0))];
+  if (used.length > 1) throw new GraphBuildError(`dropout rates ${used.join(', ')} differ (attention, hidden, LoRA): the engine feeds masks of one rate`);
+  return used[0] ?? 0;
+}
+
 /**
  * Dropout of a GPT-NeoX graph: attention probabilities (attention_dropout), the attention and MLP
  * outputs and the embeddings (hidden_dropout), and LoRA inputs (lora_dropout). The engines feed one
@@ -61,9 +68,7 @@ export class NeoXDropout {
     this.rates = enabled
       ? { attention: config.attentionDropout, hidden: config.hiddenDropout, lora: lora?.dropout ?? 0 }
       : { attention: 0, hidden: 0, lora: 0 };
-    const used = [...new Set(Object.values(this.rates).filter((r) => r > 0))];
-    if (used.length > 1) throw new GraphBuildError(`dropout rates ${used.join(', ')} differ (attention, hidden, LoRA): the engine feeds masks of one rate`);
-    this.inner = new DropoutSites(graph, used[0] ?? 0);
+    this.inner = new DropoutSites(graph, enabled ? neoxDropoutRate(config, lora) : 0);
   }
 
   get rate(): number {

@@ -210,3 +210,23 @@ for (const c of cases) {
     }
   });
 }
+
+test('a left-padded row gives the logits of the same row unpadded (position ids from the mask)', async () => {
+  const config = parseNeoXConfig({ ...NEOX_PRESETS['neox-tiny'] });
+  const values = randomValues(new NeoXFamily(config).paramSpecs(), 12);
+  const model = await WholeModel.create(config, { logits: true });
+  try {
+    const row = (ids: number[], mask: number[]): CausalLmBatch => ({
+      kind: 'causal', batchSize: 1, seqLen: ids.length, inputIds: Int32Array.from(ids), attentionMask: Int32Array.from(mask), labels: new Int32Array(ids.length).fill(-100),
+    });
+    const padded = (await model.run(values, row([0, 0, 10, 11, 12], [0, 0, 1, 1, 1]))).logits!.data as Float64Array;
+    const alone = (await model.run(values, row([10, 11, 12], [1, 1, 1]))).logits!.data as Float64Array;
+    const V = config.vocabSize;
+    // Padding keys carry finfo.min and vanish from the softmax exactly (exp underflows to 0); what is
+    // left is summation order in differently shaped products: 1e-12 of the largest logit.
+    const scale = alone.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+    alone.forEach((x, i) => assert.ok(Math.abs(x - padded[2 * V + i]!) <= 1e-12 * scale, `logit ${i}: ${x} vs ${padded[2 * V + i]}`));
+  } finally {
+    await model.release();
+  }
+});
