@@ -4,6 +4,7 @@ import * as ort from 'onnxruntime-node';
 import { blockModels, type BlockMode, type BlockModels } from '../../../shared/autodiff/block-models.js';
 import type { LoraOptions } from '../../../shared/models/neox-layers.js';
 import { NeoXFamily } from '../../../shared/models/neox-family.js';
+import { rngStream } from '../../../shared/random.js';
 import { neoxBatch, randomValues, tinyNeoX, WholeModel, type Params } from './neox-helpers.js';
 
 // The model cut into blocks (embed, each layer, head) and run block by block through
@@ -16,6 +17,7 @@ const TOL = 1e-9;
 
 interface Sessions {
   readonly models: BlockModels;
+  readonly sites: readonly string[];
   readonly forward: ort.InferenceSession | null;
   readonly backward: ort.InferenceSession;
 }
@@ -33,13 +35,14 @@ async function runByName(session: ort.InferenceSession, all: Record<string, ort.
 }
 
 /** Loss and gradients (by flat name) of the block-by-block run. */
-async function blockwise(family: NeoXFamily, values: Params, mode: BlockMode): Promise<{ loss: number; tokens: number; grads: Map<string, Float64Array> }> {
+async function blockwise(family: NeoXFamily, values: Params, mode: BlockMode, masks: Record<string, ort.Tensor>): Promise<{ loss: number; tokens: number; grads: Map<string, Float64Array> }> {
   const batch = neoxBatch();
   const shapes = new Map([...family.paramSpecs(), ...family.loraParamSpecs()].map((s) => [s.name, s.shape]));
   const sessions = new Map<string, Sessions>();
   for (const kind of family.blockKinds) {
-    const models = blockModels(family.buildBlock(kind, { dtype: 'float64', dropout: false }), mode);
-    sessions.set(kind, { models, forward: models.forward ? await create(models.forward) : null, backward: await create(models.backward) });
+    const def = family.buildBlock(kind, { dtype: 'float64', dropout: Object.keys(masks).length > 0 });
+    const models = blockModels(def, mode);
+    sessions.set(kind, { models, sites: def.dropoutSites.map((d) => d.input), forward: models.forward ? await create(models.forward) : null, backward: await create(models.backward) });
   }
   try {
     const data = family.feeds(batch, 'float64');
@@ -50,6 +53,8 @@ async function blockwise(family: NeoXFamily, values: Params, mode: BlockMode): P
       if (block.ids) feeds.ids = data[block.ids.input]!;
       for (const [input, name] of block.params) feeds[input] = new ort.Tensor('float64', values.get(name)!, [...shapes.get(name)!]);
       if (hidden) feeds.hidden = hidden;
+      // a block's site dropout.X is the whole model's dropout.<sitePrefix>X (the engines' mask key)
+      for (const site of sessions.get(block.kind)!.sites) feeds[site] = masks[`dropout.${block.sitePrefix}${site.slice('dropout.'.length)}`]!;
       return feeds;
     };
     // forward: embed, layers; keep each block's input (and its saved activations)
@@ -104,14 +109,29 @@ async function blockwise(family: NeoXFamily, values: Params, mode: BlockMode): P
   }
 }
 
-async function compare(lora: LoraOptions | undefined, mode: BlockMode): Promise<void> {
-  const config = tinyNeoX();
+/** Keep-masks for every whole-model dropout site (about 10% dropped), seeded. */
+function randomMasks(family: NeoXFamily): Record<string, ort.Tensor> {
+  const batch = neoxBatch();
+  const dims: Record<string, number> = { batch: batch.batchSize, seq: batch.seqLen };
+  const r = rngStream(8, 8);
+  return Object.fromEntries(family.wholeDropoutSites('float64').map((site) => {
+    const shape = site.shape.map((d) => (typeof d === 'number' ? d : dims[d]!));
+    const keep = Uint8Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => (r.uniform() < 0.9 ? 1 : 0));
+    return [site.input, new ort.Tensor('bool', keep, shape)];
+  }));
+}
+
+async function compare(lora: LoraOptions | undefined, mode: BlockMode, dropout = false): Promise<void> {
+  const config = tinyNeoX(dropout ? { hidden_dropout: 0.1, attention_dropout: 0.1 } : {});
   const family = new NeoXFamily(config, lora);
   const values = new Map([...randomValues(family.paramSpecs(), 1), ...randomValues(family.loraParamSpecs(), 2)]);
-  const whole = await WholeModel.create(config, { gradients: 'dense', ...(lora ? { lora } : {}) });
+  const masks = dropout ? randomMasks(family) : {};
+  // embedding + per layer: attention probs, attention out, MLP out, LoRA input per target
+  if (dropout) assert.equal(Object.keys(masks).length, 1 + config.numLayers * (3 + (lora?.targets.length ?? 0)));
+  const whole = await WholeModel.create(config, { gradients: 'dense', dropout, ...(lora ? { lora } : {}) });
   try {
-    const out = await whole.run(values, neoxBatch());
-    const blocks = await blockwise(family, values, mode);
+    const out = await whole.run(values, neoxBatch(), masks);
+    const blocks = await blockwise(family, values, mode, masks);
     const loss = Number(out.loss_sum!.data[0]);
     assert.equal(blocks.tokens, Number(out.token_count!.data[0]));
     assert.ok(Math.abs(blocks.loss - loss) <= TOL * Math.abs(loss), `loss ${blocks.loss} vs ${loss}`);
@@ -134,3 +154,7 @@ for (const mode of ['recompute', 'saved'] as const) {
   test(`blocks chained by hand give the whole graph's loss and gradients (${mode})`, () => compare(undefined, mode));
 }
 test('with LoRA, the blocks give the whole graph\'s adapter gradients', () => compare({ r: 2, alpha: 4, targets: ['query_key_value', 'dense_h_to_4h'] }, 'saved'));
+// The same masks keyed by the whole model's site names: checks the sitePrefix mapping and that
+// every dropout (embedding, attention probabilities, attention and MLP outputs, LoRA inputs) is wired alike.
+test('with dropout (model and LoRA, fed masks), the blocks give the whole graph\'s loss and gradients', () =>
+  compare({ r: 2, alpha: 4, targets: ['query_key_value'], dropout: 0.1 }, 'saved', true));

@@ -65,8 +65,9 @@ export class WholeModel {
     return new WholeModel(config, graph, session, new NeoXFamily(config, options.lora), options.dtype ?? 'float64');
   }
 
-  async run(values: Params, batch: CausalLmBatch): Promise<Record<string, ort.Tensor>> {
-    const feeds: Record<string, ort.Tensor> = { ...this.family.feeds(batch, this.dtype) };
+  /** `masks`: dropout keep-masks by site input name (graphs built with dropout). */
+  async run(values: Params, batch: CausalLmBatch, masks: Record<string, ort.Tensor> = {}): Promise<Record<string, ort.Tensor>> {
+    const feeds: Record<string, ort.Tensor> = { ...this.family.feeds(batch, this.dtype), ...masks };
     for (const name of this.session.inputNames) {
       if (feeds[name]) continue;
       const v = values.get(name);
