@@ -13,8 +13,14 @@ export const NeoXConfigSchema = z
     num_hidden_layers: z.number().int().positive(),
     num_attention_heads: z.number().int().positive(),
     intermediate_size: z.number().int().positive(),
-    rotary_pct: z.number().min(0).max(1).default(0.25),
-    rotary_emb_base: z.number().positive().default(10000),
+    // Newer transformers also write these under RoPE's common names (rope_theta,
+    // partial_rotary_factor, or both inside rope_parameters); the classic names win when present.
+    rotary_pct: z.number().min(0).max(1).optional(),
+    rotary_emb_base: z.number().positive().optional(),
+    rope_theta: z.number().positive().optional(),
+    partial_rotary_factor: z.number().min(0).max(1).optional(),
+    rope_parameters: z.object({ rope_type: z.string().optional(), rope_theta: z.number().positive().optional(), partial_rotary_factor: z.number().min(0).max(1).optional() }).loose().nullish(),
+    rope_scaling: z.object({ rope_type: z.string().optional(), type: z.string().optional() }).loose().nullish(),
     max_position_embeddings: z.number().int().positive().default(2048),
     layer_norm_eps: z.number().positive().default(1e-5),
     use_parallel_residual: z.boolean().default(true),
@@ -68,10 +74,14 @@ export function parseNeoXConfig(json: unknown, source = 'config.json'): NeoXConf
   if (c.hidden_act !== 'gelu') bad(`hidden_act: '${c.hidden_act}' is not supported (only 'gelu', the exact erf form)`);
   if (c.tie_word_embeddings) bad('tie_word_embeddings: true is not supported (GPTNeoXForCausalLM keeps embed_out separate)');
   if (!c.attention_bias) bad('attention_bias: false is not supported (query_key_value and dense carry biases)');
+  const scaling = c.rope_scaling?.rope_type ?? c.rope_scaling?.type ?? c.rope_parameters?.rope_type ?? 'default';
+  if (scaling !== 'default') bad(`RoPE scaling '${scaling}' is not supported (plain rotary only)`);
+  const rotaryPct = c.rotary_pct ?? c.partial_rotary_factor ?? c.rope_parameters?.partial_rotary_factor ?? 0.25;
+  const rotaryBase = c.rotary_emb_base ?? c.rope_theta ?? c.rope_parameters?.rope_theta ?? 10000;
   if (c.hidden_size % c.num_attention_heads !== 0) bad(`hidden_size ${c.hidden_size} is not a multiple of num_attention_heads ${c.num_attention_heads}`);
   const headSize = c.hidden_size / c.num_attention_heads;
-  const rotaryNdims = Math.floor(headSize * c.rotary_pct);
-  if (rotaryNdims % 2 !== 0) bad(`rotary dims int(${headSize} * ${c.rotary_pct}) = ${rotaryNdims} is odd (rotate_half needs halves)`);
+  const rotaryNdims = Math.floor(headSize * rotaryPct);
+  if (rotaryNdims % 2 !== 0) bad(`rotary dims int(${headSize} * ${rotaryPct}) = ${rotaryNdims} is odd (rotate_half needs halves)`);
   return Object.freeze({
     raw: Object.freeze({ ...c }),
     vocabSize: c.vocab_size,
@@ -81,7 +91,7 @@ export function parseNeoXConfig(json: unknown, source = 'config.json'): NeoXConf
     headSize,
     intermediateSize: c.intermediate_size,
     rotaryNdims,
-    rotaryBase: c.rotary_emb_base,
+    rotaryBase,
     maxPositionEmbeddings: c.max_position_embeddings,
     layerNormEps: c.layer_norm_eps,
     useParallelResidual: c.use_parallel_residual,

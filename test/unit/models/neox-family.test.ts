@@ -23,6 +23,13 @@ test('config: defaults, camelCase fields, unknown keys kept, HF export', () => {
   assert.deepEqual(json.architectures, ['GPTNeoXForCausalLM']);
   assert.equal(json.model_type, 'gpt_neox');
   assert.equal(json.torch_dtype, 'float16');
+  // RoPE settings under newer transformers' names
+  const base = { vocab_size: 100, hidden_size: 64, num_hidden_layers: 2, num_attention_heads: 4, intermediate_size: 256 };
+  const renamed = parseNeoXConfig({ ...base, rope_theta: 500, partial_rotary_factor: 0.5 });
+  assert.deepEqual([renamed.rotaryBase, renamed.rotaryNdims], [500, 8]);
+  const nested = parseNeoXConfig({ ...base, rope_parameters: { rope_type: 'default', rope_theta: 700, partial_rotary_factor: 1 } });
+  assert.deepEqual([nested.rotaryBase, nested.rotaryNdims], [700, 16]);
+  assert.throws(() => parseNeoXConfig({ ...base, rope_scaling: { type: 'linear', factor: 2 } }), /RoPE scaling 'linear'/);
 });
 
 test('config: unsupported settings are refused naming the field', () => {
