@@ -1,8 +1,8 @@
 import { GraphBuildError } from '../errors.js';
 import type { Node, Value } from '../onnx/graph.js';
 import {
-  cast, div, exp, expandLike, less, log, matmul, mul, neg, pow, reduceSum, reshape, reshapeLike, scalarLike,
-  scatterElementsAdd, sub, transpose, unsqueeze, where, zerosLike,
+  cast, cos, div, exp, expandLike, less, log, matmul, mul, neg, padAxis, pow, reduceSum, reshape, reshapeLike, scalarLike,
+  scatterElementsAdd, sin, slice, sliceCut, sub, transpose, unsqueeze, where, zerosLike,
 } from '../onnx/ops.js';
 import { dimProduct } from '../onnx/shape.js';
 import { unbroadcast } from './unbroadcast.js';
@@ -83,6 +83,10 @@ export const gradRules: Readonly<Record<string, GradRule>> = {
   Log: ({ x: [a], gy }) => [div(gy, a!)],
   Reciprocal: ({ y: [r], gy }) => [neg(mul(gy, mul(r!, r!)))],
   Tanh: ({ y: [t], gy }) => [mul(gy, sub(scalarLike(gy, 1), mul(t!, t!)))],
+  // d/dx erf(x) = 2/sqrt(pi) exp(-x^2) (exact gelu)
+  Erf: ({ x: [a], gy }) => [mul(gy, mul(scalarLike(gy, 2 / Math.sqrt(Math.PI)), exp(neg(mul(a!, a!)))))],
+  Sin: ({ x: [a], gy }) => [mul(gy, cos(a!))],
+  Cos: ({ x: [a], gy }) => [neg(mul(gy, sin(a!)))],
   Sigmoid: ({ y: [s], gy }) => [mul(gy, mul(s!, sub(scalarLike(gy, 1), s!)))],
   Relu: ({ x: [a], gy }) => [where(less(scalarLike(a!, 0), a!), gy, scalarLike(gy, 0))],
   Cast: ({ x: [a], gy }) => [cast(gy, a!.dtype)],
@@ -99,6 +103,25 @@ export const gradRules: Readonly<Record<string, GradRule>> = {
     const perm = intsAttr(node, 'perm');
     const inverse = perm.map((_, i) => perm.indexOf(i));
     return [transpose(gy, inverse)];
+  },
+  // Slice: the gradient is gy put back in place, zeros where the slice dropped elements.
+  Slice: ({ x: [a, starts, ends, axes], gy }) => {
+    const [start, end, axis] = [starts, ends, axes].map((v) => Number((v!.constant?.data as BigInt64Array | undefined)?.[0] ?? NaN));
+    if ([start, end, axis].some((n) => Number.isNaN(n))) throw new GraphBuildError('Slice: gradient needs constant starts, ends and axes');
+    const cut = sliceCutOf(a!, axis!, start!, end!);
+    return [padAxis(gy, axis!, cut.before, cut.after, a!.shape), null, null, null];
+  },
+  // Concat: each operand's gradient is its slice of gy.
+  Concat: ({ node, x, gy }) => {
+    const axis = intAttr(node, 'axis');
+    let at = 0;
+    return x.map((v) => {
+      const size = v.shape[axis];
+      if (typeof size !== 'number') throw new GraphBuildError(`Concat: gradient needs static sizes along axis ${axis}, got ${v}`);
+      const g = slice(gy, axis, at, at + size);
+      at += size;
+      return g;
+    });
   },
   ReduceSum: ({ node, x: [a], gy }) => [spreadOverReduced(gy, a!, node), null],
   ReduceMean: ({ node, x: [a], gy }) => {
@@ -127,6 +150,11 @@ export const gradRules: Readonly<Record<string, GradRule>> = {
   },
   GatherElements: ({ node, x: [data, idx], gy }) => [scatterElementsAdd(zerosLike(data!), idx!, gy, intAttr(node, 'axis')), null],
 };
+
+/** sliceCut for a Slice node's constant end (MAX_SAFE_INTEGER or INT64_MAX: to the end). */
+function sliceCutOf(x: Value, axis: number, start: number, end: number): { before: number; after: number } {
+  return sliceCut(x, axis, start, end >= Number.MAX_SAFE_INTEGER ? undefined : end);
+}
 
 /**
  * Sum row gradients into a dense zero table: the formulation `gradients()` returns. ScatterElements

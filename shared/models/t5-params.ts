@@ -8,8 +8,8 @@ export interface ParamSpec {
   readonly name: string;
   /** PyTorch shape: Linear weights are [out_features, in_features]. */
   readonly shape: readonly number[];
-  /** Standard deviation of HF's `_init_weights` normal init; 'ones' for layer norms. */
-  readonly init: { readonly kind: 'normal'; readonly std: number } | { readonly kind: 'ones' };
+  /** HF's `_init_weights`: normal with this std, 'ones' for norm weights, 'zeros' for biases. */
+  readonly init: { readonly kind: 'normal'; readonly std: number } | { readonly kind: 'ones' } | { readonly kind: 'zeros' };
 }
 
 /** Names HF may store that alias `shared.weight` (tied embeddings). */

@@ -79,6 +79,9 @@ export const sqrt = (x: Value) => unaryFloat('Sqrt', x);
 export const exp = (x: Value) => unaryFloat('Exp', x);
 export const log = (x: Value) => unaryFloat('Log', x);
 export const tanh = (x: Value) => unaryFloat('Tanh', x);
+export const erf = (x: Value) => unaryFloat('Erf', x);
+export const sin = (x: Value) => unaryFloat('Sin', x);
+export const cos = (x: Value) => unaryFloat('Cos', x);
 export const relu = (x: Value) => unaryFloat('Relu', x);
 export const sigmoid = (x: Value) => unaryFloat('Sigmoid', x);
 export const reciprocal = (x: Value) => unaryFloat('Reciprocal', x);
@@ -238,6 +241,48 @@ export function concat(xs: readonly Value[], axis: number): Value {
   const sum = total.every((d) => typeof d === 'number') ? total.reduce((p, q) => (p as number) + (q as number), 0) : total.join('+');
   const shape = first.shape.map((d, i) => (i === a ? sum : d));
   return one('Concat', [...xs], { axis: { i: a } }, first.dtype, shape);
+}
+
+/**
+ * x[start:end] along `axis` (Slice, step 1). `end` undefined runs to the end; a negative `end`
+ * counts from the end (so a symbolic dim can lose its last elements); otherwise 0 <= start <= end
+ * <= the (static) dim. The sliced dim of a symbolic input is a new symbol such as `seq-1`.
+ */
+export function slice(x: Value, axis: number, start: number, end?: number): Value {
+  const a = normaliseAxis('Slice', axis, x.rank);
+  const dim = x.shape[a]!;
+  if (!Number.isSafeInteger(start) || start < 0) fail('Slice', `start ${start} must be a non-negative integer`, x);
+  let size: Dim;
+  if (end !== undefined && end >= 0) {
+    // A window [start, end): its size is known even when the dim is not (ORT checks end <= dim at run time).
+    if (start > end || (typeof dim === 'number' && end > dim)) fail('Slice', `[${start}, ${end}) is not inside dim ${a} of size ${dim}`, x);
+    size = end - start;
+  } else {
+    const cut = start + (end === undefined ? 0 : -end);
+    size = typeof dim === 'number' ? dim - cut : cut === 0 ? dim : `${dim}-${cut}`;
+  }
+  const g = x.graph;
+  const stop = end === undefined ? Number.MAX_SAFE_INTEGER : end;
+  return one('Slice', [x, g.ints([start]), g.ints([stop]), g.ints([a])], {}, x.dtype, x.shape.map((d, i) => (i === a ? size : d)));
+}
+
+/** How many elements a slice drops before and after (the Slice gradient pads them back). */
+export function sliceCut(x: Value, axis: number, start: number, end: number | undefined): { before: number; after: number } {
+  const dim = x.shape[axis]!;
+  if (end === undefined || end === Number.MAX_SAFE_INTEGER) return { before: start, after: 0 };
+  if (end < 0) return { before: start, after: -end };
+  if (typeof dim !== 'number') fail('Slice', `the gradient of a window [${start}, ${end}) needs a static dim, not ${dim}`, x);
+  if (start > end || end > dim) fail('Slice', `[${start}, ${end}) is not inside dim ${axis} of size ${dim}`, x);
+  return { before: start, after: dim - end };
+}
+
+/** Zero-pad `before`/`after` elements along `axis` (Pad, constant mode), giving `shape` (the caller knows it). */
+export function padAxis(x: Value, axis: number, before: number, after: number, shape: Shape): Value {
+  const a = normaliseAxis('Pad', axis, x.rank);
+  const pads = new Array<number>(2 * x.rank).fill(0);
+  pads[a] = before;
+  pads[x.rank + a] = after;
+  return one('Pad', [x, x.graph.ints(pads)], { mode: { s: 'constant' } }, x.dtype, shape);
 }
 
 /** Shape(x) as an int64 tensor, for ops whose size is only known at run time. */

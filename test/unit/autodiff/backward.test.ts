@@ -13,8 +13,8 @@ import { runGraph, runSession, sessionFor } from '../../helpers/ort.js';
 // The backward walk itself: missing rules, fan-out, pruning, several targets, and the
 // upstream-gradient (seed) contract that block-wise execution relies on.
 
-/** An op with no gradient rule, emitted raw (the DSL has no Sin). */
-const sin = (x: Value): Value => x.graph.emit('Sin', [x], {}, [{ dtype: x.dtype, shape: x.shape }])[0]!;
+/** An op with no gradient rule, emitted raw (the DSL has no Sinh). */
+const sinh = (x: Value): Value => x.graph.emit('Sinh', [x], {}, [{ dtype: x.dtype, shape: x.shape }])[0]!;
 
 function normal(count: number, key: number): Float64Array {
   const out = new Float64Array(count);
@@ -37,8 +37,8 @@ function relativeDifference(a: ArrayLike<number>, b: ArrayLike<number>): number 
 test('an op without a rule on the path throws MissingGradientError naming the op', () => {
   const g = new Graph();
   const x = g.input('x', 'float64', [2, 3]);
-  const y = reduceSum(tanh(sin(x)), [0, 1], false);
-  assert.throws(() => gradients([{ value: y }], [x]), (e: unknown) => e instanceof MissingGradientError && /\bSin\b/.test(e.message));
+  const y = reduceSum(tanh(sinh(x)), [0, 1], false);
+  assert.throws(() => gradients([{ value: y }], [x]), (e: unknown) => e instanceof MissingGradientError && /\bSinh\b/.test(e.message));
 });
 
 // The default seed is 1, which only fits a scalar target; a tensor target needs a seed of its
@@ -71,7 +71,7 @@ test('pruning: a branch that does not reach the target gets no gradient nodes', 
   const plain = gradientNodeCounts((_, x) => reduceSum(tanh(x), [0, 1], false));
   // The dead branch even holds an op without a rule: it must never be visited.
   const withDeadBranch = gradientNodeCounts((_, x) => {
-    reduceSum(mul(exp(sin(x)), x), [1], true);
+    reduceSum(mul(exp(sinh(x)), x), [1], true);
     return reduceSum(tanh(x), [0, 1], false);
   });
   assert.deepEqual(withDeadBranch, plain);
@@ -79,8 +79,8 @@ test('pruning: a branch that does not reach the target gets no gradient nodes', 
 
 test('pruning: a branch that reaches the target but not from wrt gets no gradient nodes', () => {
   const viaInput = gradientNodeCounts((g, x) => reduceSum(mul(tanh(x), g.input('c', 'float64', [2, 3])), [0, 1], false));
-  // exp(sin(c)) has no rule for Sin, and needs none: nothing in it depends on x.
-  const viaBranch = gradientNodeCounts((g, x) => reduceSum(mul(tanh(x), exp(sin(g.input('c', 'float64', [2, 3])))), [0, 1], false));
+  // exp(sinh(c)) has no rule for Sinh, and needs none: nothing in it depends on x.
+  const viaBranch = gradientNodeCounts((g, x) => reduceSum(mul(tanh(x), exp(sinh(g.input('c', 'float64', [2, 3])))), [0, 1], false));
   assert.deepEqual(viaBranch, viaInput);
 });
 

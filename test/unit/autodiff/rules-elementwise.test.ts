@@ -1,4 +1,4 @@
-import { add, div, exp, identity, log, mul, neg, pow, reciprocal, relu, sigmoid, sqrt, sub, sum, tanh } from '../../../shared/onnx/ops.js';
+import { add, cast, cos, div, erf, exp, identity, log, mul, neg, pow, reciprocal, relu, sigmoid, sin, sqrt, sub, sum, tanh } from '../../../shared/onnx/ops.js';
 import { binaryCase, draws, gradTest, unaryCase } from '../../helpers/gradcheck.js';
 
 // One finite-difference check per elementwise rule (tolerances: see test/helpers/gradcheck.ts).
@@ -15,6 +15,13 @@ gradTest('Log', unaryCase(log, [2, 3], positive));
 gradTest('Reciprocal', unaryCase(reciprocal, [2, 3], awayFromZero));
 gradTest('Tanh', unaryCase(tanh));
 gradTest('Sigmoid', unaryCase(sigmoid));
+// ORT's CPU provider has no float64 Erf kernel, so Erf runs in float32 between casts: float32
+// rounding (6e-8) over a step h = 1e-2 costs ~1e-5 of the gradient and truncation h^2/6 |erf'''|
+// ~2e-5, hence rtol 1e-3; a wrong rule (sign, factor 2/sqrt(pi), exp(-x) for exp(-x^2)) is off by
+// O(1). Inputs of scale 2 reach erf's flat tails as well as its slope. Sin/cos over several periods.
+gradTest('Erf (float32 kernel between casts)', unaryCase((x) => cast(erf(cast(x, 'float32')), 'float64'), [3, 4], (rng) => 2 * rng.normal()), { h: 1e-2, rtol: 1e-3 });
+gradTest('Sin', unaryCase(sin, [3, 4], (rng) => 4 * rng.normal()));
+gradTest('Cos', unaryCase(cos, [3, 4], (rng) => 4 * rng.normal()));
 gradTest('Relu', unaryCase(relu, [3, 4], awayFromZero));
 
 const broadcasts: readonly [string, readonly number[], readonly number[]][] = [

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { gradients } from '../../../shared/autodiff/backward.js';
 import { Graph } from '../../../shared/onnx/graph.js';
 import {
-  cast, expandLike, mul, reduceMean, reduceSum, reshape, squeeze, tanh, transpose, unsqueeze, where,
+  cast, concat, expandLike, mul, reduceMean, reduceSum, reshape, slice, squeeze, tanh, transpose, unsqueeze, where,
 } from '../../../shared/onnx/ops.js';
 import { gradTest, unaryCase, type GradCheckCase } from '../../helpers/gradcheck.js';
 import { runGraph } from '../../helpers/ort.js';
@@ -89,3 +89,13 @@ for (const [label, axes, keep] of reductions) {
 }
 // A reduction feeding a nonlinearity, so the spread-out gradient is weighted per element.
 gradTest('ReduceMean then Mul by its input', unaryCase((x) => mul(x, tanh(reduceMean(x, [1], true))), [2, 3, 4]));
+
+// Slice (qkv split, rotary halves, the causal shift): a middle window, a tail to the end, and a
+// negative end; Concat (rotate_half, rotary + pass-through dims) of unequal parts.
+gradTest('Slice [2,3,7] axis -1 [2,5)', unaryCase((x) => slice(x, -1, 2, 5), [2, 3, 7]));
+gradTest('Slice [4,3] axis 0 from 1 to the end', unaryCase((x) => slice(x, 0, 1), [4, 3]));
+gradTest('Slice [2,5,3] axis 1 dropping the last (end -1)', unaryCase((x) => slice(x, 1, 0, -1), [2, 5, 3]));
+gradTest('Concat of [2,3,2], [2,3,4] and [2,3,1] on the last axis', (g) => {
+  const xs = [2, 4, 1].map((n, i) => g.input(`x${i}`, 'float64', [2, 3, n]));
+  return { y: concat(xs, -1), wrt: xs };
+});
