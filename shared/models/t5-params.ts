@@ -8,8 +8,15 @@ export interface ParamSpec {
   readonly name: string;
   /** PyTorch shape: Linear weights are [out_features, in_features]. */
   readonly shape: readonly number[];
-  /** HF's `_init_weights`: normal with this std, 'ones' for norm weights, 'zeros' for biases. */
-  readonly init: { readonly kind: 'normal'; readonly std: number } | { readonly kind: 'ones' } | { readonly kind: 'zeros' };
+  /**
+   * HF's `_init_weights`: normal with this std, 'ones' for norm weights, 'zeros' for biases;
+   * 'uniform' in [-bound, bound) for LoRA's A (PEFT: kaiming_uniform with a = sqrt 5).
+   */
+  readonly init:
+    | { readonly kind: 'normal'; readonly std: number }
+    | { readonly kind: 'uniform'; readonly bound: number }
+    | { readonly kind: 'ones' }
+    | { readonly kind: 'zeros' };
 }
 
 /** Names HF may store that alias `shared.weight` (tied embeddings). */

@@ -51,6 +51,11 @@ function fillParam(p: FlatParam, onesValue: number, seed: number, from: number, 
   }
   if (p.init.kind === 'zeros') return; // a fresh Float32Array is zeros
   const stream = rngStream(seed, RngDomain.init, p.index);
+  if (p.init.kind === 'uniform') {
+    stream.seek(from); // one word per element
+    stream.fillUniform(dest, -p.init.bound, p.init.bound);
+    return;
+  }
   const pairStart = from - (from % 2);
   stream.seek(pairStart); // element j uses words 2*floor(j/2) and 2*floor(j/2)+1
   if (from % 2 === 1) {
