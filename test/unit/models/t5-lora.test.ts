@@ -1,0 +1,186 @@
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import * as ort from 'onnxruntime-node';
+import { serializeGraph } from '../../../shared/onnx/serialize.js';
+import { loraScale, type LoraParamSpec, type LoraSettings } from '../../../shared/models/lora.js';
+import { buildT5Block, T5_BLOCK_KINDS } from '../../../shared/models/t5-block-graphs.js';
+import type { T5Config } from '../../../shared/models/t5-config.js';
+import { buildT5Graph, type T5Graph } from '../../../shared/models/t5-graph.js';
+import { numel, t5ParamSpecs } from '../../../shared/models/t5-params.js';
+import { rngStream } from '../../../shared/random.js';
+import { T5Feeds } from '../../../worker/engine/t5-feeds.js';
+import { paddedBatch, randomParams, tinyConfig } from './t5-helpers.js';
+
+// LoRA in the T5 graphs (see [Note: LoRA]), in float64 against three references: central finite
+// differences of the same graph, the base graph (B = 0 changes nothing), and the base graph with
+// the merged weight W + scale * B @ A (PEFT's merge_and_unload) computed here in JavaScript.
+
+// q and v (PEFT's default for t5) plus a feed-forward and a cross-attention projection, so that
+// every kind of Linear site in a block carries an adapter somewhere.
+const LORA: LoraSettings = { r: 3, alpha: 6, dropout: 0.05, targetModules: ['q', 'v', 'wo', 'EncDecAttention.k'] };
+
+type Params = Map<string, Float64Array>;
+
+function baseParams(config: T5Config, seed: number): Params {
+  const flat = randomParams(new Float64Array(t5ParamSpecs(config).reduce((n, s) => n + numel(s.shape), 0)), seed);
+  const out: Params = new Map();
+  let o = 0;
+  for (const s of t5ParamSpecs(config)) {
+    out.set(s.name, flat.subarray(o, o + numel(s.shape)));
+    o += numel(s.shape);
+  }
+  return out;
+}
+
+/** Adapters with A and B random (B nonzero: otherwise dL/dA = 0 and the A check is vacuous), or B = 0. */
+function adapterParams(specs: readonly LoraParamSpec[], seed: number, bZero = false): Params {
+  const r = rngStream(seed, 7);
+  return new Map(specs.map((s) => [s.name, Float64Array.from({ length: numel(s.shape) }, () => (s.role === 'B' && bZero ? 0 : 0.3 * r.normal()))]));
+}
+
+async function session(built: T5Graph): Promise<ort.InferenceSession> {
+  return ort.InferenceSession.create(serializeGraph(built.graph), { intraOpNumThreads: 1, interOpNumThreads: 1 });
+}
+
+async function run(s: ort.InferenceSession, built: T5Graph, config: T5Config, params: Params, fetch: string[]) {
+  const feeds: Record<string, ort.Tensor> = new T5Feeds(config, 'float64').feeds(paddedBatch());
+  for (const p of [...built.params, ...built.adapters]) feeds[p.name] = new ort.Tensor('float64', params.get(p.name)!, [...p.shape]);
+  return s.run(feeds, fetch);
+}
+
+async function lossOf(s: ort.InferenceSession, built: T5Graph, config: T5Config, params: Params): Promise<number> {
+  return Number((await run(s, built, config, params, ['loss_sum'])).loss_sum!.data[0]);
+}
+
+test('adapter gradients (A and B) match central finite differences of the same graph', async () => {
+  const config = tinyConfig();
+  const built = buildT5Graph(config, { dtype: 'float64', dropout: false, gradients: 'dense', lora: LORA });
+  assert.equal(built.gradientOutputs.length, built.adapters.length, 'gradients for the adapters only');
+  assert.ok(built.adapters.length > 0);
+  const s = await session(built);
+  try {
+    const params = new Map([...baseParams(config, 1), ...adapterParams(built.adapters, 2)]);
+    const out = await run(s, built, config, params, built.gradientOutputs.map((g) => g.dense!));
+    const grads = built.adapters.map((a, i) => out[built.gradientOutputs[i]!.dense!]!.data as Float64Array);
+    const gmax = grads.reduce((m, g) => g.reduce((mm, x) => Math.max(mm, Math.abs(x)), m), 0);
+    // Same step and bound as t5-gradients.test.ts: h = 1e-5 gives truncation ~h^2 |L'''| ~1e-10 and
+    // rounding ~eps |L| / h ~1e-10 (loss sums near 20), so 1e-7 of the largest gradient entry has
+    // three orders of margin, while a wrong rule or a missing scale (errors of the gradient's own
+    // size) fails by far.
+    const H = 1e-5;
+    const TOL = 1e-7;
+    const r = rngStream(3, 4);
+    for (const [i, a] of built.adapters.entries()) {
+      const p = params.get(a.name)!;
+      for (let k = 0; k < 2; k++) {
+        const j = Math.floor(r.uniform() * p.length);
+        const old = p[j]!;
+        p[j] = old + H;
+        const up = await lossOf(s, built, config, params);
+        p[j] = old - H;
+        const down = await lossOf(s, built, config, params);
+        p[j] = old;
+        const fd = (up - down) / (2 * H);
+        assert.ok(Math.abs(fd - grads[i]![j]!) <= TOL * gmax, `${a.name}[${j}]: analytic ${grads[i]![j]} vs finite difference ${fd}`);
+      }
+    }
+  } finally {
+    await s.release();
+  }
+});
+
+test('with B = 0 the LoRA graph gives the base model loss exactly', async () => {
+  const config = tinyConfig();
+  const lora = buildT5Graph(config, { dtype: 'float64', dropout: false, gradients: false, lora: LORA });
+  const base = buildT5Graph(config, { dtype: 'float64', dropout: false, gradients: false });
+  const [sl, sb] = [await session(lora), await session(base)];
+  try {
+    const params = baseParams(config, 5);
+    const withAdapters = new Map([...params, ...adapterParams(lora.adapters, 6, true)]);
+    // x W^T + 0 * scale is x W^T to the bit (adding +0 is exact), so nothing downstream can differ.
+    assert.equal(await lossOf(sl, lora, config, withAdapters), await lossOf(sb, base, config, params));
+  } finally {
+    await sl.release();
+    await sb.release();
+  }
+});
+
+test('the adapter graph equals the base graph with merged weights W + scale * B @ A', async () => {
+  const config = tinyConfig({ feed_forward_proj: 'relu', tie_word_embeddings: true });
+  const lora = buildT5Graph(config, { dtype: 'float64', dropout: false, gradients: false, lora: LORA });
+  const base = buildT5Graph(config, { dtype: 'float64', dropout: false, gradients: false });
+  const [sl, sb] = [await session(lora), await session(base)];
+  try {
+    const params = baseParams(config, 8);
+    const adapters = adapterParams(lora.adapters, 9);
+    const merged: Params = new Map([...params].map(([k, v]) => [k, Float64Array.from(v)]));
+    const scale = loraScale(LORA);
+    for (const a of lora.adapters.filter((x) => x.role === 'A')) {
+      const A = adapters.get(a.name)!;
+      const B = adapters.get(a.name.replace('lora_A', 'lora_B'))!;
+      const W = merged.get(a.baseWeight)!;
+      const [rank, n] = a.shape as [number, number];
+      const m = W.length / n;
+      for (let i = 0; i < m; i++) {
+        for (let j = 0; j < n; j++) {
+          let acc = 0;
+          for (let k = 0; k < rank; k++) acc += B[i * rank + k]! * A[k * n + j]!;
+          W[i * n + j]! += scale * acc;
+        }
+      }
+    }
+    const viaAdapters = await lossOf(sl, lora, config, new Map([...params, ...adapters]));
+    const viaMerged = await lossOf(sb, base, config, merged);
+    // Two float64 formulations of one function (products regrouped): agreement to ~1e-13 relative
+    // for a loss sum near 20; a wrong scale or transposed adapter differs in the first digits.
+    assert.ok(Math.abs(viaAdapters - viaMerged) <= 1e-11 * Math.abs(viaMerged), `${viaAdapters} vs ${viaMerged}`);
+    assert.ok(Math.abs(viaAdapters - (await lossOf(sb, base, config, params))) > 1e-3, 'the adapters change the loss');
+  } finally {
+    await sl.release();
+    await sb.release();
+  }
+});
+
+test('LoRA graph inputs, gradients and dropout sites: PEFT names whole, module names in blocks, sites map block -> whole', () => {
+  const config = tinyConfig();
+  const whole = buildT5Graph(config, { dtype: 'float32', dropout: true, gradients: 'rows', lora: LORA });
+  const inputs = new Set(whole.graph.inputs.map((v) => v.name));
+  assert.ok(inputs.has('base_model.model.encoder.block.0.layer.0.SelfAttention.q.lora_A.weight'));
+  assert.ok(inputs.has('base_model.model.decoder.block.1.layer.1.EncDecAttention.k.lora_B.weight'));
+  assert.ok(whole.gradientOutputs.every((g) => g.dense !== null && g.rows.length === 0), 'adapters have dense gradients only');
+  assert.ok(!whole.graph.outputs.some((o) => o.name === 'grad.shared.weight'), 'no gradient for frozen weights');
+  const wholeSites = new Map(whole.dropoutSites.map((s) => [s.input, s]));
+  const loraSite = wholeSites.get('dropout.encoder.block.0.layer.0.SelfAttention.q.lora_dropout');
+  assert.equal(loraSite?.rate, LORA.dropout);
+  assert.equal(wholeSites.get('dropout.encoder.block.0.self.out')?.rate, undefined, 'model sites keep the model rate');
+
+  const prefixes: Record<string, string[]> = {
+    'encoder.block': Array.from({ length: config.numEncoderLayers }, (_, i) => `encoder.block.${i}.`),
+    'decoder.block': Array.from({ length: config.numDecoderLayers }, (_, i) => `decoder.block.${i}.`),
+  };
+  for (const kind of T5_BLOCK_KINDS) {
+    const block = buildT5Block(kind, config, { dtype: 'float32', dropout: true, lora: LORA });
+    const adapted = kind === 'encoder.block' || kind === 'decoder.block';
+    assert.equal(block.params.length > 0, adapted, `${kind}: adapters are the only parameters`);
+    assert.ok(block.params.every((p) => /\.lora_[AB]\.weight$/u.test(p.name) && !p.name.startsWith('base_model')), `${kind}: local adapter names`);
+    assert.ok(block.frozen.length > 0, `${kind}: base weights frozen`);
+    for (const site of block.dropoutSites.filter((s) => s.input.endsWith('.lora_dropout'))) {
+      for (const prefix of prefixes[kind]!) {
+        const w = wholeSites.get(`dropout.${prefix}${site.input.slice('dropout.'.length)}`);
+        assert.ok(w && w.rate === site.rate, `${kind} ${site.input} under ${prefix}`);
+      }
+    }
+  }
+  const enc = buildT5Block('encoder.block', config, { dtype: 'float32', dropout: false, lora: LORA });
+  assert.deepEqual(enc.params.map((p) => p.name), [
+    'layer.0.SelfAttention.q.lora_A.weight', 'layer.0.SelfAttention.q.lora_B.weight',
+    'layer.0.SelfAttention.v.lora_A.weight', 'layer.0.SelfAttention.v.lora_B.weight',
+    'layer.1.DenseReluDense.wo.lora_A.weight', 'layer.1.DenseReluDense.wo.lora_B.weight',
+  ]);
+});
+
+test('LoRA targets the T5 graph cannot hold are refused by name', () => {
+  const config = tinyConfig();
+  assert.throws(() => buildT5Graph(config, { dtype: 'float32', dropout: false, gradients: false, lora: { ...LORA, targetModules: ['lm_head'] } }), /lm_head is not supported/u);
+  assert.throws(() => buildT5Block('encoder.block', config, { dtype: 'float32', dropout: false, lora: { ...LORA, targetModules: ['encoder.block.1.layer.0.SelfAttention.q'] } }), /different modules/u);
+});
