@@ -105,8 +105,11 @@ test('with B = 0 the LoRA graph gives the base model loss exactly', async () => 
   }
 });
 
-test('the adapter graph equals the base graph with merged weights W + scale * B @ A', async () => {
-  const config = tinyConfig({ feed_forward_proj: 'relu', tie_word_embeddings: true });
+for (const variant of [
+  { name: 'T5 v1.1 (gated-gelu, untied head)', overrides: {} },
+  { name: 'original T5 (relu, tied embeddings)', overrides: { feed_forward_proj: 'relu', tie_word_embeddings: true } },
+]) test(`the adapter graph equals the base graph with merged weights W + scale * B @ A: ${variant.name}`, async () => {
+  const config = tinyConfig(variant.overrides);
   const lora = buildT5Graph(config, { dtype: 'float64', dropout: false, gradients: false, lora: LORA });
   const base = buildT5Graph(config, { dtype: 'float64', dropout: false, gradients: false });
   const [sl, sb] = [await session(lora), await session(base)];
