@@ -1,7 +1,8 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
-import { serializeGraph } from '../../../shared/onnx/serialize.js';
+import { blockModels } from '../../../shared/autodiff/block-models.js';
+import { serializeGraph, serializeSubgraph } from '../../../shared/onnx/serialize.js';
 import { loraScale, type LoraParamSpec, type LoraSettings } from '../../../shared/models/lora.js';
 import { buildT5Block, T5_BLOCK_KINDS } from '../../../shared/models/t5-block-graphs.js';
 import type { T5Config } from '../../../shared/models/t5-config.js';
@@ -186,4 +187,103 @@ test('LoRA targets the T5 graph cannot hold are refused by name', () => {
   const config = tinyConfig();
   assert.throws(() => buildT5Graph(config, { dtype: 'float32', dropout: false, gradients: false, lora: { ...LORA, targetModules: ['lm_head'] } }), /lm_head is not supported/u);
   assert.throws(() => buildT5Block('encoder.block', config, { dtype: 'float32', dropout: false, lora: { ...LORA, targetModules: ['encoder.block.1.layer.0.SelfAttention.q'] } }), /different modules/u);
+});
+
+test('the LoRA block graphs, run in sequence, give the LoRA whole graph loss (float64)', async () => {
+  const config = tinyConfig();
+  const whole = buildT5Graph(config, { dtype: 'float64', dropout: false, gradients: false, lora: LORA });
+  const params = new Map([...baseParams(config, 11), ...adapterParams(whole.adapters, 12)]);
+  const ws = await session(whole);
+  const expected = await lossOf(ws, whole, config, params);
+  await ws.release();
+
+  const data = new T5Feeds(config, 'float64').feeds(paddedBatch());
+  const t = (name: string) => {
+    const v = params.get(name)!;
+    const spec = [...whole.params, ...whole.adapters].find((s) => s.name === name)!;
+    return new ort.Tensor('float64', v, [...spec.shape]);
+  };
+  const runBlock = async (kind: (typeof T5_BLOCK_KINDS)[number], feeds: Record<string, ort.Tensor>, prefix = ''): Promise<ort.Tensor> => {
+    const def = buildT5Block(kind, config, { dtype: 'float64', dropout: false, lora: LORA });
+    // The forward alone: with LoRA the embedding and bias blocks have nothing to differentiate
+    // (no activations, frozen parameters), so blockModels has no backward to build for them.
+    const s = await ort.InferenceSession.create(serializeSubgraph(def.graph, def.outputs, null), { intraOpNumThreads: 1 });
+    try {
+      const all: Record<string, ort.Tensor> = { ...data, ...feeds };
+      // Layer parameters and adapters: the block's local name after the layer's HF / PEFT prefix.
+      for (const v of [...def.params, ...def.frozen]) {
+        if (all[v.name]) continue;
+        all[v.name] = t(v.name.includes('.lora_') ? `base_model.model.${prefix}${v.name}` : `${prefix}${v.name}`);
+      }
+      const out = await s.run(Object.fromEntries(s.inputNames.map((n) => [n, all[n]!])));
+      return out[def.loss ? 'loss_sum' : 'out']!;
+    } finally {
+      await s.release();
+    }
+  };
+  const table = (stack: string) => t(`${stack}.block.0.layer.0.SelfAttention.relative_attention_bias.weight`);
+  let h = await runBlock('embed', { weight: t('shared.weight'), ids: data.input_ids! });
+  const encBias = await runBlock('encoder.bias', { weight: table('encoder') });
+  for (let i = 0; i < config.numEncoderLayers; i++) h = await runBlock('encoder.block', { hidden: h, bias: encBias }, `encoder.block.${i}.`);
+  const encoderOut = await runBlock('encoder.final', { hidden: h, 'final_layer_norm.weight': t('encoder.final_layer_norm.weight') });
+  let d = await runBlock('embed', { weight: t('shared.weight'), ids: data.decoder_input_ids! });
+  const decBias = await runBlock('decoder.bias', { weight: table('decoder') });
+  for (let i = 0; i < config.numDecoderLayers; i++) d = await runBlock('decoder.block', { hidden: d, encoder_out: encoderOut, bias: decBias }, `decoder.block.${i}.`);
+  const loss = await runBlock('head', { hidden: d, 'final_layer_norm.weight': t('decoder.final_layer_norm.weight'), 'head.weight': t('lm_head.weight') });
+  // The same float64 operations cut into sessions: equal to rounding (1e-12 relative).
+  const got = Number(loss.data[0]);
+  assert.ok(Math.abs(got - expected) <= 1e-12 * Math.abs(expected), `${got} vs ${expected}`);
+});
+
+test('a LoRA decoder block backward gives its adapters the gradient finite differences give (float64)', async () => {
+  const config = tinyConfig();
+  const def = buildT5Block('decoder.block', config, { dtype: 'float64', dropout: false, lora: LORA });
+  const models = blockModels(def, 'recompute');
+  const [fwd, bwd] = [await ort.InferenceSession.create(models.forward!, { intraOpNumThreads: 1 }), await ort.InferenceSession.create(models.backward, { intraOpNumThreads: 1 })];
+  try {
+    const batch = paddedBatch();
+    const [b, s, tl, dm] = [batch.batchSize, batch.srcLen, batch.tgtLen, config.dModel];
+    const r = rngStream(21, 1);
+    const rand = (shape: number[]) => new ort.Tensor('float64', Float64Array.from({ length: numel(shape) }, () => r.normal() * 0.5), shape);
+    const feeds: Record<string, ort.Tensor> = {
+      ...new T5Feeds(config, 'float64').feeds(batch),
+      hidden: rand([b, tl, dm]), encoder_out: rand([b, s, dm]), bias: rand([1, config.numHeads, tl, tl]),
+    };
+    const values = new Map<string, Float64Array>();
+    for (const v of [...def.params, ...def.frozen]) {
+      const shape = v.shape as number[];
+      const tensor = v.name.includes('.lora_') || !v.name.endsWith('layer_norm.weight') ? rand(shape) : new ort.Tensor('float64', new Float64Array(numel(shape)).fill(1), shape);
+      values.set(v.name, tensor.data as Float64Array);
+      feeds[v.name] = tensor;
+    }
+    const seed = rand([b, tl, dm]);
+    const objective = async () => {
+      const out = (await fwd.run(Object.fromEntries(fwd.inputNames.map((n) => [n, feeds[n]!])))).out!.data as Float64Array;
+      return out.reduce((acc, x, i) => acc + x * (seed.data as Float64Array)[i]!, 0);
+    };
+    const all = { ...feeds, [models.seeds[0]!.seed]: seed };
+    const grads = await bwd.run(Object.fromEntries(bwd.inputNames.map((n) => [n, all[n]!])));
+    assert.equal(models.paramGradients.length, def.params.length);
+    const gmax = models.paramGradients.reduce((m, p) => (grads[p.dense!]!.data as Float64Array).reduce((mm, x) => Math.max(mm, Math.abs(x)), m), 0);
+    const H = 1e-5; // as above: truncation and rounding ~1e-10 against 1e-7 of the largest entry
+    const pick = rngStream(22, 1);
+    for (const p of models.paramGradients) {
+      const v = values.get(p.param)!;
+      const g = grads[p.dense!]!.data as Float64Array;
+      for (let k = 0; k < 2; k++) {
+        const j = Math.floor(pick.uniform() * v.length);
+        const old = v[j]!;
+        v[j] = old + H;
+        const up = await objective();
+        v[j] = old - H;
+        const down = await objective();
+        v[j] = old;
+        const fd = (up - down) / (2 * H);
+        assert.ok(Math.abs(fd - g[j]!) <= 1e-7 * gmax, `${p.param}[${j}]: ${g[j]} vs ${fd}`);
+      }
+    }
+  } finally {
+    await fwd.release();
+    await bwd.release();
+  }
 });
