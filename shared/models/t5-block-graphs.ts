@@ -75,6 +75,10 @@ export function layerLocalNames(config: T5Config, stack: 'encoder' | 'decoder'):
 
 export function buildT5Block(kind: T5BlockKind, config: T5Config, options: T5BlockOptions): T5BlockGraph {
   const { dtype, lora } = options;
+  if (lora) {
+    const outside = loraParamSpecs(t5ParamSpecs(config), lora, 't5').filter((s) => !/^(encoder|decoder)\.block\.\d+\./u.test(s.module));
+    if (outside.length > 0) throw new GraphBuildError(`T5 blocks: LoRA on ${[...new Set(outside.map((s) => s.module))].join(', ')} is not supported (only Linear layers inside encoder/decoder blocks)`);
+  }
   const g = new Graph(`t5_${kind.replace('.', '_')}`);
   const dropout = new DropoutSites(g, options.dropout ? config.dropoutRate : 0, options.dropout);
   const specs = new Map(t5ParamSpecs(config).map((s) => [s.name, s]));

@@ -186,6 +186,7 @@ test('LoRA graph inputs, gradients and dropout sites: PEFT names whole, module n
 test('LoRA targets the T5 graph cannot hold are refused by name', () => {
   const config = tinyConfig();
   assert.throws(() => buildT5Graph(config, { dtype: 'float32', dropout: false, gradients: false, lora: { ...LORA, targetModules: ['lm_head'] } }), /lm_head is not supported/u);
+  assert.throws(() => buildT5Block('head', config, { dtype: 'float32', dropout: false, lora: { ...LORA, targetModules: ['q', 'lm_head'] } }), /LoRA on lm_head is not supported/u);
   assert.throws(() => buildT5Block('encoder.block', config, { dtype: 'float32', dropout: false, lora: { ...LORA, targetModules: ['encoder.block.1.layer.0.SelfAttention.q'] } }), /different modules/u);
 });
 
