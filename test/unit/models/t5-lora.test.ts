@@ -39,8 +39,9 @@ function adapterParams(specs: readonly LoraParamSpec[], seed: number, bZero = fa
   return new Map(specs.map((s) => [s.name, Float64Array.from({ length: numel(s.shape) }, () => (s.role === 'B' && bZero ? 0 : 0.3 * r.normal()))]));
 }
 
-async function session(built: T5Graph): Promise<ort.InferenceSession> {
-  return ort.InferenceSession.create(serializeGraph(built.graph), { intraOpNumThreads: 1, interOpNumThreads: 1 });
+async function session(built: T5Graph, optimize = true): Promise<ort.InferenceSession> {
+  const options: ort.InferenceSession.SessionOptions = { intraOpNumThreads: 1, interOpNumThreads: 1 };
+  return ort.InferenceSession.create(serializeGraph(built.graph), optimize ? options : { ...options, graphOptimizationLevel: 'disabled' });
 }
 
 async function run(s: ort.InferenceSession, built: T5Graph, config: T5Config, params: Params, fetch: string[]) {
@@ -286,5 +287,57 @@ test('a LoRA decoder block backward gives its adapters the gradient finite diffe
   } finally {
     await fwd.release();
     await bwd.release();
+  }
+});
+
+test('lora_dropout acts on the adapter input only, at the LoRA rate', async () => {
+  const config = tinyConfig();
+  const lora = buildT5Graph(config, { dtype: 'float64', dropout: true, gradients: false, lora: LORA });
+  const base = buildT5Graph(config, { dtype: 'float64', dropout: true, gradients: false });
+  // ORT's graph optimisations off: with dropout scales in the graph, its fusions (float attributes
+  // such as FusedMatMul's alpha) round differently in the two graphs, ~2e-9 relative in float64;
+  // this test is about our graph's function: unoptimised, dropped is exact and kept within 1e-11.
+  const [sl, sb] = [await session(lora, false), await session(base, false)];
+  try {
+    const params = baseParams(config, 31);
+    const adapters = adapterParams(lora.adapters, 32);
+    const dims: Record<string, number> = { batch: 2, src_len: 5, tgt_len: 4 };
+    // Model sites keep everything (a fixed 1/(1-p) scale in both graphs); LoRA sites as given.
+    const masks = (sites: T5Graph['dropoutSites'], keepLora: boolean) => Object.fromEntries(sites.map((s) => {
+      const shape = s.shape.map((d) => (typeof d === 'number' ? d : dims[d]!));
+      return [s.input, new ort.Tensor('bool', new Uint8Array(numel(shape)).fill(s.rate === undefined || keepLora ? 1 : 0), shape)];
+    }));
+    const lossWith = async (s: ort.InferenceSession, built: T5Graph, values: Params, keepLora: boolean) => {
+      const feeds: Record<string, ort.Tensor> = { ...new T5Feeds(config, 'float64').feeds(paddedBatch()), ...masks(built.dropoutSites, keepLora) };
+      for (const p of [...built.params, ...built.adapters]) feeds[p.name] = new ort.Tensor('float64', values.get(p.name)!, [...p.shape]);
+      return Number((await s.run(feeds, ['loss_sum'])).loss_sum!.data[0]);
+    };
+    const all = new Map([...params, ...adapters]);
+    assert.ok(lora.dropoutSites.filter((s) => s.rate !== undefined).length === lora.adapters.length / 2, 'one lora_dropout site per adapted module');
+    // Every LoRA input dropped: the adapters contribute nothing, the base path is untouched.
+    assert.equal(await lossWith(sl, lora, all, false), await lossWith(sb, base, params, false));
+    // Every LoRA input kept: the adapter path is scaled by 1/(1 - lora_dropout), i.e. merged weights
+    // W + scale / (1 - p) * B @ A (1e-11 relative as in the merged-weights test).
+    const merged: Params = new Map([...params].map(([k, v]) => [k, Float64Array.from(v)]));
+    const factor = loraScale(LORA) / (1 - LORA.dropout);
+    for (const a of lora.adapters.filter((x) => x.role === 'A')) {
+      const A = adapters.get(a.name)!;
+      const B = adapters.get(a.name.replace('lora_A', 'lora_B'))!;
+      const W = merged.get(a.baseWeight)!;
+      const [rank, n] = a.shape as [number, number];
+      for (let i = 0; i < W.length / n; i++) {
+        for (let j = 0; j < n; j++) {
+          let acc = 0;
+          for (let k = 0; k < rank; k++) acc += B[i * rank + k]! * A[k * n + j]!;
+          W[i * n + j]! += factor * acc;
+        }
+      }
+    }
+    const kept = await lossWith(sl, lora, all, true);
+    const viaMerged = await lossWith(sb, base, merged, true);
+    assert.ok(Math.abs(kept - viaMerged) <= 1e-11 * Math.abs(viaMerged), `${kept} vs ${viaMerged}`);
+  } finally {
+    await sl.release();
+    await sb.release();
   }
 });
