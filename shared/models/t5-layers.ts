@@ -1,5 +1,5 @@
 import type { FloatDType } from '../onnx/dtype.js';
-import type { Graph, Value } from '../onnx/graph.js';
+import { Value, type Graph } from '../onnx/graph.js';
 import {
   add, matmul, mul, reciprocal, reduceMean, reshape, scalarLike, softmax, sqrt, tanh, relu, transpose, where,
 } from '../onnx/ops.js';
@@ -12,6 +12,8 @@ import type { Dim } from '../onnx/shape.js';
 export interface DropoutSite {
   readonly input: string;
   readonly shape: readonly Dim[];
+  /** Set where the site has a rate of its own (LoRA's lora_dropout): its masks must be drawn at it. */
+  readonly rate?: number;
 }
 
 /**
@@ -24,24 +26,49 @@ export class DropoutSites {
   constructor(
     private readonly graph: Graph,
     readonly rate: number,
+    /** Whether dropout applies at all (training); by default, when the model's rate is positive. */
+    private readonly enabled = rate > 0,
   ) {}
 
-  apply(x: Value, name: string): Value {
-    if (this.rate <= 0) return x;
+  /** Dropout at the model's rate, or at `rate` for a site with a rate of its own (recorded on the site). */
+  apply(x: Value, name: string, rate?: number): Value {
+    const p = rate ?? this.rate;
+    if (!this.enabled || p <= 0) return x;
     const input = `dropout.${name}`;
     const mask = this.graph.input(input, 'bool', x.shape);
-    this.sites.push({ input, shape: x.shape });
+    this.sites.push(rate === undefined ? { input, shape: x.shape } : { input, shape: x.shape, rate });
     // Inverted dropout, as torch: kept activations are scaled by 1/(1-p). As Where on the bool mask
     // (not x * float(mask)): the backward then reads the fed 1-byte mask instead of keeping a float
     // copy of it alive from the forward (bench/engine: saved activations). The same function; float
     // rounding may differ from x * float(mask) * scale where ORT folded that scale into a GEMM.
-    return where(mask, mul(x, scalarLike(x, 1 / (1 - this.rate))), scalarLike(x, 0));
+    return where(mask, mul(x, scalarLike(x, 1 / (1 - p))), scalarLike(x, 0));
   }
 }
 
 /** nn.Linear without bias: x @ W^T, W stored [out, in] as PyTorch does. ORT fuses the Transpose. */
 export function linear(x: Value, weight: Value): Value {
   return matmul(x, transpose(weight, [1, 0]));
+}
+
+/** A LoRA adapter of one Linear (see [Note: LoRA] in lora.ts): A [r, in], B [out, r]. */
+export interface LoraAdapter {
+  readonly a: Value;
+  readonly b: Value;
+  /** lora_alpha / r */
+  readonly scale: number;
+  /** lora_dropout (applied to the adapter's input only). */
+  readonly dropout: number;
+}
+
+/** A Linear's weight [out, in], either alone or with a LoRA adapter and its dropout site name. */
+export type LinearWeight = Value | { readonly weight: Value; readonly lora: LoraAdapter; readonly site: string };
+
+/** PEFT's lora.Linear forward: x W^T + (dropout(x) A^T) B^T * scale; a plain Linear without an adapter. */
+export function adaptedLinear(x: Value, w: LinearWeight, dropout: DropoutSites): Value {
+  if (w instanceof Value) return linear(x, w);
+  const { a, b, scale, dropout: rate } = w.lora;
+  const update = linear(linear(dropout.apply(x, w.site, rate), a), b);
+  return add(linear(x, w.weight), mul(update, scalarLike(update, scale)));
 }
 
 /** T5LayerNorm: RMS norm without mean subtraction or bias, variance in float32 (or float64). */
@@ -56,11 +83,12 @@ export function geluNew(x: Value): Value {
   return mul(mul(scalarLike(x, 0.5), x), add(scalarLike(x, 1), tanh(inner)));
 }
 
-export interface AttentionWeights {
-  readonly q: Value;
-  readonly k: Value;
-  readonly v: Value;
-  readonly o: Value;
+/** The four projections; `W = LinearWeight` where some may carry LoRA adapters. */
+export interface AttentionWeights<W extends LinearWeight = Value> {
+  readonly q: W;
+  readonly k: W;
+  readonly v: W;
+  readonly o: W;
 }
 
 /**
@@ -71,7 +99,7 @@ export interface AttentionWeights {
 export function attention(
   x: Value,
   kv: Value,
-  w: AttentionWeights,
+  w: AttentionWeights<LinearWeight>,
   bias: Value,
   numHeads: number,
   dKv: number,
@@ -81,29 +109,29 @@ export function attention(
   const [batch, qLen] = x.shape as [Dim, Dim];
   const kLen = kv.shape[1]!;
   const heads = (t: Value, len: Dim) => reshape(t, [batch, len, numHeads, dKv]);
-  const q = transpose(heads(linear(x, w.q), qLen), [0, 2, 1, 3]); // [b, h, q, d]
-  const kT = transpose(heads(linear(kv, w.k), kLen), [0, 2, 3, 1]); // [b, h, d, k]
-  const v = transpose(heads(linear(kv, w.v), kLen), [0, 2, 1, 3]); // [b, h, k, d]
+  const q = transpose(heads(adaptedLinear(x, w.q, dropout), qLen), [0, 2, 1, 3]); // [b, h, q, d]
+  const kT = transpose(heads(adaptedLinear(kv, w.k, dropout), kLen), [0, 2, 3, 1]); // [b, h, d, k]
+  const v = transpose(heads(adaptedLinear(kv, w.v, dropout), kLen), [0, 2, 1, 3]); // [b, h, k, d]
   const scores = add(matmul(q, kT), bias);
   const probs = dropout.apply(softmax(scores, -1), `${site}.probs`);
   const context = transpose(matmul(probs, v), [0, 2, 1, 3]); // [b, q, h, d]
-  return linear(reshape(context, [batch, qLen, numHeads * dKv]), w.o);
+  return adaptedLinear(reshape(context, [batch, qLen, numHeads * dKv]), w.o, dropout);
 }
 
-export interface FeedForwardWeights {
+export interface FeedForwardWeights<W extends LinearWeight = Value> {
   /** wi (relu) or wi_0 (gated). */
-  readonly wi0: Value;
+  readonly wi0: W;
   /** wi_1, gated variants only. */
-  readonly wi1: Value | null;
-  readonly wo: Value;
+  readonly wi1: W | null;
+  readonly wo: W;
 }
 
 /** T5DenseActDense / T5DenseGatedActDense. */
-export function feedForward(x: Value, w: FeedForwardWeights, activation: 'relu' | 'gelu_new', dropout: DropoutSites, site: string): Value {
+export function feedForward(x: Value, w: FeedForwardWeights<LinearWeight>, activation: 'relu' | 'gelu_new', dropout: DropoutSites, site: string): Value {
   const act = activation === 'relu' ? relu : geluNew;
-  let h = act(linear(x, w.wi0));
-  if (w.wi1) h = mul(h, linear(x, w.wi1));
-  return linear(dropout.apply(h, `${site}.hidden`), w.wo);
+  let h = act(adaptedLinear(x, w.wi0, dropout));
+  if (w.wi1) h = mul(h, adaptedLinear(x, w.wi1, dropout));
+  return adaptedLinear(dropout.apply(h, `${site}.hidden`), w.wo, dropout);
 }
 
 /** The most negative finite value of the dtype, as HF's `torch.finfo(dtype).min` mask value. */

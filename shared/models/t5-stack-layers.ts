@@ -4,7 +4,7 @@ import {
   add, cast, equal, gather, gatherElements, logSoftmax, mul, neg, reduceSum, reshape, scalarLike, squeeze, sub, transpose, unsqueeze, where,
 } from '../onnx/ops.js';
 import type { T5Config } from './t5-config.js';
-import { attention, feedForward, finfoMin, linear, rmsNorm, type DropoutSites } from './t5-layers.js';
+import { attention, feedForward, finfoMin, linear, rmsNorm, type DropoutSites, type LinearWeight, type LoraAdapter } from './t5-layers.js';
 
 // One T5Block (HF T5Block) of each stack, and the additive attention biases, as functions of
 // values: the whole-model graph (t5-graph.ts) and the block graphs (t5-block-graphs.ts) compose
@@ -12,6 +12,18 @@ import { attention, feedForward, finfoMin, linear, rmsNorm, type DropoutSites } 
 
 /** A block's parameters by their name inside the block (`layer.0.SelfAttention.q.weight`). */
 export type BlockParams = (local: string) => Value;
+
+/** A block's LoRA adapters by module name inside the block (`layer.0.SelfAttention.q`); null: none. */
+export type BlockAdapters = (localModule: string) => LoraAdapter | null;
+
+const NO_ADAPTERS: BlockAdapters = () => null;
+
+/** The block's Linear `module`, with its adapter if it has one; its lora_dropout site is `<site><module>.lora_dropout`. */
+function linearWeight(P: BlockParams, A: BlockAdapters, module: string, site: string): LinearWeight {
+  const weight = P(`${module}.weight`);
+  const lora = A(module);
+  return lora ? { weight, lora, site: `${site}${module}.lora_dropout` } : weight;
+}
 
 /** get_extended_attention_mask: (1 - mask) * finfo.min, as [batch, 1, 1, src_len]. */
 export function keyMaskBias(attentionMask: Value, dtype: FloatDType): Value {
@@ -24,36 +36,40 @@ export function positionBias(table: Value, buckets: Value): Value {
   return unsqueeze(transpose(gather(table, buckets, 0), [2, 0, 1]), [0]);
 }
 
-function attentionWeights(P: BlockParams, prefix: string) {
-  return { q: P(`${prefix}.q.weight`), k: P(`${prefix}.k.weight`), v: P(`${prefix}.v.weight`), o: P(`${prefix}.o.weight`) };
+function attentionWeights(P: BlockParams, A: BlockAdapters, prefix: string, site: string) {
+  const w = (name: string) => linearWeight(P, A, `${prefix}.${name}`, site);
+  return { q: w('q'), k: w('k'), v: w('v'), o: w('o') };
 }
 
-function feedForwardWeights(P: BlockParams, prefix: string, config: T5Config) {
-  return config.gated
-    ? { wi0: P(`${prefix}.DenseReluDense.wi_0.weight`), wi1: P(`${prefix}.DenseReluDense.wi_1.weight`), wo: P(`${prefix}.DenseReluDense.wo.weight`) }
-    : { wi0: P(`${prefix}.DenseReluDense.wi.weight`), wi1: null, wo: P(`${prefix}.DenseReluDense.wo.weight`) };
+function feedForwardWeights(P: BlockParams, A: BlockAdapters, prefix: string, config: T5Config, site: string) {
+  const w = (name: string) => linearWeight(P, A, `${prefix}.DenseReluDense.${name}`, site);
+  return config.gated ? { wi0: w('wi_0'), wi1: w('wi_1'), wo: w('wo') } : { wi0: w('wi'), wi1: null, wo: w('wo') };
 }
 
-/** Encoder T5Block: self-attention then feed-forward, pre-norm residuals. `site` prefixes dropout sites. */
-export function encoderBlock(h: Value, bias: Value, P: BlockParams, config: T5Config, dropout: DropoutSites, site: string): Value {
+/**
+ * Encoder T5Block: self-attention then feed-forward, pre-norm residuals. `site` prefixes dropout
+ * sites; `A` gives the LoRA adapters of its Linear layers (none by default).
+ */
+export function encoderBlock(h: Value, bias: Value, P: BlockParams, config: T5Config, dropout: DropoutSites, site: string, A: BlockAdapters = NO_ADAPTERS): Value {
   const { numHeads, dKv, layerNormEpsilon: eps } = config;
   const normed = rmsNorm(h, P('layer.0.layer_norm.weight'), eps);
-  h = add(h, dropout.apply(attention(normed, normed, attentionWeights(P, 'layer.0.SelfAttention'), bias, numHeads, dKv, dropout, `${site}self`), `${site}self.out`));
+  h = add(h, dropout.apply(attention(normed, normed, attentionWeights(P, A, 'layer.0.SelfAttention', site), bias, numHeads, dKv, dropout, `${site}self`), `${site}self.out`));
   const normed2 = rmsNorm(h, P('layer.1.layer_norm.weight'), eps);
-  return add(h, dropout.apply(feedForward(normed2, feedForwardWeights(P, 'layer.1', config), config.activation, dropout, `${site}ff`), `${site}ff.out`));
+  return add(h, dropout.apply(feedForward(normed2, feedForwardWeights(P, A, 'layer.1', config, site), config.activation, dropout, `${site}ff`), `${site}ff.out`));
 }
 
 /** Decoder T5Block: causal self-attention, cross-attention on the encoder output, feed-forward. */
 export function decoderBlock(
   d: Value, encoderOut: Value, selfBias: Value, crossBias: Value, P: BlockParams, config: T5Config, dropout: DropoutSites, site: string,
+  A: BlockAdapters = NO_ADAPTERS,
 ): Value {
   const { numHeads, dKv, layerNormEpsilon: eps } = config;
   const n0 = rmsNorm(d, P('layer.0.layer_norm.weight'), eps);
-  d = add(d, dropout.apply(attention(n0, n0, attentionWeights(P, 'layer.0.SelfAttention'), selfBias, numHeads, dKv, dropout, `${site}self`), `${site}self.out`));
+  d = add(d, dropout.apply(attention(n0, n0, attentionWeights(P, A, 'layer.0.SelfAttention', site), selfBias, numHeads, dKv, dropout, `${site}self`), `${site}self.out`));
   const n1 = rmsNorm(d, P('layer.1.layer_norm.weight'), eps);
-  d = add(d, dropout.apply(attention(n1, encoderOut, attentionWeights(P, 'layer.1.EncDecAttention'), crossBias, numHeads, dKv, dropout, `${site}cross`), `${site}cross.out`));
+  d = add(d, dropout.apply(attention(n1, encoderOut, attentionWeights(P, A, 'layer.1.EncDecAttention', site), crossBias, numHeads, dKv, dropout, `${site}cross`), `${site}cross.out`));
   const n2 = rmsNorm(d, P('layer.2.layer_norm.weight'), eps);
-  return add(d, dropout.apply(feedForward(n2, feedForwardWeights(P, 'layer.2', config), config.activation, dropout, `${site}ff`), `${site}ff.out`));
+  return add(d, dropout.apply(feedForward(n2, feedForwardWeights(P, A, 'layer.2', config, site), config.activation, dropout, `${site}ff`), `${site}ff.out`));
 }
 
 /**

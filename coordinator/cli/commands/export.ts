@@ -8,7 +8,9 @@ import { checkReplaceable, checkWritableParent } from '../../../shared/out-dir.j
 import { t5ParamSpecs, numel } from '../../../shared/models/t5-params.js';
 import { resolveModelConfig, saveHfModel } from '../../../shared/weights/hf-checkpoint.js';
 
-// `kp-coord export`: a checkpoint (any world size) as a Hugging Face model directory.
+// `kp-coord export`: a checkpoint (any world size) as a Hugging Face model directory. A LoRA run's
+// checkpoint holds only its adapter: export-lora.ts (exportLora) writes it as a PEFT adapter and,
+// merged, as a model; it is not wired here because the manifest does not yet say a run used LoRA.
 export function registerExport(cli: Argv): Argv {
   return cli.command(
     'export',
