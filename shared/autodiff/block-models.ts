@@ -43,7 +43,8 @@ export interface BlockModels {
   readonly forward: Uint8Array | null;
   /** The head's forward-only model (evaluation); null for other blocks (`forward` serves). */
   readonly lossOnly: Uint8Array | null;
-  readonly backward: Uint8Array;
+  /** Null for a block with nothing to differentiate (no activation input, no trainable parameter: an embedding under LoRA). */
+  readonly backward: Uint8Array | null;
   /** Forward outputs fed back into the backward under the same names (empty when recomputing). */
   readonly saved: readonly string[];
   /** For each block output: the backward input taking its gradient. */
@@ -55,6 +56,11 @@ export interface BlockModels {
 /** Append the block's backward to its graph and cut it into models (see the note). */
 export function blockModels(def: BlockDefinition, mode: BlockMode): BlockModels {
   const { graph: g } = def;
+  if (!def.loss && def.activations.length === 0 && def.params.length === 0) {
+    // Its backward would compute nothing: the backward pass stops at the block after it.
+    const forward = serializeSubgraph(g, def.outputs, readInputs(g, def.outputs, new Set()));
+    return { forward, lossOnly: null, backward: null, saved: [], seeds: [], activationGradients: [], paramGradients: [] };
+  }
   const forwardNodes = new Set<Node>(g.nodes);
   const seeds = def.loss ? [] : def.outputs.map((o) => ({ output: o.name, seed: g.input(`seed.${o.name}`, o.value.dtype, o.value.shape) }));
   const targets = def.loss ? [{ value: def.loss }] : def.outputs.map((o, i) => ({ value: o.value, seed: seeds[i]!.seed }));

@@ -6,6 +6,7 @@ import type { BlockBuildOptions, BlockGraph, BlockInstance, ModelFamily } from '
 import { buildNeoXBlock, NEOX_BLOCK_KINDS } from './neox-block-graphs.js';
 import type { NeoXConfig } from './neox-config.js';
 import { buildNeoXGraph, NEOX_DATA_INPUTS, NEOX_SEQ } from './neox-graph.js';
+import { loraParamSpecs, PEFT_PREFIX, type LoraSettings } from './lora.js';
 import { loraParamShapes, neoxDropoutRate, type LoraOptions } from './neox-layers.js';
 import { neoxLayerLocalNames, neoxParamSpecs } from './neox-params.js';
 import type { DropoutSite } from './t5-layers.js';
@@ -22,6 +23,7 @@ export class NeoXFamily implements ModelFamily<CausalLmBatch> {
   readonly vocabSize: number;
   readonly dropoutRate: number;
 
+  /** With `lora`, only the adapters train ([Note: LoRA]): they are the flat layout, the base weights are frozen. */
   constructor(
     readonly config: NeoXConfig,
     readonly lora?: LoraOptions,
@@ -30,25 +32,20 @@ export class NeoXFamily implements ModelFamily<CausalLmBatch> {
     this.dropoutRate = neoxDropoutRate(config, lora);
   }
 
-  paramSpecs(): ParamSpec[] {
-    return neoxParamSpecs(this.config);
+  /** The family for a run's PEFT settings. */
+  static withLora(config: NeoXConfig, settings: LoraSettings | null): NeoXFamily {
+    return new NeoXFamily(config, settings ? { r: settings.r, alpha: settings.alpha, targets: settings.targetModules, dropout: settings.dropout } : undefined);
   }
 
-  /**
-   * The LoRA adapters (flat names `gpt_neox.layers.<i>.<module>.lora_A.weight`), PEFT's init: B zero,
-   * A as kaiming_uniform(a = sqrt 5), i.e. U(-1/sqrt(in), 1/sqrt(in)), given here as the normal of
-   * the same variance 1 / (3 in) (the init only has normal kinds).
-   */
-  loraParamSpecs(): ParamSpec[] {
-    const shapes = loraParamShapes(this.config, this.lora);
-    const specs: ParamSpec[] = [];
-    for (let i = 0; i < this.config.numLayers; i++) {
-      for (const l of shapes) {
-        const init = l.local.includes('.lora_A.') ? ({ kind: 'normal', std: 1 / Math.sqrt(3 * l.shape[1]!) } as const) : ({ kind: 'zeros' } as const);
-        specs.push({ name: `gpt_neox.layers.${i}.${l.local}`, shape: l.shape, init });
-      }
-    }
-    return specs;
+  /** The trainable parameters: the adapters (PEFT names and init, lora.ts) under LoRA, else the whole model. */
+  paramSpecs(): ParamSpec[] {
+    if (!this.lora) return neoxParamSpecs(this.config);
+    const settings = { r: this.lora.r, alpha: this.lora.alpha, dropout: this.lora.dropout ?? 0, targetModules: this.lora.targets };
+    return loraParamSpecs(neoxParamSpecs(this.config), settings, 'gpt_neox');
+  }
+
+  frozenSpecs(): ParamSpec[] {
+    return this.lora ? neoxParamSpecs(this.config) : [];
   }
 
   buildBlock(kind: string, options: BlockBuildOptions): BlockGraph {
@@ -67,7 +64,7 @@ export class NeoXFamily implements ModelFamily<CausalLmBatch> {
       const prefix = `gpt_neox.layers.${i}`;
       plan.push({
         kind: 'layer', label: prefix, sitePrefix: `layers.${i}.`,
-        params: map([...neoxLayerLocalNames(), ...adapters].map((l) => [l, `${prefix}.${l}`])),
+        params: map([...neoxLayerLocalNames().map((l): [string, string] => [l, `${prefix}.${l}`]), ...adapters.map((l): [string, string] => [l, `${PEFT_PREFIX}${prefix}.${l}`])]),
         inputs: map([['hidden', 'hidden']]), output: 'hidden',
       });
     }
@@ -78,7 +75,8 @@ export class NeoXFamily implements ModelFamily<CausalLmBatch> {
     return plan;
   }
 
-  moduleOf(name: string): string {
+  moduleOf(peftOrHfName: string): string {
+    const name = peftOrHfName.startsWith(PEFT_PREFIX) ? peftOrHfName.slice(PEFT_PREFIX.length) : peftOrHfName;
     const layer = /^(gpt_neox\.layers\.\d+)\./u.exec(name);
     if (layer) return layer[1]!;
     if (name.startsWith('gpt_neox.final_layer_norm.') || name.startsWith('embed_out.')) return 'head';

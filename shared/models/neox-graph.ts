@@ -3,6 +3,7 @@ import type { FloatDType } from '../onnx/dtype.js';
 import { Graph, type Value } from '../onnx/graph.js';
 import { gather } from '../onnx/ops.js';
 import type { NeoXConfig } from './neox-config.js';
+import { PEFT_PREFIX } from './lora.js';
 import { causalBias, loraParamShapes, neoxHeadAndLoss, neoxLayer, NeoXDropout, rotaryTables, type LoraOptions } from './neox-layers.js';
 import { neoxParamSpecs } from './neox-params.js';
 import type { ParamGradientOutputs } from './t5-graph.js';
@@ -57,9 +58,10 @@ export function buildNeoXGraph(config: NeoXConfig, options: NeoXGraphOptions): N
   const loraParams: { name: string; shape: readonly number[] }[] = [];
   for (let i = 0; i < config.numLayers; i++) {
     for (const l of loraShapes) {
+      // Looked up by the layer under its HF-style name; the input is PEFT's name (the flat name).
       const name = `gpt_neox.layers.${i}.${l.local}`;
-      p.set(name, g.input(name, dtype, l.shape));
-      loraParams.push({ name, shape: l.shape });
+      p.set(name, g.input(`${PEFT_PREFIX}${name}`, dtype, l.shape));
+      loraParams.push({ name: `${PEFT_PREFIX}${name}`, shape: l.shape });
     }
   }
   const P = (name: string): Value => p.get(name)!;

@@ -1,5 +1,6 @@
 import type { BlockInstance } from './model-family.js';
-import { BIAS_LOCAL, layerLocalNames } from './t5-block-graphs.js';
+import { PEFT_PREFIX, type LoraSettings } from './lora.js';
+import { BIAS_LOCAL, layerAdapterSpecs, layerLocalNames } from './t5-block-graphs.js';
 import type { T5Config } from './t5-config.js';
 import { T5_DATA_INPUTS } from './t5-graph.js';
 
@@ -9,7 +10,8 @@ import { T5_DATA_INPUTS } from './t5-graph.js';
 // out end to start: the shared embedding is complete after the encoder's embedding, a stack's block 0
 // (which owns the relative-position table) after the stack's bias block.
 
-export function t5BlockPlan(config: T5Config): BlockInstance[] {
+/** With `lora`, each layer is also fed its adapters (PEFT names, [Note: LoRA]). */
+export function t5BlockPlan(config: T5Config, lora?: LoraSettings): BlockInstance[] {
   const plan: BlockInstance[] = [];
   const add = (b: Omit<BlockInstance, 'params' | 'inputs'> & { params: [string, string][]; inputs?: [string, string][] }) =>
     plan.push({ ...b, params: new Map(b.params), inputs: new Map(b.inputs ?? []) });
@@ -19,7 +21,10 @@ export function t5BlockPlan(config: T5Config): BlockInstance[] {
   const layer = (stack: 'encoder' | 'decoder', i: number, extra: [string, string][]) =>
     add({
       kind: `${stack}.block`, label: `${stack}.block.${i}`, sitePrefix: `${stack}.block.${i}.`,
-      params: layerLocalNames(config, stack).map((l) => [l, `${stack}.block.${i}.${l}`]),
+      params: [
+        ...layerLocalNames(config, stack).map((l): [string, string] => [l, `${stack}.block.${i}.${l}`]),
+        ...(lora ? layerAdapterSpecs(config, stack, lora).map((s): [string, string] => [s.local, `${PEFT_PREFIX}${stack}.block.${i}.${s.local}`]) : []),
+      ],
       inputs: [['hidden', `${stack}.hidden`], ['bias', `${stack}.bias`], ...extra], output: `${stack}.hidden`,
     });
   for (let i = 0; i < config.numEncoderLayers; i++) layer('encoder', i, []);
@@ -36,7 +41,8 @@ export function t5BlockPlan(config: T5Config): BlockInstance[] {
 }
 
 /** The HF module a parameter belongs to: `shared`, `encoder.block.3`, `lm_head`, ... */
-export function t5ModuleOf(name: string): string {
+export function t5ModuleOf(peftOrHfName: string): string {
+  const name = peftOrHfName.startsWith(PEFT_PREFIX) ? peftOrHfName.slice(PEFT_PREFIX.length) : peftOrHfName;
   const m = /^((?:en|de)coder\.block\.\d+)\./u.exec(name) ?? /^((?:en|de)coder\.final_layer_norm)\./u.exec(name) ?? /^([^.]+)\./u.exec(name);
   return m ? m[1]! : name;
 }

@@ -4,6 +4,7 @@ import type { Seq2SeqBatch } from './batch.js';
 import type { BlockBuildOptions, BlockGraph, BlockInstance, ModelFamily } from './model-family.js';
 import { buildT5Block, T5_BLOCK_KINDS, type T5BlockKind } from './t5-block-graphs.js';
 import { t5BlockPlan, t5ModuleOf } from './t5-block-plan.js';
+import { loraParamSpecs, type LoraSettings } from './lora.js';
 import type { T5Config } from './t5-config.js';
 import { T5Feeds } from './t5-feeds.js';
 import { buildT5Graph } from './t5-graph.js';
@@ -16,7 +17,11 @@ export class T5Family implements ModelFamily<Seq2SeqBatch> {
   readonly blockKinds: readonly string[] = T5_BLOCK_KINDS;
   private readonly feedsByDtype = new Map<FloatDType, T5Feeds>();
 
-  constructor(readonly config: T5Config) {}
+  /** With `lora`, only the adapters train ([Note: LoRA]); the base weights are frozen. */
+  constructor(
+    readonly config: T5Config,
+    readonly lora: LoraSettings | null = null,
+  ) {}
 
   get vocabSize(): number {
     return this.config.vocabSize;
@@ -27,20 +32,20 @@ export class T5Family implements ModelFamily<Seq2SeqBatch> {
   }
 
   paramSpecs(): ParamSpec[] {
-    return t5ParamSpecs(this.config);
+    return this.lora ? loraParamSpecs(t5ParamSpecs(this.config), this.lora, 't5') : t5ParamSpecs(this.config);
   }
 
   frozenSpecs(): ParamSpec[] {
-    return [];
+    return this.lora ? t5ParamSpecs(this.config) : [];
   }
 
   buildBlock(kind: string, options: BlockBuildOptions): BlockGraph {
     if (!(T5_BLOCK_KINDS as readonly string[]).includes(kind)) throw new RangeError(`T5 has no block kind ${kind}`);
-    return buildT5Block(kind as T5BlockKind, this.config, options);
+    return buildT5Block(kind as T5BlockKind, this.config, { ...options, ...(this.lora ? { lora: this.lora } : {}) });
   }
 
   blockPlan(): BlockInstance[] {
-    return t5BlockPlan(this.config);
+    return t5BlockPlan(this.config, this.lora ?? undefined);
   }
 
   moduleOf(name: string): string {
@@ -48,7 +53,7 @@ export class T5Family implements ModelFamily<Seq2SeqBatch> {
   }
 
   wholeDropoutSites(dtype: FloatDType): readonly DropoutSite[] {
-    return buildT5Graph(this.config, { dtype, dropout: true, gradients: false }).dropoutSites;
+    return buildT5Graph(this.config, { dtype, dropout: true, gradients: false, ...(this.lora ? { lora: this.lora } : {}) }).dropoutSites;
   }
 
   feeds(batch: Seq2SeqBatch, dtype: FloatDType): Record<string, ort.Tensor> {

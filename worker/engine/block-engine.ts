@@ -46,7 +46,8 @@ export interface BlockEngineOptions extends EngineOptions {
 interface KindSessions {
   readonly models: BlockModels;
   readonly forward: ort.InferenceSession | null;
-  readonly backward: ort.InferenceSession;
+  /** Null: nothing to differentiate (the backward pass skips the block). */
+  readonly backward: ort.InferenceSession | null;
   readonly sites: readonly DropoutSite[];
 }
 
@@ -110,8 +111,8 @@ export class BlockEngine {
       const def = family.buildBlock(kind, { dtype, dropout });
       const models = blockModels(def, mode);
       const forward = models.forward ? await createSession(models.forward, `${kind} forward`, o) : null;
-      const backward = await createSession(models.backward, `${kind} backward`, o);
-      made.push(...(forward ? [forward] : []), backward);
+      const backward = models.backward ? await createSession(models.backward, `${kind} backward`, o) : null;
+      made.push(...(forward ? [forward] : []), ...(backward ? [backward] : []));
       train.set(kind, { models, forward, backward, sites: def.dropoutSites });
     }
     const siteIndex = new Map<string, number>();
@@ -162,6 +163,15 @@ export class BlockEngine {
       const block = this.plan[k]!;
       const s = this.train.get(block.kind)!;
       const unit = this.units[nextUnit]?.block === k ? this.units[nextUnit]! : null;
+      if (!s.backward) {
+        // Nothing to differentiate (a frozen embedding): its output's gradient goes nowhere.
+        if (unit) throw new EngineError(`block ${block.label} completes a gradient unit but has no backward`);
+        streamGrads.delete(block.output!);
+        stash[k] = null;
+        await params.at(position); // its trace position (no trainable units) keeps stage 3's schedule in step
+        params.after(position++);
+        continue;
+      }
       const unitGrad = unit ? this.newFlat(unit.hi - unit.lo) : null;
       const seeds: Record<string, ort.Tensor> = {};
       if (block.output) {

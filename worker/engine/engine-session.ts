@@ -57,7 +57,7 @@ export function dropoutMaskFeeds(
   sites.forEach((site, i) => {
     const shape = site.shape.map((d) => (typeof d === 'number' ? d : dims[d]!));
     const mask = new Uint8Array(numel(shape));
-    fillDropoutMask(mask, shape, rate, indexOf(site, i), key);
+    fillDropoutMask(mask, shape, site.rate ?? rate, indexOf(site, i), key);
     feeds[site.input] = new ort.Tensor('bool', mask, shape);
   });
   return feeds;

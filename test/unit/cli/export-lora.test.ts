@@ -14,7 +14,7 @@ import { serializeGraph } from '../../../shared/onnx/serialize.js';
 import { rngStream } from '../../../shared/random.js';
 import { loadHfModel, saveHfModel } from '../../../shared/weights/hf-checkpoint.js';
 import { readPeftAdapter } from '../../../shared/weights/peft-adapter.js';
-import { T5Feeds } from '../../../worker/engine/t5-feeds.js';
+import { T5Feeds } from '../../../shared/models/t5-feeds.js';
 import { paddedBatch, tinyConfig } from '../models/t5-helpers.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kp-export-lora-'));

@@ -37,12 +37,12 @@ async function runByName(session: ort.InferenceSession, all: Record<string, ort.
 /** Loss and gradients (by flat name) of the block-by-block run. */
 async function blockwise(family: NeoXFamily, values: Params, mode: BlockMode, masks: Record<string, ort.Tensor>): Promise<{ loss: number; tokens: number; grads: Map<string, Float64Array> }> {
   const batch = neoxBatch();
-  const shapes = new Map([...family.paramSpecs(), ...family.loraParamSpecs()].map((s) => [s.name, s.shape]));
+  const shapes = new Map([...family.frozenSpecs(), ...family.paramSpecs()].map((s) => [s.name, s.shape]));
   const sessions = new Map<string, Sessions>();
   for (const kind of family.blockKinds) {
     const def = family.buildBlock(kind, { dtype: 'float64', dropout: Object.keys(masks).length > 0 });
     const models = blockModels(def, mode);
-    sessions.set(kind, { models, sites: def.dropoutSites.map((d) => d.input), forward: models.forward ? await create(models.forward) : null, backward: await create(models.backward) });
+    sessions.set(kind, { models, sites: def.dropoutSites.map((d) => d.input), forward: models.forward ? await create(models.forward) : null, backward: await create(models.backward!) });
   }
   try {
     const data = family.feeds(batch, 'float64');
@@ -124,7 +124,7 @@ function randomMasks(family: NeoXFamily): Record<string, ort.Tensor> {
 async function compare(lora: LoraOptions | undefined, mode: BlockMode, dropout = false): Promise<void> {
   const config = tinyNeoX(dropout ? { hidden_dropout: 0.1, attention_dropout: 0.1 } : {});
   const family = new NeoXFamily(config, lora);
-  const values = new Map([...randomValues(family.paramSpecs(), 1), ...randomValues(family.loraParamSpecs(), 2)]);
+  const values = new Map([...randomValues(family.frozenSpecs(), 1), ...randomValues(family.paramSpecs(), 2)]);
   const masks = dropout ? randomMasks(family) : {};
   // embedding + per layer: attention probs, attention out, MLP out, LoRA input per target
   if (dropout) assert.equal(Object.keys(masks).length, 1 + config.numLayers * (3 + (lora?.targets.length ?? 0)));
@@ -135,7 +135,7 @@ async function compare(lora: LoraOptions | undefined, mode: BlockMode, dropout =
     const loss = Number(out.loss_sum!.data[0]);
     assert.equal(blocks.tokens, Number(out.token_count!.data[0]));
     assert.ok(Math.abs(blocks.loss - loss) <= TOL * Math.abs(loss), `loss ${blocks.loss} vs ${loss}`);
-    const trained = lora ? family.loraParamSpecs() : family.paramSpecs();
+    const trained = family.paramSpecs();
     const wholeGrads = new Map(trained.map((s) => [s.name, out[`grad.${s.name}`]!.data as Float64Array]));
     const gmax = [...wholeGrads.values()].reduce((m, g) => g.reduce((a, x) => Math.max(a, Math.abs(x)), m), 0);
     for (const s of trained) {

@@ -63,9 +63,9 @@ test('LoRA adapter gradients (A and B, on qkv and dense_4h_to_h) match finite di
   try {
     const family = new NeoXFamily(config, lora);
     // B random too (not PEFT's zero init): with B = 0, A's gradient would be zero and prove nothing.
-    const values = new Map([...randomValues(family.paramSpecs(), 1), ...randomValues(family.loraParamSpecs(), 7)]);
+    const values = new Map([...randomValues(family.frozenSpecs(), 1), ...randomValues(family.paramSpecs(), 7)]);
     assert.deepEqual(model.graph.gradientOutputs.length, 8, '2 layers x 2 modules x (A, B)');
-    await checkAgainstFiniteDifferences(model, values, family.loraParamSpecs().map((s) => s.name));
+    await checkAgainstFiniteDifferences(model, values, family.paramSpecs().map((s) => s.name));
   } finally {
     await model.release();
   }
@@ -78,8 +78,8 @@ test('LoRA with B = 0 gives exactly the base model loss', async () => {
   const adapted = await WholeModel.create(config, { lora });
   try {
     const family = new NeoXFamily(config, lora);
-    const values = randomValues(family.paramSpecs(), 3);
-    const adapters = randomValues(family.loraParamSpecs(), 4);
+    const values = randomValues(family.frozenSpecs(), 3);
+    const adapters = randomValues(family.paramSpecs(), 4);
     for (const [name, v] of adapters) if (name.includes('.lora_B.')) v.fill(0);
     const batch = neoxBatch();
     // x W^T + b + (x A^T 0) * s adds exact zeros: the same float64 numbers, not merely close ones.

@@ -9,7 +9,7 @@ import type { T5Config } from '../../../shared/models/t5-config.js';
 import { buildT5Graph, type T5Graph } from '../../../shared/models/t5-graph.js';
 import { numel, t5ParamSpecs } from '../../../shared/models/t5-params.js';
 import { rngStream } from '../../../shared/random.js';
-import { T5Feeds } from '../../../worker/engine/t5-feeds.js';
+import { T5Feeds } from '../../../shared/models/t5-feeds.js';
 import { paddedBatch, randomParams, tinyConfig } from './t5-helpers.js';
 
 // LoRA in the T5 graphs (see [Note: LoRA]), in float64 against three references: central finite
@@ -241,7 +241,7 @@ test('a LoRA decoder block backward gives its adapters the gradient finite diffe
   const config = tinyConfig();
   const def = buildT5Block('decoder.block', config, { dtype: 'float64', dropout: false, lora: LORA });
   const models = blockModels(def, 'recompute');
-  const [fwd, bwd] = [await ort.InferenceSession.create(models.forward!, { intraOpNumThreads: 1 }), await ort.InferenceSession.create(models.backward, { intraOpNumThreads: 1 })];
+  const [fwd, bwd] = [await ort.InferenceSession.create(models.forward!, { intraOpNumThreads: 1 }), await ort.InferenceSession.create(models.backward!, { intraOpNumThreads: 1 })];
   try {
     const batch = paddedBatch();
     const [b, s, tl, dm] = [batch.batchSize, batch.srcLen, batch.tgtLen, config.dModel];
