@@ -9,8 +9,8 @@ import { EarlyStopping } from './early-stopping.js';
 import { listCheckpoints, readVerifiedManifest, writeManifest } from '../shared/checkpoint/checkpoint-manifest.js';
 import { rangesOf, type ShardFile } from '../shared/checkpoint/range-shard.js';
 import { rm } from 'node:fs/promises';
-import { numel, t5ParamSpecs } from '../shared/models/t5-params.js';
-import { resolveModelConfig } from '../shared/weights/hf-checkpoint.js';
+import { numel } from '../shared/models/t5-params.js';
+import { modelFamily, resolveModelSpec } from '../shared/models/model-spec.js';
 import type { ControlServer } from './control-server.js';
 import type { RunEventListener } from './run-events.js';
 import type { RunHistory } from './run-history.js';
@@ -205,7 +205,8 @@ async function saveCheckpoint(
     world: plan.world,
     global_batch_size: plan.per_device_train_batch_size * plan.gradient_accumulation_steps * plan.world,
     zero_stage: plan.zero_stage,
-    param_count: t5ParamSpecs(resolveModelConfig(plan.model)).reduce((n, p) => n + numel(p.shape), 0),
+    // The trainable parameters (LoRA: the adapters), what the files hold.
+    param_count: trainableParamCount(plan),
     padded_size: files.reduce((n, f) => Math.max(n, f.end), 0),
     model: plan.model,
     seed: plan.seed,
@@ -237,4 +238,9 @@ function shardFileOf(r: WorkerReport): ShardFile {
   if (!f) throw new KpCoordError(`worker rank ${r.rank} reported a saved checkpoint without its shard file`);
   const { ranges, ...rest } = f;
   return { ...rest, ranges: ranges.length > 0 ? ranges.map((x) => ({ start: x.start, end: x.end })) : rangesOf(rest) };
+}
+
+function trainableParamCount(plan: TrainPlan): number {
+  const lora = plan.lora ? { r: plan.lora.r, alpha: plan.lora.lora_alpha, dropout: plan.lora.lora_dropout, targetModules: plan.lora.target_modules } : null;
+  return modelFamily({ ...resolveModelSpec(plan.model), lora }).paramSpecs().reduce((n, p) => n + numel(p.shape), 0);
 }

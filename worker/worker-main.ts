@@ -1,26 +1,21 @@
-import { t5Spec } from '../shared/models/model-spec.js';
-import { T5Family } from '../shared/models/t5-family.js';
 import { hostname } from 'node:os';
 import { status as grpcStatus } from '@grpc/grpc-js';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { assembleBatch } from '../shared/data/assemble-batch.js';
-import { inputLengths, openDataCache, type DataSplit } from '../shared/data/data-cache.js';
+import { assembleModelBatch } from '../shared/data/assemble-batch.js';
+import { cacheLayout, cacheVocabSize } from '../shared/data/cache-format.js';
+import { openDataCache, sampleLengths, type DataSplit } from '../shared/data/data-cache.js';
+import type { ModelBatch } from '../shared/models/model-family.js';
 import { DistributedSampler } from '../shared/data/sampler.js';
 import { InputFileError, KpCoordError, WeightsMismatchError } from '../shared/errors.js';
 import type { TransportSecurity } from '../shared/tls/transport-security.js';
 import type { HealthStatus } from '../shared/health/health-status.js';
 import type { Logger } from '../shared/log.js';
-import { parseT5Config, type T5Config } from '../shared/models/t5-config.js';
-import { t5ParamSpecs } from '../shared/models/t5-params.js';
 import { parseAdamWOptions } from '../shared/optim/adamw.js';
 import { lrSchedule, parseLrScheduleOptions } from '../shared/optim/schedules.js';
 import { parseTrainPlan, type TrainPlan } from '../shared/plan/train-plan.js';
 import { flatShard, type FlatShard } from '../shared/sharding/flat-shard.js';
 import { SHARDING_POLICIES } from '../shared/sharding/sharding-policy.js';
 import { FlatLayout } from '../shared/weights/flat-layout.js';
-import { loadHfModel, resolveModelConfig, saveHfModel } from '../shared/weights/hf-checkpoint.js';
-import { initT5FlatRange } from '../shared/weights/init.js';
 import { ReportKind, type Command, type Peer } from '../proto/gen/control/control.js';
 import { ThreadedBlockEngine } from './engine/engine-thread.js';
 import { BlockEngine } from './engine/block-engine.js';
@@ -29,6 +24,7 @@ import { EngineOptionsSchema } from '../shared/onnx/session-options.js';
 import { ControlClient, type WorkerSeat } from './control-client.js';
 import { HeartbeatThread } from './heartbeat-thread.js';
 import { generateShare } from './generate-share.js';
+import { WorkerModel } from './worker-model.js';
 import { optimizerRange, ZeroTrainer, type StepCollective } from './zero-trainer.js';
 import { readVerifiedManifest } from '../shared/checkpoint/checkpoint-manifest.js';
 import { readRange, readRanges, writeRangeShard, type ShardFile } from '../shared/checkpoint/range-shard.js';
@@ -70,10 +66,10 @@ export interface WorkerOptions {
 
 interface Setup {
   readonly plan: TrainPlan;
-  readonly eval: { readonly split: DataSplit; readonly sampler: DistributedSampler; readonly padId: number } | null;
+  readonly eval: { readonly split: DataSplit; readonly sampler: DistributedSampler; readonly padId: number; readonly assemble: (split: DataSplit, indices: ArrayLike<number>) => ModelBatch } | null;
   /** Rank 0's copy of the best evaluation's parameters (load_best_model_at_end). */
   best: Float32Array | null;
-  readonly config: T5Config;
+  readonly model: WorkerModel;
   readonly layout: FlatLayout;
   readonly shard: FlatShard;
   readonly engine: TrainingEngine;
@@ -230,7 +226,7 @@ async function execute(kind: NonNullable<Command['kind']>, setup: Setup | null, 
       if (!kind.value.useBest) await wholeParams(s, weights, 'save-final');
       if (seat.rank === 0) {
         if (!weights) throw new KpCoordError('asked to save the best weights, but none were kept');
-        await saveHfModel(kind.value.dir, s.config, weights);
+        await s.model.save(kind.value.dir, weights);
       }
       await seat.report({ kind: ReportKind.SAVED, step: s.plan.total_steps, detail: kind.value.dir });
       return s;
@@ -238,6 +234,7 @@ async function execute(kind: NonNullable<Command['kind']>, setup: Setup | null, 
     case 'generate': {
       const s = need('generate');
       if (!s.eval) throw new KpCoordError('generate: the run has no eval split');
+      if (s.model.spec.modelType !== 't5' || s.model.lora) throw new KpCoordError(`generate: decoding is built for full T5 models only; ${s.model.spec.modelType}${s.model.lora ? ' with LoRA' : ''} has no decoding graph yet (predict_with_generate: false)`);
       const r = await generateShare(s.eval, seat.rank, kind.value, engines.options);
       log.info({ samples: r.samples, tokens: r.tokens, seconds: seconds() }, 'eval split share generated');
       await seat.report({ kind: ReportKind.GENERATED, detail: r.file, samples: r.samples, tokenCount: r.tokens, seconds: seconds() });
@@ -261,12 +258,15 @@ class EngineCache {
 
   constructor(readonly options: { readonly intraOpThreads: number; readonly executionProvider: 'cpu' | 'cuda' }) {}
 
-  get(config: T5Config, settings: { readonly dropout: boolean; readonly checkpointing: boolean; readonly overlap: boolean }): Promise<TrainingEngine> {
-    const key = JSON.stringify([config.raw, settings]);
+  /** `frozen`: the model's frozen base (LoRA), the same values whenever the key is the same (model, seed, weights). */
+  get(model: WorkerModel, frozen: () => Promise<Float32Array | null>, settings: { readonly dropout: boolean; readonly checkpointing: boolean; readonly overlap: boolean; readonly seed: number }): Promise<TrainingEngine> {
+    const key = JSON.stringify([model.spec, model.weightsDir, settings]);
     let engine = this.engines.get(key);
     if (!engine) {
       const options = { ...EngineOptionsSchema.parse(this.options), dtype: 'float32' as const, dropout: settings.dropout, checkpointing: settings.checkpointing };
-      engine = settings.overlap ? ThreadedBlockEngine.create(t5Spec(config), options) : BlockEngine.create(new T5Family(config), options).then((e) => new LocalBlockEngine(e));
+      engine = frozen().then((base) =>
+        settings.overlap ? ThreadedBlockEngine.create(model.spec, options, base) : BlockEngine.create(model.family, options, base).then((e) => new LocalBlockEngine(e)),
+      );
       engine.catch(() => this.engines.delete(key));
       this.engines.set(key, engine);
     }
@@ -295,18 +295,17 @@ class EngineCache {
 async function buildSetup(plan: TrainPlan, seat: WorkerSeat, peers: readonly Peer[], dataPlane: DataPlane, engines: EngineCache): Promise<Setup> {
   const rank = seat.rank;
   if (peers.length !== plan.world) throw new KpCoordError(`setup: ${peers.length} peers for a world of ${plan.world}`);
-  let config = resolveModelConfig(plan.model);
-  if (plan.dropout_rate !== null) config = parseT5Config({ ...config.raw, dropout_rate: plan.dropout_rate }, plan.model);
-  const layout = FlatLayout.fromSpecs(t5ParamSpecs(config));
+  const model = WorkerModel.fromPlan(plan);
+  const layout = model.layout;
   const shard = flatShard(layout.totalSize, plan.world, rank);
   const collective = await dataPlane.connect(peers, rank, plan.world);
 
-  const engine = await engines.get(config, { dropout: config.dropoutRate > 0, checkpointing: plan.gradient_checkpointing, overlap: plan.overlap_comm });
+  // The frozen base (LoRA) lives in the engine, whole on every rank, also at stage 3 (not partitioned yet).
+  const engine = await engines.get(model, () => model.frozen(plan.seed), { dropout: model.family.dropoutRate > 0, checkpointing: plan.gradient_checkpointing, overlap: plan.overlap_comm, seed: plan.seed });
   const policy = SHARDING_POLICIES[plan.zero_stage];
-  const weights = !plan.model.startsWith('preset:') && existsSync(join(plan.model, 'config.json')) ? plan.model : null;
   const state = policy.partitionParameters
-    ? await partitionedParams(plan, config, layout, engine, rank, collective, weights)
-    : await wholeBufferParams(plan, config, layout, shard, collective, weights);
+    ? await partitionedParams(plan, model, engine, rank, collective)
+    : await wholeBufferParams(plan, model, shard, collective);
   // Rank 0 keeps the best evaluation's weights for load_best_model_at_end; after a resume they
   // come from the best checkpoint.
   let best: Float32Array | null = null;
@@ -317,10 +316,12 @@ async function buildSetup(plan: TrainPlan, seat: WorkerSeat, peers: readonly Pee
     best = full.subarray(0, layout.totalSize);
   }
 
-  const cache = openDataCache(plan.data_cache);
-  if (cache.manifest.tokenizer.vocab_size > config.vocabSize) {
-    throw new KpCoordError(`${plan.data_cache}: tokenizer has ${cache.manifest.tokenizer.vocab_size} ids, the model's vocabulary only ${config.vocabSize}`);
+  const cache = openDataCache(plan.data_cache, { modelType: model.spec.modelType });
+  if (cacheVocabSize(cache.manifest) > model.family.vocabSize) {
+    throw new KpCoordError(`${plan.data_cache}: tokenizer has ${cacheVocabSize(cache.manifest)} ids (added prefix tokens included), the model's vocabulary only ${model.family.vocabSize} (resizing the embeddings for added tokens is not built yet)`);
   }
+  const completionOnlyLoss = plan.causal?.completion_only_loss ?? false;
+  const assemble = (split: DataSplit, indices: ArrayLike<number>) => assembleModelBatch(cache.manifest, split, indices, { completionOnlyLoss });
   const sampler = new DistributedSampler({
     size: cache.train.size,
     seed: plan.data_seed,
@@ -328,7 +329,7 @@ async function buildSetup(plan: TrainPlan, seat: WorkerSeat, peers: readonly Pee
     gradAccum: plan.gradient_accumulation_steps,
     world: plan.world,
     dropLast: plan.dataloader_drop_last,
-    ...(plan.group_by_length ? { bucketing: { windowBatches: 50, lengths: inputLengths(cache.train) } } : {}),
+    ...(plan.group_by_length ? { bucketing: { windowBatches: 50, lengths: sampleLengths(cache.train, cacheLayout(cache.manifest)) } } : {}),
   });
   if (sampler.stepsPerEpoch !== plan.steps_per_epoch) {
     throw new KpCoordError(`plan says ${plan.steps_per_epoch} steps per epoch, the data cache gives ${sampler.stepsPerEpoch}`);
@@ -346,6 +347,7 @@ async function buildSetup(plan: TrainPlan, seat: WorkerSeat, peers: readonly Pee
     seed: plan.seed,
     train: cache.train,
     padId: cache.manifest.tokenizer.pad_id,
+    assemble,
     scalars: (key, values) => seat.allReduce(key, values),
   });
   const evalSplit = cache.eval;
@@ -353,11 +355,12 @@ async function buildSetup(plan: TrainPlan, seat: WorkerSeat, peers: readonly Pee
     ? {
         split: evalSplit,
         padId: cache.manifest.tokenizer.pad_id,
+        assemble,
         // The eval split in order, partitioned across ranks: every sample exactly once.
         sampler: new DistributedSampler({ size: evalSplit.size, seed: 0, perDeviceBatch: plan.per_device_eval_batch_size, gradAccum: 1, world: plan.world, shuffle: false }),
       }
     : null;
-  return { plan, config, layout, shard, engine, trainer, collective, eval: evalSetup, best };
+  return { plan, model, layout, shard, engine, trainer, collective, eval: evalSetup, best };
 }
 
 type OptimizerState = { m: Float32Array; v: Float32Array; step: number };
@@ -368,20 +371,22 @@ type OptimizerState = { m: Float32Array; v: Float32Array; step: number };
  * stage 0 is replicated, so every rank initialises everything; otherwise each rank initialises
  * only the range it owns and gathers the rest (init is keyed per parameter: the same bits).
  */
-async function wholeBufferParams(plan: TrainPlan, config: T5Config, layout: FlatLayout, shard: FlatShard, collective: WorkerCollective, weights: string | null): Promise<{ params: Float32Array; optimizerState: OptimizerState | undefined }> {
+async function wholeBufferParams(plan: TrainPlan, model: WorkerModel, shard: FlatShard, collective: WorkerCollective): Promise<{ params: Float32Array; optimizerState: OptimizerState | undefined }> {
+  const layout = model.layout;
   let params: Float32Array;
+  const loaded = plan.resume ? null : await model.loadTrainable(shard.paddedSize);
   if (plan.resume) {
     params = new Float32Array(shard.paddedSize);
     await readRange(plan.resume.dir, plan.resume.files, 'params', 0, params);
-  } else if (weights) {
-    params = (await loadHfModel(weights, { flatLength: shard.paddedSize })).flat;
+  } else if (loaded) {
+    params = loaded;
   } else if (plan.zero_stage === 0) {
     params = new Float32Array(shard.paddedSize);
-    params.set(initT5FlatRange(config, layout, plan.seed, 0, layout.totalSize));
+    params.set(model.initRange(plan.seed, 0, layout.totalSize));
   } else {
     params = new Float32Array(shard.paddedSize);
     const end = Math.min(shard.end, layout.totalSize);
-    if (shard.start < end) params.set(initT5FlatRange(config, layout, plan.seed, shard.start, end), shard.start);
+    if (shard.start < end) params.set(model.initRange(plan.seed, shard.start, end), shard.start);
     await collective.allGather(params, 'init/params');
   }
   let optimizerState: OptimizerState | undefined;
@@ -402,7 +407,7 @@ async function wholeBufferParams(plan: TrainPlan, config: T5Config, layout: Flat
  * copied from the model directory's weights, or initialised chunk by chunk; then the persistent
  * units are gathered whole.
  */
-async function partitionedParams(plan: TrainPlan, config: T5Config, layout: FlatLayout, engine: TrainingEngine, rank: number, collective: WorkerCollective, weights: string | null): Promise<{ gatherer: UnitGatherer; optimizerState: OptimizerState | undefined }> {
+async function partitionedParams(plan: TrainPlan, model: WorkerModel, engine: TrainingEngine, rank: number, collective: WorkerCollective): Promise<{ gatherer: UnitGatherer; optimizerState: OptimizerState | undefined }> {
   if (!engine.traces) throw new KpCoordError('ZeRO stage 3 needs the block engine');
   const sharding = new UnitSharding(engine.units, plan.world, rank);
   const shard = sharedFloat32(sharding.shardSize);
@@ -417,12 +422,11 @@ async function partitionedParams(plan: TrainPlan, config: T5Config, layout: Flat
     await readRanges(dir, files, 'exp_avg', chunks(m));
     await readRanges(dir, files, 'exp_avg_sq', chunks(v));
     optimizerState = { m, v, step: plan.resume.optimizer_step };
-  } else if (weights) {
-    // The whole model passes through this rank once, at setup (HF weights are not sharded by unit).
-    const flat = (await loadHfModel(weights)).flat;
-    for (const p of sharding.pieces) sharding.owned(shard, p).set(flat.subarray(p.lo, p.hi));
   } else {
-    for (const p of sharding.pieces) if (p.hi > p.lo) sharding.owned(shard, p).set(initT5FlatRange(config, layout, plan.seed, p.lo, p.hi));
+    // The whole model passes through this rank once, at setup (HF weights are not sharded by unit).
+    const flat = await model.loadTrainable();
+    if (flat) for (const p of sharding.pieces) sharding.owned(shard, p).set(flat.subarray(p.lo, p.hi));
+    else for (const p of sharding.pieces) if (p.hi > p.lo) sharding.owned(shard, p).set(model.initRange(plan.seed, p.lo, p.hi));
   }
   const gatherer = new UnitGatherer(sharding, shard, collective, {
     prefetchBucketSize: plan.stage3.prefetch_bucket_size,
@@ -496,7 +500,7 @@ async function saveRangeShard(setup: Setup, rank: number, dir: string): Promise<
 /** This rank's loss sums over its share of the eval split (forward only, no dropout). */
 async function evaluate(setup: Setup, rank: number, tag: string): Promise<{ lossSum: number; tokens: number; samples: number }> {
   if (!setup.eval) throw new KpCoordError('evaluate: the run has no eval split');
-  const { split, sampler, padId } = setup.eval;
+  const { split, sampler, assemble } = setup.eval;
   const { trainer, engine } = setup;
   let lossSum = 0;
   let tokens = 0;
@@ -507,7 +511,7 @@ async function evaluate(setup: Setup, rank: number, tag: string): Promise<{ loss
       await trainer.gatherer?.skipPass(engine.traces!.eval, `${tag}/${k}`);
       continue;
     }
-    const r = await engine.forwardLoss(trainer.evalParams(`${tag}/${k}`), assembleBatch(split, indices, padId));
+    const r = await engine.forwardLoss(trainer.evalParams(`${tag}/${k}`), assemble(split, indices));
     lossSum += r.lossSum;
     tokens += r.tokenCount;
     samples += indices.length;

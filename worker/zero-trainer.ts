@@ -1,4 +1,5 @@
 import type { DataSplit } from '../shared/data/data-cache.js';
+import type { ModelBatch } from '../shared/models/model-family.js';
 import { assembleBatch } from '../shared/data/assemble-batch.js';
 import type { DistributedSampler } from '../shared/data/sampler.js';
 import { adamWStep, AdamWState, type AdamWHyperParams } from '../shared/optim/adamw.js';
@@ -58,6 +59,8 @@ export interface ZeroTrainerOptions {
   readonly sampler: DistributedSampler;
   readonly train: DataSplit;
   readonly padId: number;
+  /** The micro-batch of samples `indices` (default: a seq2seq batch padded with padId); causal caches assemble CausalLmBatch. */
+  readonly assemble?: (split: DataSplit, indices: ArrayLike<number>) => ModelBatch;
   readonly collective: StepCollective;
   readonly scalars: ScalarAllReduce;
   /** Split AdamW over threads (stage 3: the shard buffers are shared memory). Default: one, inline. */
@@ -157,7 +160,7 @@ export class ZeroTrainer {
         await Promise.all([reducer.emptyMicroBatch(mbTag), this.gatherer?.skipPass(o.engine.traces!.train, `${tag}/params/${k}`)]);
         continue;
       }
-      const batch = assembleBatch(o.train, indices, o.padId);
+      const batch = o.assemble ? o.assemble(o.train, indices) : assembleBatch(o.train, indices, o.padId);
       const spans0 = reducer.spans.length;
       const r = await o.engine.forwardBackward(this.trainParams(`${tag}/params/${k}`), batch, { seed: o.seed, step, sampleIndices: Array.from(indices) }, reducer.sink(mbTag));
       await reducer.endMicroBatch();

@@ -2,7 +2,7 @@ import { statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { InputFileError } from '../errors.js';
-import { T5_PRESETS } from '../models/presets.js';
+import { MODEL_PRESETS } from '../models/model-spec.js';
 import { BUILTIN_TOKENIZER } from '../tokenizer/load-tokenizer.js';
 import type { CacheLayout, PrefixTokens } from '../data/cache-format.js';
 import { layoutForModel, type ModelType } from '../data/data-cache.js';
@@ -269,7 +269,9 @@ function checkPaths(c: Partial<RunConfig>, baseDir: string, locate: FieldLocator
     if (c.model.startsWith(MODEL_PRESET_PREFIX)) {
       const name = c.model.slice(MODEL_PRESET_PREFIX.length);
       model = { kind: 'preset', name };
-      dModel = T5_PRESETS[name]!.d_model;
+      const preset = MODEL_PRESETS[name]!;
+      modelType = preset.modelType;
+      dModel = Number(preset.modelType === 't5' ? preset.config.d_model : preset.config.hidden_size);
     } else {
       model = { kind: 'directory', path: abs(c.model) };
       if (need(['model'], model.path, 'directory', ' (an HF model folder: config.json + model.safetensors; or preset:<name>)')) {

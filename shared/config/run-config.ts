@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { PREFIX_TOKENS } from '../data/cache-format.js';
 import { RULE_PRESETS } from '../data/data-rules.js';
-import { T5_PRESETS } from '../models/presets.js';
+import { MODEL_PRESETS } from '../models/model-spec.js';
 import { AdamWOptionsSchema } from '../optim/adamw.js';
 import { LrScheduleOptionsSchema } from '../optim/schedules.js';
 import { BUILTIN_TOKENIZER } from '../tokenizer/load-tokenizer.js';
@@ -32,11 +32,11 @@ const stepsOrRatio = z
   .refine((v) => v < 1 || Number.isInteger(v), { error: () => 'expected a whole number of steps, or a ratio of the total steps in (0, 1)' });
 const intervalStrategy = z.enum(['no', 'steps', 'epoch']);
 
-const presetNames = Object.keys(T5_PRESETS);
+const presetNames = Object.keys(MODEL_PRESETS);
 const modelSpec = z
   .string()
   .min(1)
-  .refine((m) => !m.startsWith(MODEL_PRESET_PREFIX) || Object.hasOwn(T5_PRESETS, m.slice(MODEL_PRESET_PREFIX.length)), {
+  .refine((m) => !m.startsWith(MODEL_PRESET_PREFIX) || Object.hasOwn(MODEL_PRESETS, m.slice(MODEL_PRESET_PREFIX.length)), {
     error: () => `unknown model preset; known: ${presetNames.map((p) => MODEL_PRESET_PREFIX + p).join(', ')}`,
   });
 
@@ -101,8 +101,6 @@ export const HF_KEYS_NOT_USED: Readonly<Record<string, string>> = Object.freeze(
  * Remove a key from here when the code that honours it lands.
  */
 export const KEYS_FOR_LATER_ISSUES: Readonly<Record<string, string>> = Object.freeze({
-  lora: 'validated and passed to the workers in the train plan (lora); the workers do not build LoRA adapters yet',
-  completion_only_loss: 'validated and passed to the workers in the train plan (causal.completion_only_loss); the workers do not train decoder-only models yet',
 });
 
 export const RunConfigSchema = z

@@ -33,7 +33,8 @@ export function buildNeoXBlock(kind: string, config: NeoXConfig, options: NeoXBl
     case 'embed': {
       const table = g.input('weight', dtype, [config.vocabSize, h]);
       const ids = g.input('ids', 'int32', [NEOX_BATCH, NEOX_SEQ]);
-      return block([], [table], dropout.apply(gather(table, ids, 0), 'embed', 'hidden'));
+      // Under LoRA the embedding is frozen: nothing in this block is differentiated.
+      return block([], lora ? [] : [table], dropout.apply(gather(table, ids, 0), 'embed', 'hidden'));
     }
     case 'layer': {
       const hidden = g.input('hidden', dtype, [NEOX_BATCH, NEOX_SEQ, h]);
