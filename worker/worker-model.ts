@@ -46,8 +46,9 @@ export class WorkerModel {
   static fromPlan(plan: TrainPlan): WorkerModel {
     let spec = resolveModelSpec(plan.model);
     if (plan.dropout_rate !== null) {
-      if (spec.modelType !== 't5') throw new KpCoordError(`dropout_rate is T5's key; ${spec.modelType} takes its dropout from config.json (attention_dropout, hidden_dropout) and lora.lora_dropout`);
-      spec = { ...spec, configRaw: { ...spec.configRaw, dropout_rate: plan.dropout_rate } };
+      // T5's one rate; GPT-NeoX has two (attention probabilities, hidden states): the override sets both.
+      const override = spec.modelType === 't5' ? { dropout_rate: plan.dropout_rate } : { attention_dropout: plan.dropout_rate, hidden_dropout: plan.dropout_rate };
+      spec = { ...spec, configRaw: { ...spec.configRaw, ...override } };
     }
     if (plan.lora) {
       const lora: LoraSettings = { r: plan.lora.r, alpha: plan.lora.lora_alpha, dropout: plan.lora.lora_dropout, targetModules: plan.lora.target_modules };

@@ -49,16 +49,15 @@ export function loraModules(config: NeoXConfig, lora: LoraOptions | undefined): 
 }
 
 /** The one rate of every GPT-NeoX dropout site (0: none); throws when the rates in use differ. */
+/** The largest dropout rate in use (0: no dropout); each site carries its own rate (DropoutSite.rate). */
 export function neoxDropoutRate(config: NeoXConfig, lora: LoraOptions | undefined): number {
-  const used = [...new Set([config.attentionDropout, config.hiddenDropout, lora?.dropout ?? 0].filter((r) => r > 0))];
-  if (used.length > 1) throw new GraphBuildError(`dropout rates ${used.join(', ')} differ (attention, hidden, LoRA): the engine feeds masks of one rate`);
-  return used[0] ?? 0;
+  return Math.max(config.attentionDropout, config.hiddenDropout, lora?.dropout ?? 0);
 }
 
 /**
  * Dropout of a GPT-NeoX graph: attention probabilities (attention_dropout), the attention and MLP
- * outputs and the embeddings (hidden_dropout), and LoRA inputs (lora_dropout). The engines feed one
- * rate for every site, so the rates in use must agree; a site whose rate is 0 is no site at all.
+ * outputs and the embeddings (hidden_dropout), and LoRA inputs (lora_dropout). Each site records its
+ * own rate, at which the engines draw its masks; a site whose rate is 0 is no site at all.
  */
 export class NeoXDropout {
   private readonly inner: DropoutSites;
@@ -80,7 +79,7 @@ export class NeoXDropout {
   }
 
   apply(x: Value, name: string, kind: 'attention' | 'hidden' | 'lora'): Value {
-    return this.rates[kind] > 0 ? this.inner.apply(x, name) : x;
+    return this.rates[kind] > 0 ? this.inner.apply(x, name, this.rates[kind]) : x;
   }
 }
 

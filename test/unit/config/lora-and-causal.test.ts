@@ -42,8 +42,8 @@ test('lora: {} is PEFT LoraConfig\'s defaults with the family\'s target modules;
   assert.deepEqual(t5.config.lora?.target_modules, ['q', 'v']);
   assert.equal(t5.causal, null);
   assert.deepEqual(t5.sequence, { layout: 'seq2seq', prefixTokens: 'text' });
-  // Until the workers build adapters, the run says so at start.
-  assert.match(t5.ignored.find((i) => i.key === 'lora')?.reason ?? '', /workers do not build LoRA adapters yet/u);
+  // The workers build adapters: nothing is listed as not acted on.
+  assert.equal(t5.ignored.find((i) => i.key === 'lora'), undefined);
   assert.deepEqual(resolveRunConfig({}).ignored, []);
   assert.equal(resolveRunConfig({}).lora, null);
   assert.equal(resolveRunConfig({ lora: null }).lora, null);
