@@ -1,5 +1,4 @@
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KpCoordError } from '../shared/errors.js';
 import { initLoraFlatRange, loraParamSpecs, type LoraParamSpec, type LoraSettings } from '../shared/models/lora.js';
@@ -9,13 +8,10 @@ import { neoxConfigJson, parseNeoXConfig } from '../shared/models/neox-config.js
 import { neoxParamSpecs } from '../shared/models/neox-params.js';
 import { parseT5Config } from '../shared/models/t5-config.js';
 import type { TrainPlan } from '../shared/plan/train-plan.js';
-import { writeBytesAtomically } from '../shared/weights/atomic-file.js';
 import { FlatLayout } from '../shared/weights/flat-layout.js';
-import { loadHfModel, loadHfParams, saveHfModel } from '../shared/weights/hf-checkpoint.js';
+import { loadHfModel, loadHfParams, saveHfFolder, saveHfModel } from '../shared/weights/hf-checkpoint.js';
 import { initFlatRange } from '../shared/weights/init.js';
 import { writePeftAdapter } from '../shared/weights/peft-adapter.js';
-import { writeSafetensors } from '../shared/weights/safetensors.js';
-import { SAFE_WEIGHTS_NAME } from '../shared/weights/sharded-index.js';
 
 // The model a worker trains, whatever its family ([Note: model family]): the trainable layout (the
 // whole model, or LoRA's adapters), the frozen base under LoRA, where their first values come from
@@ -96,10 +92,7 @@ export class WorkerModel {
       return;
     }
     if (this.spec.modelType === 't5') return saveHfModel(dir, parseT5Config(this.spec.configRaw), trainable);
-    const config = parseNeoXConfig(this.spec.configRaw);
-    await mkdir(dir, { recursive: true });
-    await writeSafetensors(join(dir, SAFE_WEIGHTS_NAME), this.layout.params.map((p) => ({ name: p.name, dtype: 'F32' as const, shape: p.shape, data: this.layout.view(trainable, p.name) })), { format: 'pt' });
-    await writeBytesAtomically(join(dir, 'config.json'), `${JSON.stringify({ ...neoxConfigJson(config), torch_dtype: 'float32' }, null, 2)}\n`);
+    await saveHfFolder(dir, neoxConfigJson(parseNeoXConfig(this.spec.configRaw)), this.layout, trainable.subarray(0, this.layout.totalSize));
   }
 
   private adapterSpecs(): LoraParamSpec[] {

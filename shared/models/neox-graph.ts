@@ -60,7 +60,9 @@ export function buildNeoXGraph(config: NeoXConfig, options: NeoXGraphOptions): N
     for (const l of loraShapes) {
       // Looked up by the layer under its HF-style name; the input is PEFT's name (the flat name).
       const name = `gpt_neox.layers.${i}.${l.local}`;
-      p.set(name, g.input(`${PEFT_PREFIX}${name}`, dtype, l.shape));
+      const input = g.input(`${PEFT_PREFIX}${name}`, dtype, l.shape);
+      p.set(name, input);
+      p.set(input.name, input);
       loraParams.push({ name: `${PEFT_PREFIX}${name}`, shape: l.shape });
     }
   }

@@ -159,6 +159,21 @@ export async function saveHfModel(dir: string, config: T5Config, flat: Float32Ar
 }
 
 /**
+ * Write `dir/model.safetensors` (F32, the layout's names, `format: pt`) and then `dir/config.json`
+ * (`configJson` with torch_dtype float32), each atomically: an HF folder of any family.
+ */
+export async function saveHfFolder(dir: string, configJson: Record<string, unknown>, layout: FlatLayout, flat: Float32Array): Promise<void> {
+  layout.checkLength(flat);
+  await mkdir(dir, { recursive: true });
+  await writeSafetensors(
+    join(dir, SAFE_WEIGHTS_NAME),
+    layout.params.map((p) => ({ name: p.name, dtype: 'F32' as const, shape: p.shape, data: layout.view(flat, p.name) })),
+    { format: 'pt' },
+  );
+  await writeBytesAtomically(join(dir, CONFIG_NAME), `${JSON.stringify({ ...configJson, torch_dtype: 'float32' }, null, 2)}\n`);
+}
+
+/**
  * The T5Config named by `spec`: `preset:<name>` (see shared/models/presets.ts), a model directory
  * (its config.json), or a config.json file.
  */

@@ -3,11 +3,14 @@ import { join } from 'node:path';
 import type { Argv } from 'yargs';
 import { InputFileError } from '../../../shared/errors.js';
 import { rootLogger } from '../../../shared/log.js';
-import { T5_PRESETS } from '../../../shared/models/presets.js';
+import { MODEL_PRESETS, resolveModelSpec } from '../../../shared/models/model-spec.js';
+import { neoxConfigJson, parseNeoXConfig } from '../../../shared/models/neox-config.js';
+import { neoxParamSpecs } from '../../../shared/models/neox-params.js';
+import { parseT5Config } from '../../../shared/models/t5-config.js';
 import { t5ParamSpecs } from '../../../shared/models/t5-params.js';
-import { CONFIG_NAME, resolveModelConfig, saveHfModel } from '../../../shared/weights/hf-checkpoint.js';
+import { CONFIG_NAME, saveHfFolder, saveHfModel } from '../../../shared/weights/hf-checkpoint.js';
 import { FlatLayout } from '../../../shared/weights/flat-layout.js';
-import { initT5Flat } from '../../../shared/weights/init.js';
+import { initFlatRange, initT5Flat } from '../../../shared/weights/init.js';
 import { SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME } from '../../../shared/weights/sharded-index.js';
 import { registerDevGrads } from './dev-grads.js';
 import type { RegisterCommand } from './index.js';
@@ -20,12 +23,12 @@ const log = rootLogger.child({ cmd: 'dev' });
 function registerInitModel(cli: Argv): Argv {
   return cli.command(
     'init-model',
-    'Write a freshly initialised T5 model directory (config.json + model.safetensors, HF layout)',
+    'Write a freshly initialised model directory, T5 or GPT-NeoX (config.json + model.safetensors, HF layout)',
     (y) =>
       y
         .option('out', { type: 'string', demandOption: true, describe: 'Directory to write' })
-        .option('preset', { type: 'string', choices: Object.keys(T5_PRESETS), describe: 'Built-in model shape' })
-        .option('config', { type: 'string', describe: 'A T5 config.json (or a model directory holding one)' })
+        .option('preset', { type: 'string', choices: Object.keys(MODEL_PRESETS), describe: 'Built-in model shape' })
+        .option('config', { type: 'string', describe: 'An HF config.json, T5 or GPT-NeoX by its model_type (or a model directory holding one)' })
         .option('seed', { type: 'number', default: 0, describe: 'Seed of the initialisation (same seed, same weights)' })
         .option('force', { type: 'boolean', default: false, describe: 'Overwrite a model already in --out' })
         .conflicts('preset', 'config')
@@ -37,15 +40,27 @@ function registerInitModel(cli: Argv): Argv {
         .example('$0 dev init-model --preset t5-tiny --out /tmp/t5-tiny', 'a tiny model for tests'),
     async (a) => {
       const started = performance.now();
-      const config = resolveModelConfig(a.preset !== undefined ? `preset:${a.preset}` : a.config!);
+      const spec = resolveModelSpec(a.preset !== undefined ? `preset:${a.preset}` : a.config!);
       const held = [CONFIG_NAME, SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME].filter((f) => existsSync(join(a.out, f)));
       if (held.length > 0 && !a.force) {
         throw new InputFileError(a.out, '', `already holds ${held.join(', ')}; pass --force to overwrite`);
       }
-      const layout = FlatLayout.fromSpecs(t5ParamSpecs(config));
-      const flat = initT5Flat(config, layout, a.seed);
+      let layout: FlatLayout;
+      let write: () => Promise<void>;
+      if (spec.modelType === 't5') {
+        const config = parseT5Config(spec.configRaw);
+        layout = FlatLayout.fromSpecs(t5ParamSpecs(config));
+        const flat = initT5Flat(config, layout, a.seed);
+        write = () => saveHfModel(a.out, config, flat);
+      } else {
+        const config = parseNeoXConfig(spec.configRaw);
+        const specs = neoxParamSpecs(config);
+        layout = FlatLayout.fromSpecs(specs);
+        const flat = initFlatRange(specs, layout, a.seed, 0, layout.totalSize);
+        write = () => saveHfFolder(a.out, neoxConfigJson(config), layout, flat);
+      }
       const initialised = performance.now();
-      await saveHfModel(a.out, config, flat);
+      await write();
       const seconds = (performance.now() - started) / 1000;
       log.info(
         { out: a.out, parameters: layout.totalSize, initSeconds: (initialised - started) / 1000, seconds },
