@@ -10,7 +10,9 @@ import { listCheckpoints, readVerifiedManifest, writeManifest } from '../shared/
 import { rangesOf, type ShardFile } from '../shared/checkpoint/range-shard.js';
 import { rm } from 'node:fs/promises';
 import { numel } from '../shared/models/t5-params.js';
-import { modelFamily, resolveModelSpec } from '../shared/models/model-spec.js';
+import { cacheVocabSize } from '../shared/data/cache-format.js';
+import { openDataCache } from '../shared/data/data-cache.js';
+import { grownForData, modelFamily, resolveModelSpec } from '../shared/models/model-spec.js';
 import type { ControlServer } from './control-server.js';
 import type { RunEventListener } from './run-events.js';
 import type { RunHistory } from './run-history.js';
@@ -209,6 +211,8 @@ async function saveCheckpoint(
     param_count: trainableParamCount(plan),
     padded_size: files.reduce((n, f) => Math.max(n, f.end), 0),
     model: plan.model,
+    lora: plan.lora,
+    vocab_size: trainedVocab(plan),
     seed: plan.seed,
     data_seed: plan.data_seed,
     files,
@@ -240,7 +244,21 @@ function shardFileOf(r: WorkerReport): ShardFile {
   return { ...rest, ranges: ranges.length > 0 ? ranges.map((x) => ({ start: x.start, end: x.end })) : rangesOf(rest) };
 }
 
+const paramCounts = new WeakMap<TrainPlan, number>();
+
+/** The vocabulary the model trains at (its own, or grown for the data's added tokens). */
+function trainedVocab(plan: TrainPlan): number {
+  return Number(grownForData(resolveModelSpec(plan.model), cacheVocabSize(openDataCache(plan.data_cache).manifest)).spec.configRaw.vocab_size);
+}
+
+/** What the workers train (LoRA: the adapters; embeddings grown for the data's added tokens), as WorkerModel lays it out. */
 function trainableParamCount(plan: TrainPlan): number {
-  const lora = plan.lora ? { r: plan.lora.r, alpha: plan.lora.lora_alpha, dropout: plan.lora.lora_dropout, targetModules: plan.lora.target_modules } : null;
-  return modelFamily({ ...resolveModelSpec(plan.model), lora }).paramSpecs().reduce((n, p) => n + numel(p.shape), 0);
+  let count = paramCounts.get(plan);
+  if (count === undefined) {
+    const lora = plan.lora ? { r: plan.lora.r, alpha: plan.lora.lora_alpha, dropout: plan.lora.lora_dropout, targetModules: plan.lora.target_modules } : null;
+    const { spec } = grownForData(resolveModelSpec(plan.model), cacheVocabSize(openDataCache(plan.data_cache).manifest));
+    count = modelFamily({ ...spec, lora }).paramSpecs().reduce((n, p) => n + numel(p.shape), 0);
+    paramCounts.set(plan, count);
+  }
+  return count;
 }

@@ -25,6 +25,7 @@ import { ControlClient, type WorkerSeat } from './control-client.js';
 import { HeartbeatThread } from './heartbeat-thread.js';
 import { generateShare } from './generate-share.js';
 import { WorkerModel } from './worker-model.js';
+import { resolveModelSpec } from '../shared/models/model-spec.js';
 import { optimizerRange, ZeroTrainer, type StepCollective } from './zero-trainer.js';
 import { readVerifiedManifest } from '../shared/checkpoint/checkpoint-manifest.js';
 import { readRange, readRanges, writeRangeShard, type ShardFile } from '../shared/checkpoint/range-shard.js';
@@ -295,7 +296,8 @@ class EngineCache {
 async function buildSetup(plan: TrainPlan, seat: WorkerSeat, peers: readonly Peer[], dataPlane: DataPlane, engines: EngineCache): Promise<Setup> {
   const rank = seat.rank;
   if (peers.length !== plan.world) throw new KpCoordError(`setup: ${peers.length} peers for a world of ${plan.world}`);
-  const model = WorkerModel.fromPlan(plan);
+  const cache = openDataCache(plan.data_cache, { modelType: resolveModelSpec(plan.model).modelType });
+  const model = WorkerModel.fromPlan(plan, cacheVocabSize(cache.manifest));
   const layout = model.layout;
   const shard = flatShard(layout.totalSize, plan.world, rank);
   const collective = await dataPlane.connect(peers, rank, plan.world);
@@ -316,9 +318,8 @@ async function buildSetup(plan: TrainPlan, seat: WorkerSeat, peers: readonly Pee
     best = full.subarray(0, layout.totalSize);
   }
 
-  const cache = openDataCache(plan.data_cache, { modelType: model.spec.modelType });
   if (cacheVocabSize(cache.manifest) > model.family.vocabSize) {
-    throw new KpCoordError(`${plan.data_cache}: tokenizer has ${cacheVocabSize(cache.manifest)} ids (added prefix tokens included), the model's vocabulary only ${model.family.vocabSize} (resizing the embeddings for added tokens is not built yet)`);
+    throw new KpCoordError(`${plan.data_cache}: tokenizer has ${cacheVocabSize(cache.manifest)} ids, the model's vocabulary only ${model.family.vocabSize} (T5 embeddings are not resized: added tokens are for decoder-only models)`);
   }
   const completionOnlyLoss = plan.causal?.completion_only_loss ?? false;
   const assemble = (split: DataSplit, indices: ArrayLike<number>) => assembleModelBatch(cache.manifest, split, indices, { completionOnlyLoss });
@@ -374,7 +375,7 @@ type OptimizerState = { m: Float32Array; v: Float32Array; step: number };
 async function wholeBufferParams(plan: TrainPlan, model: WorkerModel, shard: FlatShard, collective: WorkerCollective): Promise<{ params: Float32Array; optimizerState: OptimizerState | undefined }> {
   const layout = model.layout;
   let params: Float32Array;
-  const loaded = plan.resume ? null : await model.loadTrainable(shard.paddedSize);
+  const loaded = plan.resume ? null : await model.loadTrainable(plan.seed, shard.paddedSize);
   if (plan.resume) {
     params = new Float32Array(shard.paddedSize);
     await readRange(plan.resume.dir, plan.resume.files, 'params', 0, params);
@@ -424,7 +425,7 @@ async function partitionedParams(plan: TrainPlan, model: WorkerModel, engine: Tr
     optimizerState = { m, v, step: plan.resume.optimizer_step };
   } else {
     // The whole model passes through this rank once, at setup (HF weights are not sharded by unit).
-    const flat = await model.loadTrainable();
+    const flat = await model.loadTrainable(plan.seed);
     if (flat) for (const p of sharding.pieces) sharding.owned(shard, p).set(flat.subarray(p.lo, p.hi));
     else for (const p of sharding.pieces) if (p.hi > p.lo) sharding.owned(shard, p).set(model.initRange(plan.seed, p.lo, p.hi));
   }

@@ -3,14 +3,16 @@ import { join } from 'node:path';
 import { KpCoordError } from '../shared/errors.js';
 import { initLoraFlatRange, loraParamSpecs, type LoraParamSpec, type LoraSettings } from '../shared/models/lora.js';
 import type { ModelFamily } from '../shared/models/model-family.js';
-import { modelFamily, PRESET_PREFIX, resolveModelSpec, type ModelSpec } from '../shared/models/model-spec.js';
+import { grownForData, modelFamily, PRESET_PREFIX, resolveModelSpec, type ModelSpec } from '../shared/models/model-spec.js';
 import { neoxConfigJson, parseNeoXConfig } from '../shared/models/neox-config.js';
 import { neoxParamSpecs } from '../shared/models/neox-params.js';
-import { parseT5Config } from '../shared/models/t5-config.js';
+import { parseT5Config, t5ConfigJson } from '../shared/models/t5-config.js';
+import type { CheckpointManifest } from '../shared/checkpoint/checkpoint-manifest.js';
 import type { TrainPlan } from '../shared/plan/train-plan.js';
 import { FlatLayout } from '../shared/weights/flat-layout.js';
 import { loadHfModel, loadHfParams, saveHfFolder, saveHfModel } from '../shared/weights/hf-checkpoint.js';
 import { initFlatRange } from '../shared/weights/init.js';
+import { resizeEmbeddings } from '../shared/weights/resize-embeddings.js';
 import { writePeftAdapter } from '../shared/weights/peft-adapter.js';
 
 // The model a worker trains, whatever its family ([Note: model family]): the trainable layout (the
@@ -19,6 +21,9 @@ import { writePeftAdapter } from '../shared/weights/peft-adapter.js';
 // folder, or a PEFT adapter folder). ZeRO, checkpoints and the optimizer see only the trainable layout.
 
 /** Buffers older GPT-NeoX checkpoints store beside the parameters (transformers ignores them on load). */
+/** GPT-NeoX's input and output embedding tables (what resize_token_embeddings grows). */
+const NEOX_EMBEDDING_TABLES = ['gpt_neox.embed_in.weight', 'embed_out.weight'];
+
 const NEOX_CHECKPOINT_BUFFERS = /^gpt_neox\.layers\.\d+\.attention\.(bias|masked_bias|rotary_emb\.inv_freq)$/u;
 
 export class WorkerModel {
@@ -32,6 +37,8 @@ export class WorkerModel {
     readonly spec: ModelSpec,
     /** An HF folder holding the base weights, or null (a preset: fresh init). */
     readonly weightsDir: string | null,
+    /** The vocabulary before added tokens grew it (resize_token_embeddings), or null. */
+    private readonly resizedFrom: number | null,
   ) {
     this.family = modelFamily(spec);
     this.layout = FlatLayout.fromSpecs(this.family.paramSpecs());
@@ -39,8 +46,28 @@ export class WorkerModel {
     this.frozenLayout = frozen.length > 0 ? FlatLayout.fromSpecs(frozen) : null;
   }
 
-  static fromPlan(plan: TrainPlan): WorkerModel {
-    let spec = resolveModelSpec(plan.model);
+  /** The model a checkpoint holds (its run's model, LoRA settings and trained vocabulary). */
+  static fromCheckpoint(m: CheckpointManifest): WorkerModel {
+    const base = resolveModelSpec(m.model);
+    const grown = grownForData(base, m.vocab_size ?? Number(base.configRaw.vocab_size));
+    const lora = m.lora ? { r: m.lora.r, alpha: m.lora.lora_alpha, dropout: m.lora.lora_dropout, targetModules: m.lora.target_modules } : null;
+    const weights = !m.model.startsWith(PRESET_PREFIX) && existsSync(join(m.model, 'config.json')) ? m.model : null;
+    return new WorkerModel(m.model, { ...grown.spec, lora }, weights, grown.resizedFrom);
+  }
+
+  /** The config.json of the model as trained (vocabulary grown where the data added tokens). */
+  configJson(): Record<string, unknown> {
+    return this.spec.modelType === 't5' ? t5ConfigJson(parseT5Config(this.spec.configRaw)) : neoxConfigJson(parseNeoXConfig(this.spec.configRaw));
+  }
+
+  /**
+   * `dataVocab`: the data cache's vocabulary with its added tokens; a GPT-NeoX model smaller than it
+   * grows its embedding tables to it (HF resize_token_embeddings, shared/weights/resize-embeddings.ts).
+   */
+  static fromPlan(plan: TrainPlan, dataVocab: number): WorkerModel {
+    const grown = grownForData(resolveModelSpec(plan.model), dataVocab);
+    let spec = grown.spec;
+    const resizedFrom = grown.resizedFrom;
     if (plan.dropout_rate !== null) {
       // T5's one rate; GPT-NeoX has two (attention probabilities, hidden states): the override sets both.
       const override = spec.modelType === 't5' ? { dropout_rate: plan.dropout_rate } : { attention_dropout: plan.dropout_rate, hidden_dropout: plan.dropout_rate };
@@ -52,7 +79,7 @@ export class WorkerModel {
       spec = { ...spec, lora };
     }
     const weights = !plan.model.startsWith(PRESET_PREFIX) && existsSync(join(plan.model, 'config.json')) ? plan.model : null;
-    return new WorkerModel(plan.model, spec, weights);
+    return new WorkerModel(plan.model, spec, weights, resizedFrom);
   }
 
   get lora(): LoraSettings | null {
@@ -65,9 +92,14 @@ export class WorkerModel {
     return initFlatRange(this.family.paramSpecs(), this.layout, seed, lo, hi, this.onesValue());
   }
 
-  /** The trainable parameters from the HF folder (full fine-tuning), or null (LoRA: adapters start fresh; a preset). */
-  async loadTrainable(flatLength?: number): Promise<Float32Array | null> {
-    if (!this.weightsDir || this.lora) return null;
+  /**
+   * The trainable parameters from the HF folder (full fine-tuning), grown for added tokens where the
+   * data adds them; or null (LoRA: adapters start fresh; a preset at its own vocabulary: plain init).
+   */
+  async loadTrainable(seed: number, flatLength?: number): Promise<Float32Array | null> {
+    if (this.lora) return null;
+    if (this.resizedFrom !== null) return this.grown(seed, flatLength);
+    if (!this.weightsDir) return null;
     return this.loadHf(this.layout, flatLength);
   }
 
@@ -76,7 +108,22 @@ export class WorkerModel {
     const layout = this.frozenLayout;
     if (!layout) return null;
     if (this.weightsDir) return this.loadHf(layout);
+    if (this.resizedFrom !== null) return this.grown(seed);
     return initFlatRange(this.family.frozenSpecs(), layout, seed, 0, layout.totalSize, this.onesValue());
+  }
+
+  /** The base at the vocabulary it was made with (a preset's init, or the folder's weights), its tables then grown. */
+  private async grown(seed: number, flatLength?: number): Promise<Float32Array> {
+    const before = parseNeoXConfig({ ...this.spec.configRaw, vocab_size: this.resizedFrom });
+    const specs = neoxParamSpecs(before);
+    const from = FlatLayout.fromSpecs(specs);
+    const old = this.weightsDir ? await this.loadHfAt(from) : initFlatRange(specs, from, seed, 0, from.totalSize);
+    const to = FlatLayout.fromSpecs(neoxParamSpecs(parseNeoXConfig(this.spec.configRaw)));
+    const grown = resizeEmbeddings(old, from, to, NEOX_EMBEDDING_TABLES);
+    if (flatLength === undefined || flatLength === grown.length) return grown;
+    const padded = new Float32Array(flatLength);
+    padded.set(grown);
+    return padded;
   }
 
   /** Write the final model: an HF folder (full fine-tuning) or a PEFT adapter folder (LoRA). */
@@ -106,6 +153,11 @@ export class WorkerModel {
   }
 
   private async loadHf(layout: FlatLayout, flatLength?: number): Promise<Float32Array> {
+    if (this.resizedFrom !== null) return this.grown(0, flatLength);
+    return this.loadHfAt(layout, flatLength);
+  }
+
+  private async loadHfAt(layout: FlatLayout, flatLength?: number): Promise<Float32Array> {
     const dir = this.weightsDir!;
     if (this.spec.modelType === 't5') {
       const whole = await loadHfModel(dir, flatLength === undefined ? {} : { flatLength });

@@ -43,6 +43,16 @@ export const CheckpointManifestSchema = z.strictObject({
   param_count: z.number().int().positive(),
   padded_size: z.number().int().positive(),
   model: z.string(),
+  /**
+   * The run's PEFT LoRA settings (the files then hold only the adapters) and the vocabulary the model
+   * was trained at (larger than the model's own when the data added tokens). Absent in checkpoints
+   * written before decoder-only models: full fine-tuning at the model's own vocabulary.
+   */
+  lora: z
+    .strictObject({ r: z.number().int().positive(), lora_alpha: z.number().positive(), lora_dropout: z.number().min(0).lt(1), target_modules: z.array(z.string().min(1)).min(1), scaling: z.number().positive() })
+    .nullable()
+    .optional(),
+  vocab_size: z.number().int().positive().optional(),
   seed: z.number().int(),
   data_seed: z.number().int(),
   files: z.array(ShardFileSchema),

@@ -72,3 +72,14 @@ export function resolveModelSpec(spec: string): ModelSpec {
   else parseNeoXConfig(json, file);
   return { modelType: type, configRaw: json as Record<string, unknown> };
 }
+
+/**
+ * The model as trained on data whose vocabulary (added tokens included) is `dataVocab`: a GPT-NeoX
+ * model smaller than it grows its embedding tables (HF resize_token_embeddings); T5 is unchanged
+ * (added tokens are for the causal layout only).
+ */
+export function grownForData(spec: ModelSpec, dataVocab: number): { readonly spec: ModelSpec; readonly resizedFrom: number | null } {
+  const vocab = Number(spec.configRaw.vocab_size);
+  if (spec.modelType !== 'gpt_neox' || dataVocab <= vocab) return { spec, resizedFrom: null };
+  return { spec: { ...spec, configRaw: { ...spec.configRaw, vocab_size: dataVocab } }, resizedFrom: vocab };
+}

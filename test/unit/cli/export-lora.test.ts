@@ -1,10 +1,10 @@
 import test, { after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { exportLora } from '../../../coordinator/cli/commands/export-lora.js';
+import { runToExit } from '../../helpers/kp-coord-process.js';
 import { writeManifest } from '../../../shared/checkpoint/checkpoint-manifest.js';
 import { writeRangeShard } from '../../../shared/checkpoint/range-shard.js';
 import { loraParamCount, loraParamSpecs, type LoraSettings } from '../../../shared/models/lora.js';
@@ -21,6 +21,8 @@ const root = mkdtempSync(join(tmpdir(), 'kp-export-lora-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 
 const SETTINGS: LoraSettings = { r: 2, alpha: 4, dropout: 0.1, targetModules: ['q', 'v', 'wi_0'] };
+/** The checkpoint manifest's record of SETTINGS (the train plan's `lora`). */
+const LORA_RECORD = { r: 2, lora_alpha: 4, lora_dropout: 0.1, target_modules: ['q', 'v', 'wi_0'], scaling: 2 };
 
 function randomFlat(n: number, seed: number, std: number): Float32Array {
   const r = rngStream(seed, 11);
@@ -40,7 +42,7 @@ async function loss(built: T5Graph, values: Map<string, Float32Array>): Promise<
   }
 }
 
-test('a LoRA checkpoint exports as a PEFT adapter and, merged, as an HF model computing the adapted function', async () => {
+test('kp-coord export: a LoRA checkpoint as a PEFT adapter and, with --merge, as an HF model computing the adapted function', async () => {
   const config = tinyConfig();
   const baseSpecs = t5ParamSpecs(config);
   const baseFlat = randomFlat(baseSpecs.reduce((n, s) => n + numel(s.shape), 0), 1, 0.3);
@@ -55,13 +57,14 @@ test('a LoRA checkpoint exports as a PEFT adapter and, merged, as an HF model co
   const shard = await writeRangeShard(ckpt, 0, 1, { start: 0, end: size }, { params: adapterFlat, exp_avg: new Float32Array(size), exp_avg_sq: new Float32Array(size) }, 7);
   await writeManifest(ckpt, {
     version: 1, run_id: 'lora', steps_done: 7, epoch: 0, world: 1, global_batch_size: 1, zero_stage: 0, param_count: size, padded_size: size,
-    model: baseDir, seed: 0, data_seed: 0, files: [shard], evals: [], best: null, created: new Date(0).toISOString(),
+    model: baseDir, lora: LORA_RECORD, seed: 0, data_seed: 0, files: [shard], evals: [], best: null, created: new Date(0).toISOString(),
   });
 
   const out = join(root, 'adapter');
   const mergedOut = join(root, 'merged');
-  const result = await exportLora({ checkpoint: ckpt, settings: SETTINGS, modelType: 't5', baseSpecs, baseModelNameOrPath: baseDir, out, mergedOut, baseModelDir: baseDir });
-  assert.deepEqual(result, { out, merged: mergedOut, stepsDone: 7, adapterParameters: size });
+  const run = await runToExit(['export', '--checkpoint', ckpt, '--out', out, '--merge', mergedOut], { timeoutMs: 60_000 });
+  assert.equal(run.code, 0, run.output);
+  assert.deepEqual(JSON.parse(run.output.trim().split('\n').at(-1)!), { out, steps_done: 7, parameters: size, adapter: true, merged: mergedOut });
 
   const adapter = await readPeftAdapter(out);
   assert.equal(adapter.config.task_type, 'SEQ_2_SEQ_LM');
@@ -89,9 +92,17 @@ test('a LoRA checkpoint exports as a PEFT adapter and, merged, as an HF model co
   assert.ok(Math.abs(viaAdapter - viaMerged) <= 1e-7 * Math.abs(viaAdapter), `${viaAdapter} vs ${viaMerged}`);
   assert.ok(Math.abs(viaAdapter - viaBase) > 1e-2, 'the adapter matters');
 
-  await assert.rejects(exportLora({ checkpoint: ckpt, settings: SETTINGS, modelType: 't5', baseSpecs, baseModelNameOrPath: baseDir, out }), /already exists/u);
-  await assert.rejects(
-    exportLora({ checkpoint: ckpt, settings: { ...SETTINGS, r: 3 }, modelType: 't5', baseSpecs, baseModelNameOrPath: baseDir, out: join(root, 'other') }),
-    new RegExp(`${size} parameters, but LoRA r=3`, 'u'),
-  );
+  // A fresh --merge folder is required; and a manifest whose LoRA record does not fit its files is refused.
+  const again = await runToExit(['export', '--checkpoint', ckpt, '--out', join(root, 'other'), '--merge', mergedOut], { timeoutMs: 60_000 });
+  assert.equal(again.code, 1);
+  assert.match(again.output, /already exists and is not empty/u);
+  const wrong = join(root, 'checkpoint-wrong');
+  cpSync(ckpt, wrong, { recursive: true });
+  await writeManifest(wrong, {
+    version: 1, run_id: 'lora', steps_done: 7, epoch: 0, world: 1, global_batch_size: 1, zero_stage: 0, param_count: size, padded_size: size,
+    model: baseDir, lora: { ...LORA_RECORD, r: 3, scaling: 4 / 3 }, seed: 0, data_seed: 0, files: [shard], evals: [], best: null, created: new Date(0).toISOString(),
+  });
+  const mismatch = await runToExit(['export', '--checkpoint', wrong, '--out', join(root, 'other2')], { timeoutMs: 60_000 });
+  assert.equal(mismatch.code, 1);
+  assert.match(mismatch.output, new RegExp(`${size} parameters, but .* with LoRA r=3`, 'u'));
 });
