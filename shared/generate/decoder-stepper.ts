@@ -36,7 +36,7 @@ export function gatherBlocks<A extends Float32Array | Int32Array>(src: A, block:
   return out;
 }
 
-function isIdentity(order: ArrayLike<number>, size: number): boolean {
+export function isIdentity(order: ArrayLike<number>, size: number): boolean {
   if (order.length !== size) return false;
   for (let i = 0; i < size; i++) if (order[i] !== i) return false;
   return true;
