@@ -116,3 +116,23 @@ test('kp-coord generate: an adapter over a preset with no run seed beside it is 
   assert.equal(m.modelType, 'gpt_neox');
   assert.deepEqual(m.flat, mergedWeights(specs, fresh.flat, await readPeftAdapter(adapterDir)));
 });
+
+test('kp-coord generate --model preset:neox-tiny, beam search: one row per article, as the API decodes the seeded init', async () => {
+  const input = join(dir, 'articles.jsonl');
+  writeFileSync(input, `${ARTICLES.map((a) => JSON.stringify(a)).join('\n')}\n`);
+  const out = join(dir, 'preset.jsonl');
+  const r = kp(['generate', '--model', 'preset:neox-tiny', '--seed', '3', '--input', input, '--out', out, '--num-beams', '2', '--max-new-tokens', '6', '--threads', '1', '--no-progress', '--no-split']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal((JSON.parse(r.stdout) as { rows: number }).rows, 2);
+  const rows = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { phrases: string[] });
+  const model = await loadGenerationModel('preset:neox-tiny', { initSeed: 3 });
+  const tok = new ByteTokenizer();
+  const gen = await CausalGenerator.create(config, model.flat, { intraOpThreads: 1 });
+  try {
+    const ids = await gen.generate(PROMPTS.map((p) => Int32Array.from(tok.encode(p))), { numBeams: 2, maxNewTokens: 6 });
+    const expected = ids.map((t) => tok.decode(t.filter((x) => x !== tok.eosId), { skipSpecialTokens: true }).trim());
+    assert.deepEqual(rows.map((x) => x.phrases[0] ?? ''), expected.map((e) => causalKeyphrases(e, { prefixes: PREFIXES }, { split: false, separator: ';', trim: true, dropEmpty: true, dropUrls: true, dedupe: true, topK: null })[0] ?? ''));
+  } finally {
+    await gen.release();
+  }
+});
