@@ -42,7 +42,9 @@ async function decode(gen: CausalGenerator, beams: number, useCache: boolean): P
 
 for (const beams of [1, 3]) {
   test(`causal ${beams === 1 ? 'greedy' : `beam ${beams}`}: key/value cache = no cache, token for token; log-probabilities within 1e-4`, async () => {
-    const config = tinyNeoX();
+    // eos = pad = 0 (as polyglot-ko, whose pad is its eos): this model emits 0 now and then, so
+    // items finish at different steps and leave the batch (select drops their cache rows).
+    const config = tinyNeoX({ eos_token_id: 0 });
     const { flat } = flatOf(config, 7, 0.3);
     const gen = await CausalGenerator.create(config, flat, { intraOpThreads: 1 });
     try {
@@ -57,7 +59,8 @@ for (const beams of [1, 3]) {
         for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
       });
       assert.ok(worst <= 1e-4, `cache and no-cache outputs differ by ${worst}`);
-      assert.ok(cached.outputs.length > 5, 'decoding ran for several steps');
+      assert.ok(cached.outputs.length >= 5, 'decoding ran for several steps');
+      assert.ok(cached.outputs.at(-1)!.length < cached.outputs[0]!.length, 'items left the batch before the end');
       if (beams > 1) for (let i = 0; i < PROMPTS.length; i++) assert.ok(Math.abs(cached.out[i]!.score! - uncached.out[i]!.score!) < 1e-5, `scores of item ${i}`);
       // generate() is the same search (batch of all three: same padding).
       const direct = await gen.generate(PROMPTS, { numBeams: beams, maxNewTokens: 12 });
