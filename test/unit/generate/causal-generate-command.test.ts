@@ -136,3 +136,25 @@ test('kp-coord generate --model preset:neox-tiny, beam search: one row per artic
     await gen.release();
   }
 });
+
+test('kp-coord generate --max-input-tokens on GPT-NeoX: the article is cut, the target prefix kept at the prompt\'s end', async () => {
+  const input = join(dir, 'articles.jsonl');
+  writeFileSync(input, `${ARTICLES.map((a) => JSON.stringify(a)).join('\n')}\n`);
+  const out = join(dir, 'truncated.jsonl');
+  const r = kp(['generate', '--model', 'preset:neox-tiny', '--seed', '3', '--input', input, '--out', out, '--max-new-tokens', '6', '--max-input-tokens', '40', '--threads', '1', '--no-progress', '--no-split']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal((JSON.parse(r.stdout) as { truncated_inputs: number }).truncated_inputs, 2);
+  const rows = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { phrases: string[] });
+  const tok = new ByteTokenizer();
+  const tail = tok.encode(' keyphrases generated:');
+  const prompts = PROMPTS.map((p) => Int32Array.from([...tok.encode(p.slice(0, p.length - ' keyphrases generated:'.length)).slice(0, 40 - tail.length), ...tail]));
+  const model = await loadGenerationModel('preset:neox-tiny', { initSeed: 3 });
+  const gen = await CausalGenerator.create(config, model.flat, { intraOpThreads: 1 });
+  try {
+    const ids = await gen.generate(prompts, { maxNewTokens: 6 });
+    const expected = ids.map((t) => tok.decode(t.filter((x) => x !== tok.eosId), { skipSpecialTokens: true }).trim());
+    assert.deepEqual(rows.map((x) => x.phrases[0] ?? ''), expected.map((e) => causalKeyphrases(e, { prefixes: PREFIXES }, { split: false, separator: ';', trim: true, dropEmpty: true, dropUrls: true, dedupe: true, topK: null })[0] ?? ''));
+  } finally {
+    await gen.release();
+  }
+});
