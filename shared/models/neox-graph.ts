@@ -86,7 +86,8 @@ export function buildNeoXGraph(config: NeoXConfig, options: NeoXGraphOptions): N
 
   const trained = lora ? loraParams.map((l) => l.name) : specs.map((s) => s.name);
   const gradientOutputs: ParamGradientOutputs[] = [];
-  const wrt = trained.map(P);
+  // Adapters are looked up under their HF-style names (see above); their outputs carry PEFT's.
+  const wrt = trained.map((name) => P(lora ? name.slice(PEFT_PREFIX.length) : name));
   if (options.gradients === 'dense') {
     gradients([{ value: lossSum }], wrt).forEach((grad, i) => {
       g.output(`grad.${trained[i]}`, grad);

@@ -19,7 +19,8 @@ interface Sessions {
   readonly models: BlockModels;
   readonly sites: readonly string[];
   readonly forward: ort.InferenceSession | null;
-  readonly backward: ort.InferenceSession;
+  /** Null for a block with nothing to differentiate (the embedding under LoRA). */
+  readonly backward: ort.InferenceSession | null;
 }
 
 const create = (bytes: Uint8Array) => ort.InferenceSession.create(bytes, { intraOpNumThreads: 1, interOpNumThreads: 1 });
@@ -42,7 +43,7 @@ async function blockwise(family: NeoXFamily, values: Params, mode: BlockMode, ma
   for (const kind of family.blockKinds) {
     const def = family.buildBlock(kind, { dtype: 'float64', dropout: Object.keys(masks).length > 0 });
     const models = blockModels(def, mode);
-    sessions.set(kind, { models, sites: def.dropoutSites.map((d) => d.input), forward: models.forward ? await create(models.forward) : null, backward: await create(models.backward!) });
+    sessions.set(kind, { models, sites: def.dropoutSites.map((d) => d.input), forward: models.forward ? await create(models.forward) : null, backward: models.backward ? await create(models.backward) : null });
   }
   try {
     const data = family.feeds(batch, 'float64');
@@ -89,12 +90,13 @@ async function blockwise(family: NeoXFamily, values: Params, mode: BlockMode, ma
     };
     const headK = plan.length - 1;
     const head = sessions.get('head')!;
-    const headOut = await runByName(head.backward, inputsOf(headK, hidden));
+    const headOut = await runByName(head.backward!, inputsOf(headK, hidden));
     collect(headK, head, headOut);
     let seed = headOut[head.models.activationGradients[0]!.gradient]!;
     // backward from the last layer down to the embedding
     for (let k = headK - 1; k >= 0; k--) {
       const s = sessions.get(plan[k]!.kind)!;
+      if (!s.backward) continue;
       const feeds = { ...inputsOf(k, blockInputs[k]!), ...saved[k]!, [s.models.seeds[0]!.seed]: seed };
       const out = await runByName(s.backward, feeds);
       collect(k, s, out);
@@ -104,7 +106,7 @@ async function blockwise(family: NeoXFamily, values: Params, mode: BlockMode, ma
   } finally {
     for (const s of sessions.values()) {
       await s.forward?.release();
-      await s.backward.release();
+      await s.backward?.release();
     }
   }
 }
