@@ -62,17 +62,22 @@ export class CausalGenerator {
   startBatch(prompts: readonly ArrayLike<number>[], beams: number, useCache: boolean): DecoderStepper {
     if (prompts.length === 0) throw new EngineError('a batch needs at least one prompt');
     prompts.forEach((ids, i) => this.checkPrompt(ids, i));
-    const padded = leftPad(prompts, this.config.padTokenId);
-    return useCache ? new CachedCausalStepper(this.sessions, padded, beams) : new UncachedCausalStepper(this.sessions, padded, beams);
+    return this.stepper(leftPad(prompts, this.config.padTokenId), beams, useCache);
   }
 
   async release(): Promise<void> {
     await this.sessions.release();
   }
 
+  private stepper(padded: LeftPaddedPrompts, beams: number, useCache: boolean): DecoderStepper {
+    return useCache ? new CachedCausalStepper(this.sessions, padded, beams) : new UncachedCausalStepper(this.sessions, padded, beams);
+  }
+
+  /** Prompts already checked. */
   private async generateBatch(prompts: readonly ArrayLike<number>[], o: GenerateOptions): Promise<GeneratedSequence[]> {
-    const stepper = this.startBatch(prompts, o.numBeams, o.useCache);
-    const prefixes = paddedRows(leftPad(prompts, this.config.padTokenId));
+    const padded = leftPad(prompts, this.config.padTokenId);
+    const stepper = this.stepper(padded, o.numBeams, o.useCache);
+    const prefixes = paddedRows(padded);
     return o.numBeams === 1 ? greedySearch(stepper, o, this.specialTokens, prefixes) : beamSearch(stepper, o, this.specialTokens, prefixes);
   }
 
