@@ -8,7 +8,8 @@ import { greedySearch, type GeneratedSequence } from '../../../shared/generate/g
 import type { NeoXConfig } from '../../../shared/models/neox-config.js';
 import { neoxParamSpecs } from '../../../shared/models/neox-params.js';
 import { FlatLayout } from '../../../shared/weights/flat-layout.js';
-import { randomValues, tinyNeoX } from '../models/neox-helpers.js';
+import { argmax } from '../../../shared/generate/logits-processors.js';
+import { randomValues, tinyNeoX, WholeModel } from '../models/neox-helpers.js';
 import { RecordingStepper } from './generate-helpers.js';
 
 // Decoder-only generation (CausalGenerator):
@@ -18,7 +19,9 @@ import { RecordingStepper } from './generate-helpers.js';
 //   [items * beams] rows without, so even step 0 may differ in the last bits); beam scores within 1e-5;
 // - greedy on a hand-made model whose layers are zero (each position's hidden state is its token's
 //   embedding) and whose head maps token t to t + 1, and 9 to eos: the continuation is known by hand;
-// - NoRepeatNGram sees the prompt (HF's input_ids for a decoder-only model).
+// - NoRepeatNGram sees the prompt (HF's input_ids for a decoder-only model);
+// - greedy (left-padded batch, cached) = argmax of the training graph's logits over each prompt
+//   alone, unpadded, re-run per token (float32; an independent path through neox-graph.ts).
 
 function flatOf(config: NeoXConfig, seed: number, std: number): { flat: Float32Array; layout: FlatLayout } {
   const specs = neoxParamSpecs(config);
@@ -121,5 +124,36 @@ test('causal NoRepeatNGram sees the prompt, as HF for decoder-only models: a big
     assert.deepEqual(free, [5, 6, 7]);
   } finally {
     await gen.release();
+  }
+});
+
+test('causal greedy = the argmax of the whole-model graph\'s last logits, each prompt alone and unpadded, token for token', async () => {
+  const config = tinyNeoX({ eos_token_id: 0 });
+  const { flat, layout } = flatOf(config, 7, 0.3);
+  const gen = await CausalGenerator.create(config, flat, { intraOpThreads: 1 });
+  const whole = await WholeModel.create(config, { logits: true, dtype: 'float32' });
+  try {
+    const got = await gen.generate(PROMPTS, { maxNewTokens: 8 });
+    const values = new Map(layout.params.map((p) => [p.name, Float64Array.from(layout.view(flat, p.name))]));
+    const expected = [];
+    for (const prompt of PROMPTS) {
+      const seq = Array.from(prompt);
+      const out: number[] = [];
+      for (let t = 0; t < 8; t++) {
+        const n = seq.length;
+        const batch = { kind: 'causal' as const, batchSize: 1, seqLen: n, inputIds: Int32Array.from(seq), attentionMask: new Int32Array(n).fill(1), labels: new Int32Array(n).fill(-100) };
+        const logits = (await whole.run(values, batch)).logits!.data as Float32Array;
+        const token = argmax(logits.subarray((n - 1) * config.vocabSize, n * config.vocabSize));
+        out.push(token);
+        if (token === config.eosTokenId) break;
+        seq.push(token);
+      }
+      expected.push(out);
+    }
+    assert.deepEqual(got, expected);
+    assert.ok(expected.some((e) => e.length > 3));
+  } finally {
+    await gen.release();
+    await whole.release();
   }
 });
