@@ -103,7 +103,7 @@ export function registerGenerate(cli: Argv): Argv {
         .option('data-cache', { type: 'string', describe: 'A data cache made by `data prepare`: use its text rules and tokenizer', group: 'Input:' })
         .option('preset', { choices: rulePresetNames(), default: 'v4', describe: 'Text rules preset (input prefix, whitespace)', group: 'Input:' })
         .option('input-prefix', { type: 'string', describe: "Text put before every input (default: the rules', 'generate keyphrases: ')", group: 'Input:' })
-        .option('max-input-tokens', { type: 'number', describe: 'Truncate inputs to N tokens, eos included (default: no limit)', group: 'Input:' })
+        .option('max-input-tokens', { type: 'number', describe: 'Truncate inputs to N tokens, eos included; GPT-NeoX: the prompt, its target prefix kept (default: no limit)', group: 'Input:' })
         .option('separator', { type: 'string', default: DEFAULT_POSTPROCESS.separator, describe: 'What the output is split into phrases on', group: 'Post-processing:' })
         .option('no-split', { type: 'boolean', default: false, describe: 'Keep the output as one phrase', group: 'Post-processing:' })
         .option('no-trim', { type: 'boolean', default: false, describe: 'Keep whitespace around phrases', group: 'Post-processing:' })
