@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { MANIFEST, readVerifiedManifest } from '../checkpoint/checkpoint-manifest.js';
 import { readRange } from '../checkpoint/range-shard.js';
 import { InputFileError, KpCoordError, WeightsMismatchError } from '../errors.js';
@@ -130,13 +130,16 @@ export function mergedWeights(specs: readonly ParamSpec[], flat: Float32Array, a
   return out;
 }
 
-/** The `seed` of the run whose summary.json (in the folder's parent) names `dir` as its final model, or null. */
+/**
+ * The `seed` of the run whose summary.json (in the folder's parent) names `dir` as its final model
+ * (the same path, or the same folder name: a run folder moved as a whole), or null.
+ */
 function runSeed(dir: string): number | null {
   const path = join(dirname(resolve(dir)), 'summary.json');
   if (!existsSync(path)) return null;
   try {
     const s = JSON.parse(readFileSync(path, 'utf8')) as { final_model?: unknown; seed?: unknown };
-    if (typeof s.final_model !== 'string' || resolve(s.final_model) !== resolve(dir)) return null;
+    if (typeof s.final_model !== 'string' || (resolve(s.final_model) !== resolve(dir) && basename(s.final_model) !== basename(resolve(dir)))) return null;
     return Number.isSafeInteger(s.seed) && (s.seed as number) >= 0 ? (s.seed as number) : null;
   } catch {
     return null;
