@@ -1,8 +1,8 @@
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { openDataCache } from '../shared/data/data-cache.js';
+import { loadCacheTokenizer, openDataCache } from '../shared/data/data-cache.js';
 import { KpCoordError } from '../shared/errors.js';
-import { postprocessKeyphrases, PREDICTION_SEPARATOR } from '../shared/generate/keyphrase-postprocess.js';
+import { causalCompletionText, causalKeyphrases, postprocessKeyphrases, PREDICTION_SEPARATOR } from '../shared/generate/keyphrase-postprocess.js';
 import type { Logger } from '../shared/log.js';
 import { loadInputs } from '../shared/metrics/eval-inputs.js';
 import { evaluate } from '../shared/metrics/evaluation.js';
@@ -21,7 +21,8 @@ import type { ControlServer } from './control-server.js';
 import type { RunEventListener } from './run-events.js';
 
 // predict_with_generate (Seq2SeqTrainer's): once the final model is saved, the workers decode the
-// eval split with it, each its share; the coordinator merges the ids in eval order, turns them
+// eval split with it, each its share (T5: the encoder inputs; GPT-NeoX: the prompts, see
+// causal-generator.ts); the coordinator merges the ids in eval order, turns them
 // into keyphrase lists (the default post-processing of `kp-coord generate`), writes the pairs as
 // `kp-coord evaluate` reads them, and scores them with the same code:
 //   OUTPUT_DIR/eval_predictions.jsonl   {id, label, prediction, raw, source} per eval sample
@@ -68,22 +69,31 @@ export async function predictWithGenerate(server: ControlServer, plan: TrainPlan
   const missing = generated.findIndex((g) => g === undefined);
   if (missing >= 0) throw new KpCoordError(`eval sample ${missing} was decoded by no rank`);
 
-  const tokenizer = loadTokenizer(cache.manifest.tokenizer.spec);
-  const prefix = cache.manifest.rules.input_prefix;
+  // A causal cache (decoder-only model) may have added its prefixes as tokens: its tokenizer has them.
+  const causal = cache.manifest.layout === 'causal';
+  const tokenizer = causal ? loadCacheTokenizer(cache.manifest) : loadTokenizer(cache.manifest.tokenizer.spec);
+  const { input_prefix: prefix, target_prefix: targetPrefix } = cache.manifest.rules;
+  const completion = { prefixes: [prefix, targetPrefix] };
   const decode = (ids: ArrayLike<number>) => tokenizer.decode(ids, { skipSpecialTokens: true });
   const raws: string[] = [];
   const lines: string[] = [];
   for (let i = 0; i < split.size; i++) {
     const raw = decode(generated[i]!);
-    raws.push(raw);
-    const input = decode(split.inputIds(i));
+    // A decoder-only model's output ends at eos or where it starts another example (a prefix).
+    raws.push(causal ? causalCompletionText(raw, completion) : raw);
+    let source = decode(split.inputIds(i));
+    if (source.startsWith(prefix)) source = source.slice(prefix.length);
+    // A causal prompt ends with the target prefix (trimmed): not part of the article either.
+    if (causal && source.endsWith(targetPrefix.trimEnd())) source = source.slice(0, source.length - targetPrefix.trimEnd().length);
+    const label = decode(split.labelIds(i));
     lines.push(JSON.stringify({
       id: split.source(i).id,
-      label: decode(split.labelIds(i)),
-      prediction: postprocessKeyphrases(raw).join(PREDICTION_SEPARATOR),
+      // A causal label is the completion: the target prefix's trailing space, then the keyphrases.
+      label: causal ? label.trim() : label,
+      prediction: (causal ? causalKeyphrases(raw, completion) : postprocessKeyphrases(raw)).join(PREDICTION_SEPARATOR),
       raw,
-      // The article as written (the training prefix is not part of it): present/absent phrases.
-      source: input.startsWith(prefix) ? input.slice(prefix.length) : input,
+      // The article as written (the training prefixes are not part of it): present/absent phrases.
+      source,
     }));
   }
   const predictionsFile = join(plan.output_dir, 'eval_predictions.jsonl');

@@ -39,6 +39,8 @@ export interface RunSummary {
   readonly tokens_per_second: number;
   readonly wall_seconds: number;
   readonly final_model: string;
+  /** The plan's init seed: a LoRA run from a preset rebuilds its base weights from it (`kp-coord generate --model <final>`). */
+  readonly seed: number;
   /** Each evaluation: token-mean loss over the eval split. */
   readonly eval_loss: readonly { readonly step: number; readonly epoch: number; readonly eval_loss: number }[];
   readonly best_eval_loss: number | null;
@@ -162,6 +164,7 @@ export async function driveRound(server: ControlServer, plan: TrainPlan, history
     wall_seconds: (performance.now() - history.started) / 1000,
     restarts: history.restarts,
     final_model: finalDir,
+    seed: plan.seed,
     eval_loss: evals,
     best_eval_loss: best?.loss ?? null,
     best_step: best?.step ?? null,

@@ -235,8 +235,8 @@ async function execute(kind: NonNullable<Command['kind']>, setup: Setup | null, 
     case 'generate': {
       const s = need('generate');
       if (!s.eval) throw new KpCoordError('generate: the run has no eval split');
-      if (s.model.spec.modelType !== 't5' || s.model.lora) throw new KpCoordError(`generate: decoding is built for full T5 models only; ${s.model.spec.modelType}${s.model.lora ? ' with LoRA' : ''} has no decoding graph yet (predict_with_generate: false)`);
-      const r = await generateShare(s.eval, seat.rank, kind.value, engines.options);
+      // Any family, LoRA included (adapters merged into the base; a preset base from the run's seed).
+      const r = await generateShare(s.eval, seat.rank, kind.value, engines.options, s.plan.seed);
       log.info({ samples: r.samples, tokens: r.tokens, seconds: seconds() }, 'eval split share generated');
       await seat.report({ kind: ReportKind.GENERATED, detail: r.file, samples: r.samples, tokenCount: r.tokens, seconds: seconds() });
       return s;

@@ -101,7 +101,7 @@ export function encodingTokenizer(base: Tokenizer, rules: DataRules, layout: Cac
 }
 
 /** A causal sample's two texts: the prompt ends at the target prefix's last non-space character. */
-export function causalTexts(rules: DataRules, inputText: string, targetText: string): [prompt: string, completion: string] {
+export function causalTexts(rules: Pick<DataRules, 'target_prefix'>, inputText: string, targetText: string): [prompt: string, completion: string] {
   const cut = rules.target_prefix.trimEnd();
   return [inputText + cut, rules.target_prefix.slice(cut.length) + targetText];
 }

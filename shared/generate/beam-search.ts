@@ -1,6 +1,6 @@
 import type { DecoderStepper } from './decoder-stepper.js';
 import type { GenerateOptions, SpecialTokens } from './generate-options.js';
-import type { GeneratedSequence } from './greedy-search.js';
+import type { GeneratedSequence, SequencePrefixes } from './greedy-search.js';
 import { processScores, topIndices } from './logits-processors.js';
 
 // Beam search as HF `generate(num_beams=K)` (transformers' vectorised `_beam_search`, 4.5x), per item:
@@ -58,7 +58,8 @@ interface ItemState {
   open: boolean;
 }
 
-export async function beamSearch(stepper: DecoderStepper, o: BeamSearchOptions, special: SpecialTokens): Promise<GeneratedSequence[]> {
+/** `prefixes`: as greedySearch's (NoRepeatNGram's view of what precedes the generated tokens). */
+export async function beamSearch(stepper: DecoderStepper, o: BeamSearchOptions, special: SpecialTokens, prefixes?: SequencePrefixes): Promise<GeneratedSequence[]> {
   const K = stepper.beams;
   const items = stepper.items;
   const settings = { noRepeatNgramSize: o.noRepeatNgramSize, minNewTokens: o.minNewTokens, eosId: special.eosId };
@@ -86,7 +87,7 @@ export async function beamSearch(stepper: DecoderStepper, o: BeamSearchOptions, 
       for (let b = 0; b < K; b++) {
         const beam = st.running[b]!;
         const row = logProbs.subarray((a * K + b) * vocab, (a * K + b + 1) * vocab);
-        processScores(row, [special.decoderStartId, ...beam.tokens], step, settings);
+        processScores(row, [...(prefixes?.[item] ?? [special.decoderStartId]), ...beam.tokens], step, settings);
         for (const v of topIndices(row, 2 * K)) pool.push({ index: b * vocab + v, sum: beam.sum + row[v]! });
       }
       // As torch.topk over the flattened K x vocab scores: descending, ties to the lower index.

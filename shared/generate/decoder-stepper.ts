@@ -17,7 +17,10 @@ export interface DecoderStepper {
   readonly beams: number;
   /** Items in the batch now (rows = items * beams). */
   readonly items: number;
-  /** Feed one token per row ([items, beams]); returns next-token log-probabilities [items, beams, vocab], the caller's to modify. */
+  /**
+   * Feed one token per row ([items, beams]); returns next-token log-probabilities [items, beams, vocab], the caller's to modify.
+   * A decoder-only stepper's first call runs the prompt instead and ignores `tokens` (causal-stepper.ts).
+   */
   next(tokens: Int32Array): Promise<Float32Array>;
   /**
    * Continue with old items `items` (in this order) and, as new row r, the state of old row
@@ -36,7 +39,7 @@ export function gatherBlocks<A extends Float32Array | Int32Array>(src: A, block:
   return out;
 }
 
-function isIdentity(order: ArrayLike<number>, size: number): boolean {
+export function isIdentity(order: ArrayLike<number>, size: number): boolean {
   if (order.length !== size) return false;
   for (let i = 0; i < size; i++) if (order[i] !== i) return false;
   return true;

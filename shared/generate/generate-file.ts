@@ -6,13 +6,17 @@ import { writeBytesAtomically } from '../weights/atomic-file.js';
 import type { EngineOptions } from '../onnx/session-options.js';
 import type { GenerateOptions } from './generate-options.js';
 import type { GenerationRow } from './generation-rows.js';
-import { postprocessKeyphrases, PREDICTION_SEPARATOR, type PostprocessOptions } from './keyphrase-postprocess.js';
+import type { DataRules } from '../data/data-rules.js';
+import { causalTexts } from '../data/prepare.js';
+import { createGenerator } from './keyphrase-generator.js';
+import { causalKeyphrases, idsBeforeEos, postprocessKeyphrases, PREDICTION_SEPARATOR, type PostprocessOptions } from './keyphrase-postprocess.js';
 import type { GenerationModel } from './load-generation-model.js';
-import { T5Generator, type GenerateProgress } from './t5-generator.js';
+import type { GenerateProgress } from './t5-generator.js';
 
 // `kp-coord generate` without the command line: articles (read by readGenerationRows with training's
-// text rules) -> model input ids (the tokenizer, eos appended) -> T5Generator -> decoded,
-// post-processed keyphrases -> a JSONL file written atomically.
+// text rules) -> model input ids (T5: the tokenizer, eos appended; GPT-NeoX: the prompt as a causal
+// cache stores it, input text + target prefix) -> the model's generator -> decoded, post-processed
+// keyphrases (GPT-NeoX: cut at eos or a prefix first) -> a JSONL file written atomically.
 
 export interface GenerateFileOptions {
   readonly model: GenerationModel;
@@ -23,7 +27,12 @@ export interface GenerateFileOptions {
   readonly out: string;
   readonly generate: GenerateOptions;
   readonly postprocess: PostprocessOptions;
-  /** Truncate inputs to this many tokens, eos included (HF truncation=True); null: no limit. */
+  /** The prefixes training used (a decoder-only model's prompt ends with target_prefix; its output is cut where a prefix starts again). */
+  readonly rules: Pick<DataRules, 'input_prefix' | 'target_prefix'>;
+  /**
+   * Truncate inputs to this many tokens, eos included (HF truncation=True); null: no limit. A
+   * decoder-only prompt keeps its target prefix: the article is cut before it.
+   */
   readonly maxInputTokens: number | null;
   readonly engine?: Partial<EngineOptions>;
   readonly onProgress?: (p: GenerateProgress) => void;
@@ -63,17 +72,26 @@ export async function generateFile(o: GenerateFileOptions): Promise<GenerateFile
   if (o.maxInputTokens !== null && o.maxInputTokens < 1) throw new KpCoordError(`maxInputTokens must be at least 1, got ${o.maxInputTokens}`);
   const { rows } = o;
   let truncated = 0;
+  const causal = model.modelType === 'gpt_neox';
+  const promptTail = causal ? tokenizer.encode(causalTexts(o.rules, '', '')[0]) : [tokenizer.eosId];
+  if (o.maxInputTokens !== null && o.maxInputTokens <= promptTail.length) throw new KpCoordError(`maxInputTokens ${o.maxInputTokens} leaves no room for the article (the prompt ends with ${promptTail.length} fixed tokens)`);
   const inputs = rows.map((row) => {
-    let ids = tokenizer.encode(row.inputText);
-    if (o.maxInputTokens !== null && ids.length + 1 > o.maxInputTokens) {
-      ids = ids.slice(0, o.maxInputTokens - 1);
-      truncated++;
+    if (!causal) {
+      let ids = tokenizer.encode(row.inputText);
+      if (o.maxInputTokens !== null && ids.length + 1 > o.maxInputTokens) {
+        ids = ids.slice(0, o.maxInputTokens - 1);
+        truncated++;
+      }
+      return Int32Array.from([...ids, tokenizer.eosId]);
     }
-    return Int32Array.from([...ids, tokenizer.eosId]);
+    const ids = tokenizer.encode(causalTexts(o.rules, row.inputText, '')[0]);
+    if (o.maxInputTokens === null || ids.length <= o.maxInputTokens) return Int32Array.from(ids);
+    truncated++;
+    return Int32Array.from([...tokenizer.encode(row.inputText).slice(0, o.maxInputTokens - promptTail.length), ...promptTail]);
   });
 
   const started = performance.now();
-  const generator = await T5Generator.create(model.config, model.flat, o.engine ?? {});
+  const generator = await createGenerator(model, o.engine ?? {});
   let outputs: number[][];
   try {
     outputs = await generator.generate(inputs, o.generate, o.onProgress);
@@ -84,8 +102,10 @@ export async function generateFile(o: GenerateFileOptions): Promise<GenerateFile
 
   const lines = rows.map((row, i) => {
     // Ids past the tokenizer's range (a model vocabulary padded beyond it) decode to nothing, as in HF.
-    const ids = outputs[i]!.filter((id) => id < tokenizer.vocabSize);
-    const phrases = postprocessKeyphrases(tokenizer.decode(ids, { skipSpecialTokens: true }), o.postprocess);
+    const ids = idsBeforeEos(outputs[i]!, tokenizer.eosId).filter((id) => id < tokenizer.vocabSize);
+    const text = tokenizer.decode(ids, { skipSpecialTokens: true });
+    const prefixes = [o.rules.input_prefix, o.rules.target_prefix];
+    const phrases = causal ? causalKeyphrases(text, { prefixes }, o.postprocess) : postprocessKeyphrases(text, o.postprocess);
     const out: PredictionRow = {
       ...(row.id !== null ? { id: row.id } : {}),
       prediction: phrases.join(PREDICTION_SEPARATOR),

@@ -12,7 +12,10 @@ export const GenerateOptionsSchema = z.strictObject({
   maxNewTokens: z.number().int().min(1).max(4096).default(64),
   /** eos is forbidden before this many new tokens (HF `min_new_tokens`); benchmarks force lengths with it. */
   minNewTokens: z.number().int().min(0).default(0),
-  /** No n-gram of this size occurs twice in a decoder sequence (HF `no_repeat_ngram_size`); 0 is off. */
+  /**
+   * No n-gram of this size occurs twice in a decoder sequence (HF `no_repeat_ngram_size`); 0 is off.
+   * A decoder-only model's sequence includes its prompt, as in HF (see causal-generator.ts).
+   */
   noRepeatNgramSize: z.number().int().min(0).default(0),
   /** HF `length_penalty`: a finished beam scores sum(log p) / length ** lengthPenalty. */
   lengthPenalty: z.number().default(1.0),

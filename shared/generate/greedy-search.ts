@@ -15,7 +15,13 @@ export interface GeneratedSequence {
 
 export type SearchOptions = Pick<GenerateOptions, 'maxNewTokens' | 'minNewTokens' | 'noRepeatNgramSize'>;
 
-export async function greedySearch(stepper: DecoderStepper, o: SearchOptions, special: SpecialTokens): Promise<GeneratedSequence[]> {
+/**
+ * What HF's `input_ids` holds before the generated tokens, per item, for NoRepeatNGram: T5's decoder
+ * start token (the default), a decoder-only model's whole left-padded prompt (see causal-generator.ts).
+ */
+export type SequencePrefixes = readonly (readonly number[])[];
+
+export async function greedySearch(stepper: DecoderStepper, o: SearchOptions, special: SpecialTokens, prefixes?: SequencePrefixes): Promise<GeneratedSequence[]> {
   if (stepper.beams !== 1) throw new RangeError(`greedy search needs a stepper with 1 beam, got ${stepper.beams}`);
   const items = stepper.items;
   const out: number[][] = Array.from({ length: items }, () => []);
@@ -29,7 +35,7 @@ export async function greedySearch(stepper: DecoderStepper, o: SearchOptions, sp
     const next: number[] = [];
     active.forEach((item, r) => {
       const row = scores.subarray(r * vocab, (r + 1) * vocab);
-      processScores(row, [special.decoderStartId, ...out[item]!], step, settings);
+      processScores(row, [...(prefixes?.[item] ?? [special.decoderStartId]), ...out[item]!], step, settings);
       const token = argmax(row);
       out[item]!.push(token);
       if (token !== special.eosId) {

@@ -42,3 +42,38 @@ export function postprocessKeyphrases(text: string, o: PostprocessOptions = DEFA
   if (o.topK !== null) phrases = phrases.slice(0, o.topK);
   return phrases;
 }
+
+// A decoder-only model's output ([Note: cache layout]: it continues the prompt input_prefix +
+// article + target_prefix): what it generated after the prompt, up to eos, and before it starts
+// another example (a prefix again); the phrases are then post-processed as T5's output is.
+
+export interface CausalCompletionOptions {
+  /** The prompt's text: stripped when the output starts with it (a whole decoded sequence). */
+  readonly prompt?: string;
+  /** The training prefixes (input_prefix, target_prefix): the output ends where either starts again (compared trimmed). */
+  readonly prefixes: readonly string[];
+  /** The eos token's text, for outputs decoded with special tokens kept: the output ends there too. */
+  readonly eosText?: string;
+}
+
+/** Generated ids up to the first eos (not included). */
+export function idsBeforeEos(ids: readonly number[], eosId: number): number[] {
+  const at = ids.indexOf(eosId);
+  return at < 0 ? [...ids] : ids.slice(0, at);
+}
+
+/** The completion's text: the prompt stripped, cut at eos or the first prefix occurrence. */
+export function causalCompletionText(text: string, o: CausalCompletionOptions): string {
+  let out = o.prompt !== undefined && o.prompt !== '' && text.startsWith(o.prompt) ? text.slice(o.prompt.length) : text;
+  const stops = [...o.prefixes.map((p) => p.trim()), ...(o.eosText ? [o.eosText] : [])].filter((s) => s !== '');
+  for (const stop of stops) {
+    const at = out.indexOf(stop);
+    if (at >= 0) out = out.slice(0, at);
+  }
+  return out;
+}
+
+/** causalCompletionText, then postprocessKeyphrases (split on ';', URLs dropped, ...). */
+export function causalKeyphrases(text: string, o: CausalCompletionOptions, post: PostprocessOptions = DEFAULT_POSTPROCESS): string[] {
+  return postprocessKeyphrases(causalCompletionText(text, o), post);
+}

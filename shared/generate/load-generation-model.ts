@@ -1,51 +1,147 @@
-import { existsSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { MANIFEST, readVerifiedManifest } from '../checkpoint/checkpoint-manifest.js';
 import { readRange } from '../checkpoint/range-shard.js';
-import { InputFileError, WeightsMismatchError } from '../errors.js';
-import type { T5Config } from '../models/t5-config.js';
-import { t5ParamSpecs } from '../models/t5-params.js';
+import { InputFileError, KpCoordError, WeightsMismatchError } from '../errors.js';
+import { PRESET_PREFIX, resolveModelSpec, type ModelSpec } from '../models/model-spec.js';
+import { parseNeoXConfig, type NeoXConfig } from '../models/neox-config.js';
+import { NEOX_CHECKPOINT_BUFFER, neoxParamSpecs } from '../models/neox-params.js';
+import { parseT5Config, type T5Config } from '../models/t5-config.js';
+import { t5ParamSpecs, type ParamSpec } from '../models/t5-params.js';
 import { FlatLayout } from '../weights/flat-layout.js';
-import { loadHfModel, resolveModelConfig } from '../weights/hf-checkpoint.js';
-import { initT5Flat } from '../weights/init.js';
+import { loadHfModel, loadHfParams } from '../weights/hf-checkpoint.js';
+import { initFlatRange } from '../weights/init.js';
+import { ADAPTER_CONFIG_NAME, mergeAdapter, readPeftAdapter, type AdapterTensor, type PeftAdapter } from '../weights/peft-adapter.js';
 
-// The weights `kp-coord generate --model` names: a Hugging Face model directory, a kp-coord
-// checkpoint directory (manifest.json + rank shards, any world size), or `preset:<name>` with fresh
-// random weights (tests, benchmarks).
+// The weights `kp-coord generate --model` names, and predict_with_generate's final model: a Hugging
+// Face model directory (T5 or GPT-NeoX), a kp-coord checkpoint directory (manifest.json + rank
+// shards, any world size, full fine-tuning), a PEFT LoRA adapter directory (a LoRA run's final
+// folder: decoded with the adapters merged into the base weights, W + scale B A, once in memory),
+// or `preset:<name>` with fresh random weights (tests, benchmarks).
+//
+// An adapter's base is its adapter_config.json `base_model_name_or_path`: an HF folder, or
+// `preset:<name>` for a run that started from a preset's seeded init. Those base weights exist
+// nowhere but in the init, so they are rebuilt from the run's seed (as WorkerModel.frozen does):
+// the caller's `adapterBaseSeed` (a worker knows its plan's), else the `seed` of the run's
+// summary.json beside the folder; with neither the adapter is refused.
 
-export interface GenerationModel {
-  readonly kind: 'hf' | 'checkpoint' | 'preset';
-  readonly config: T5Config;
-  readonly flat: Float32Array;
-  /** A folder that may hold the model's tokenizer.json (HF directories), else null. */
-  readonly tokenizerDir: string | null;
+export type GenerationModel =
+  | { readonly modelType: 't5'; readonly kind: GenerationModelKind; readonly config: T5Config; readonly flat: Float32Array; readonly tokenizerDir: string | null }
+  | { readonly modelType: 'gpt_neox'; readonly kind: GenerationModelKind; readonly config: NeoXConfig; readonly flat: Float32Array; readonly tokenizerDir: string | null };
+
+export type GenerationModelKind = 'hf' | 'checkpoint' | 'preset' | 'adapter';
+
+export interface LoadGenerationOptions {
+  /** Init seed of `preset:<name>` models (default 0). */
+  readonly initSeed?: number;
+  /** Init seed of a preset base under a LoRA adapter (the run's `seed`); absent: read from the run's summary.json. */
+  readonly adapterBaseSeed?: number;
 }
 
-export async function loadGenerationModel(spec: string, initSeed = 0): Promise<GenerationModel> {
-  if (spec.startsWith('preset:')) {
-    const config = resolveModelConfig(spec);
-    return { kind: 'preset', config, flat: initT5Flat(config, FlatLayout.fromSpecs(t5ParamSpecs(config)), initSeed), tokenizerDir: null };
+/** The model's parameters in its flat layout (the whole model, any family). */
+function fullSpecs(spec: ModelSpec): ParamSpec[] {
+  return spec.modelType === 't5' ? t5ParamSpecs(parseT5Config(spec.configRaw)) : neoxParamSpecs(parseNeoXConfig(spec.configRaw));
+}
+
+function modelOf(spec: ModelSpec, kind: GenerationModelKind, flat: Float32Array, tokenizerDir: string | null): GenerationModel {
+  return spec.modelType === 't5'
+    ? { modelType: 't5', kind, config: parseT5Config(spec.configRaw), flat, tokenizerDir }
+    : { modelType: 'gpt_neox', kind, config: parseNeoXConfig(spec.configRaw), flat, tokenizerDir };
+}
+
+/** Fresh weights as training initialises them (HF's init; T5 norms at initializer_factor). */
+function initialised(spec: ModelSpec, seed: number): Float32Array {
+  const specs = fullSpecs(spec);
+  const layout = FlatLayout.fromSpecs(specs);
+  const ones = spec.modelType === 't5' ? parseT5Config(spec.configRaw).initializerFactor : 1;
+  return initFlatRange(specs, layout, seed, 0, layout.totalSize, ones);
+}
+
+/** The weights of an HF model folder of either family. */
+async function hfWeights(dir: string, spec: ModelSpec): Promise<Float32Array> {
+  if (spec.modelType === 't5') return (await loadHfModel(dir)).flat;
+  return loadHfParams(dir, FlatLayout.fromSpecs(fullSpecs(spec)), { ignoredUnexpected: [NEOX_CHECKPOINT_BUFFER], model: 'the GPT-NeoX config' });
+}
+
+function tokenizerDirOf(dir: string): string | null {
+  return existsSync(join(dir, 'tokenizer.json')) ? dir : null;
+}
+
+export async function loadGenerationModel(spec: string, options: LoadGenerationOptions = {}): Promise<GenerationModel> {
+  if (spec.startsWith(PRESET_PREFIX)) {
+    const model = resolveModelSpec(spec);
+    return modelOf(model, 'preset', initialised(model, options.initSeed ?? 0), null);
   }
   let isDir = false;
   try {
     isDir = statSync(spec).isDirectory();
   } catch (cause) {
-    throw new InputFileError(spec, '', 'no such model directory (give an HF model directory, a checkpoint directory or preset:<name>)', { cause });
+    throw new InputFileError(spec, '', 'no such model directory (give an HF model directory, a checkpoint directory, a LoRA adapter directory or preset:<name>)', { cause });
   }
-  if (!isDir) throw new InputFileError(spec, '', 'not a directory (give an HF model directory, a checkpoint directory or preset:<name>)');
+  if (!isDir) throw new InputFileError(spec, '', 'not a directory (give an HF model directory, a checkpoint directory, a LoRA adapter directory or preset:<name>)');
+  if (existsSync(join(spec, ADAPTER_CONFIG_NAME))) return loadAdapterModel(spec, options);
   if (existsSync(join(spec, MANIFEST))) {
     const manifest = await readVerifiedManifest(spec);
-    const config = resolveModelConfig(manifest.model);
-    const layout = FlatLayout.fromSpecs(t5ParamSpecs(config));
+    const model = resolveModelSpec(manifest.model);
+    const layout = FlatLayout.fromSpecs(fullSpecs(model));
     if (layout.totalSize !== manifest.param_count) {
-      throw new WeightsMismatchError(`${spec}: ${manifest.param_count} parameters, but ${manifest.model} has ${layout.totalSize}`);
+      throw new WeightsMismatchError(`${spec}: ${manifest.param_count} parameters, but ${manifest.model} has ${layout.totalSize} (a LoRA run's checkpoint holds its adapters only: decode its final folder instead)`);
     }
     const flat = new Float32Array(layout.totalSize);
     await readRange(spec, manifest.files, 'params', 0, flat);
     // A run trained from an HF directory names it as its model; its tokenizer is the one to use.
-    const fromDir = !manifest.model.startsWith('preset:') && existsSync(join(manifest.model, 'tokenizer.json'));
-    return { kind: 'checkpoint', config, flat, tokenizerDir: fromDir ? manifest.model : null };
+    const fromDir = !manifest.model.startsWith(PRESET_PREFIX) ? tokenizerDirOf(manifest.model) : null;
+    return modelOf(model, 'checkpoint', flat, fromDir);
   }
-  const loaded = await loadHfModel(spec);
-  return { kind: 'hf', config: loaded.config, flat: loaded.flat, tokenizerDir: existsSync(join(spec, 'tokenizer.json')) ? spec : null };
+  const model = resolveModelSpec(spec);
+  return modelOf(model, 'hf', await hfWeights(spec, model), tokenizerDirOf(spec));
+}
+
+async function loadAdapterModel(dir: string, options: LoadGenerationOptions): Promise<GenerationModel> {
+  const adapter = await readPeftAdapter(dir);
+  const base = adapter.config.base_model_name_or_path;
+  if (!base) throw new InputFileError(join(dir, ADAPTER_CONFIG_NAME), 'base_model_name_or_path', 'names no base model to merge the adapter into');
+  const model = resolveModelSpec(base);
+  let weights: Float32Array;
+  let tokenizerDir: string | null = null;
+  if (base.startsWith(PRESET_PREFIX)) {
+    const seed = options.adapterBaseSeed ?? runSeed(dir);
+    if (seed === null) {
+      throw new KpCoordError(
+        `${dir}: the adapter's base is ${base}, whose weights are the run's seeded init, and the run's seed was not found ` +
+          `(no summary.json beside the folder naming it as final_model with a seed): decode it with the run's predict_with_generate, or train from an HF model folder`,
+      );
+    }
+    weights = initialised(model, seed);
+  } else {
+    weights = await hfWeights(base, model);
+    tokenizerDir = tokenizerDirOf(base);
+  }
+  return modelOf(model, 'adapter', mergedWeights(fullSpecs(model), weights, adapter), tokenizerDir);
+}
+
+/** The base weights `flat` (layout of `specs`) with the adapter merged in (mergeAdapter), as a new flat buffer. */
+export function mergedWeights(specs: readonly ParamSpec[], flat: Float32Array, adapter: PeftAdapter): Float32Array {
+  const layout = FlatLayout.fromSpecs(specs);
+  const base = new Map<string, AdapterTensor>(layout.params.map((p) => [p.name, { shape: p.shape, data: layout.view(flat, p.name) }]));
+  const merged = mergeAdapter(base, adapter);
+  const out = new Float32Array(layout.totalSize);
+  for (const p of layout.params) out.set(merged.get(p.name)!.data, layout.get(p.name).offset);
+  return out;
+}
+
+/**
+ * The `seed` of the run whose summary.json (in the folder's parent) names `dir` as its final model
+ * (the same path, or the same folder name: a run folder moved as a whole), or null.
+ */
+function runSeed(dir: string): number | null {
+  const path = join(dirname(resolve(dir)), 'summary.json');
+  if (!existsSync(path)) return null;
+  try {
+    const s = JSON.parse(readFileSync(path, 'utf8')) as { final_model?: unknown; seed?: unknown };
+    if (typeof s.final_model !== 'string' || (resolve(s.final_model) !== resolve(dir) && basename(s.final_model) !== basename(resolve(dir)))) return null;
+    return Number.isSafeInteger(s.seed) && (s.seed as number) >= 0 ? (s.seed as number) : null;
+  } catch {
+    return null;
+  }
 }

@@ -4,12 +4,11 @@ import type { T5Config } from '../models/t5-config.js';
 import {
   buildT5DecoderStepGraph, crossKeyName, crossValueName, pastKeyName, pastValueName, presentKeyName, presentValueName, STEP_LOG_PROBS, T5_STEP_INPUTS,
 } from '../models/t5-decoder-step-graph.js';
-import { buildT5EncoderGraph, T5_ENCODER_INPUTS, type T5PartGraph } from '../models/t5-encoder-graph.js';
+import { buildT5EncoderGraph, T5_ENCODER_INPUTS } from '../models/t5-encoder-graph.js';
 import { t5ParamSpecs } from '../models/t5-params.js';
-import { serializeGraph } from '../onnx/serialize.js';
 import { FlatLayout } from '../weights/flat-layout.js';
-import { paramFeeds } from '../onnx/param-feeds.js';
-import { EngineOptionsSchema, sessionOptions, type EngineOptions } from '../onnx/session-options.js';
+import { EngineOptionsSchema, type EngineOptions } from '../onnx/session-options.js';
+import { bindSession, runSession, type BoundSession } from './bound-session.js';
 import { StepTables } from './step-tables.js';
 
 // The onnxruntime sessions of generation: the encoder graph (once per batch) and one decoder-step
@@ -50,11 +49,6 @@ export interface StepResult {
   readonly presentValues: Float32Array[];
 }
 
-interface BoundSession {
-  readonly session: ort.InferenceSession;
-  readonly paramFeeds: Readonly<Record<string, ort.Tensor>>;
-}
-
 export class T5DecodingSessions {
   /** Step sessions by beams and projection form (see linearWeightsFirst). */
   private readonly steps = new Map<string, Promise<BoundSession>>();
@@ -76,7 +70,7 @@ export class T5DecodingSessions {
     if (!(flat instanceof Float32Array)) throw new EngineError('generation runs in float32: give the parameters as a Float32Array');
     layout.checkLength(flat);
     const o = EngineOptionsSchema.parse({ intraOpThreads: options.intraOpThreads, executionProvider: options.executionProvider, allowSpinning: options.allowSpinning });
-    const encoder = await bind(buildT5EncoderGraph(config, 'float32'), flat, layout, o);
+    const encoder = await bindSession(buildT5EncoderGraph(config, 'float32'), flat, layout, o);
     return new T5DecodingSessions(config, flat, layout, o, encoder);
   }
 
@@ -89,7 +83,7 @@ export class T5DecodingSessions {
       [I.attentionMask]: new ort.Tensor('int32', attentionMask, [items, srcLen]),
       [I.positionBuckets]: new ort.Tensor('int32', this.tables.encoderBuckets(srcLen), [srcLen, srcLen]),
     };
-    const out = await run(this.encoder.session, feeds);
+    const out = await runSession(this.encoder.session, feeds);
     const layers = Array.from({ length: this.config.numDecoderLayers }, (_, i) => i);
     return {
       items,
@@ -126,7 +120,7 @@ export class T5DecodingSessions {
     }
     const fetches = [STEP_LOG_PROBS];
     if (r.present) for (let i = 0; i < L; i++) fetches.push(presentKeyName(i), presentValueName(i));
-    const out = await run(bound.session, feeds, fetches);
+    const out = await runSession(bound.session, feeds, fetches);
     const presentKeys: Float32Array[] = [];
     const presentValues: Float32Array[] = [];
     if (r.present) {
@@ -148,27 +142,9 @@ export class T5DecodingSessions {
     const key = `${beams}:${weightsFirst}`;
     let s = this.steps.get(key);
     if (!s) {
-      s = bind(buildT5DecoderStepGraph(this.config, { dtype: 'float32', beams, weightsFirst }), this.flat, this.layout, this.options);
+      s = bindSession(buildT5DecoderStepGraph(this.config, { dtype: 'float32', beams, weightsFirst }), this.flat, this.layout, this.options);
       this.steps.set(key, s);
     }
     return s;
-  }
-}
-
-async function bind(built: T5PartGraph, flat: Float32Array, layout: FlatLayout, o: EngineOptions): Promise<BoundSession> {
-  let session: ort.InferenceSession;
-  try {
-    session = await ort.InferenceSession.create(serializeGraph(built.graph), sessionOptions(o));
-  } catch (cause) {
-    throw new EngineError(`onnxruntime could not create the ${built.graph.name} session: ${(cause as Error).message}`, { cause });
-  }
-  return { session, paramFeeds: Object.freeze(paramFeeds(layout, flat, built.params.map((p) => p.name))) };
-}
-
-async function run(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, fetches?: string[]): Promise<ort.InferenceSession.ReturnType> {
-  try {
-    return fetches ? await session.run(feeds, fetches) : await session.run(feeds);
-  } catch (cause) {
-    throw new EngineError(`onnxruntime run failed: ${(cause as Error).message}`, { cause });
   }
 }

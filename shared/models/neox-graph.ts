@@ -60,9 +60,7 @@ export function buildNeoXGraph(config: NeoXConfig, options: NeoXGraphOptions): N
     for (const l of loraShapes) {
       // Looked up by the layer under its HF-style name; the input is PEFT's name (the flat name).
       const name = `gpt_neox.layers.${i}.${l.local}`;
-      const input = g.input(`${PEFT_PREFIX}${name}`, dtype, l.shape);
-      p.set(name, input);
-      p.set(input.name, input);
+      p.set(name, g.input(`${PEFT_PREFIX}${name}`, dtype, l.shape));
       loraParams.push({ name: `${PEFT_PREFIX}${name}`, shape: l.shape });
     }
   }
@@ -88,7 +86,8 @@ export function buildNeoXGraph(config: NeoXConfig, options: NeoXGraphOptions): N
 
   const trained = lora ? loraParams.map((l) => l.name) : specs.map((s) => s.name);
   const gradientOutputs: ParamGradientOutputs[] = [];
-  const wrt = trained.map(P);
+  // Adapters are looked up under their HF-style names (see above); their outputs carry PEFT's.
+  const wrt = trained.map((name) => P(lora ? name.slice(PEFT_PREFIX.length) : name));
   if (options.gradients === 'dense') {
     gradients([{ value: lossSum }], wrt).forEach((grad, i) => {
       g.output(`grad.${trained[i]}`, grad);

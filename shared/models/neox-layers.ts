@@ -187,20 +187,28 @@ export function causalBias(attentionMask: Value, dtype: FloatDType): Value {
 }
 
 /**
+ * What a key/value cache does to one layer's new keys and values [b, heads, n, head] (after
+ * rotary): prepend the past ones and record the whole as the present ones; returns the keys and
+ * values attention then uses. Absent (training graphs): they are used as they are.
+ */
+export type KeyValueCache = (k: Value, v: Value) => { k: Value; v: Value };
+
+/**
  * GPTNeoXAttention: fused qkv viewed as [b, s, heads, 3 * head] and split per head into q, k, v;
- * rotary on q and k; softmax(q k^T / sqrt(head) + bias) v; dense out.
+ * rotary on q and k; softmax(q k^T / sqrt(head) + bias) v; dense out. With `cache`, k and v are
+ * extended by it first (decoding: `bias` is then [b, 1, s, past + s]).
  */
 export function neoxAttention(
   x: Value, P: LayerParams, config: NeoXConfig, bias: Value, rotary: { cos: Value; sin: Value },
-  adapters: (module: string) => LoraAdapter | null, dropout: NeoXDropout, site: string,
+  adapters: (module: string) => LoraAdapter | null, dropout: NeoXDropout, site: string, cache?: KeyValueCache,
 ): Value {
   const [batch, seq] = x.shape as [Dim, Dim];
   const { numHeads: H, headSize: d } = config;
   const qkv = reshape(loraLinear(x, P('attention.query_key_value.weight'), P('attention.query_key_value.bias'), adapters('attention.query_key_value'), dropout), [batch, seq, H, 3 * d]);
   const part = (k: number) => transpose(slice(qkv, -1, k * d, (k + 1) * d), [0, 2, 1, 3]); // [b, h, s, d]
   const q = applyRotary(part(0), rotary, config.rotaryNdims);
-  const k = applyRotary(part(1), rotary, config.rotaryNdims);
-  const v = part(2);
+  const newK = applyRotary(part(1), rotary, config.rotaryNdims);
+  const { k, v } = cache ? cache(newK, part(2)) : { k: newK, v: part(2) };
   const scores = add(mul(matmul(q, transpose(k, [0, 1, 3, 2])), scalarLike(q, 1 / Math.sqrt(d))), bias);
   const probs = dropout.apply(softmax(scores, -1), `${site}attention.probs`, 'attention');
   const context = reshape(transpose(matmul(probs, v), [0, 2, 1, 3]), [batch, seq, H * d]);
@@ -220,7 +228,7 @@ export function neoxMlp(x: Value, P: LayerParams, adapters: (module: string) => 
  */
 export function neoxLayer(
   x: Value, P: LayerParams, config: NeoXConfig, bias: Value, rotary: { cos: Value; sin: Value },
-  lora: LoraOptions | undefined, dropout: NeoXDropout, site: string,
+  lora: LoraOptions | undefined, dropout: NeoXDropout, site: string, cache?: KeyValueCache,
 ): Value {
   const targeted = new Set(loraModules(config, lora));
   const adapters = (module: string): LoraAdapter | null =>
@@ -229,7 +237,7 @@ export function neoxLayer(
       : null;
   const eps = config.layerNormEps;
   const ln1 = layerNorm(x, P('input_layernorm.weight'), P('input_layernorm.bias'), eps);
-  const attn = dropout.apply(neoxAttention(ln1, P, config, bias, rotary, adapters, dropout, site), `${site}attention.out`, 'hidden');
+  const attn = dropout.apply(neoxAttention(ln1, P, config, bias, rotary, adapters, dropout, site, cache), `${site}attention.out`, 'hidden');
   if (config.useParallelResidual) {
     const ln2 = layerNorm(x, P('post_attention_layernorm.weight'), P('post_attention_layernorm.bias'), eps);
     const mlp = dropout.apply(neoxMlp(ln2, P, adapters, dropout), `${site}mlp.out`, 'hidden');

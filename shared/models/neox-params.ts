@@ -64,6 +64,8 @@ export function neoxLayerParamShape(config: NeoXConfig, local: string): readonly
  * `attention.rotary_emb.inv_freq`): a loader must skip them, as transformers does. Not to be
  * confused with the parameters `attention.query_key_value.bias` / `attention.dense.bias`.
  */
+export const NEOX_CHECKPOINT_BUFFER = /^gpt_neox\.layers\.\d+\.attention\.(bias|masked_bias|rotary_emb\.inv_freq)$/u;
+
 export function isNeoXCheckpointBuffer(name: string): boolean {
-  return /^gpt_neox\.layers\.\d+\.attention\.(bias|masked_bias|rotary_emb\.inv_freq)$/u.test(name);
+  return NEOX_CHECKPOINT_BUFFER.test(name);
 }

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import type { Argv } from 'yargs';
 import { CacheManifest, MANIFEST_FILE } from '../../../shared/data/cache-format.js';
+import { loadCacheTokenizer } from '../../../shared/data/data-cache.js';
 import { resolveRules, rulePresetNames, type DataRules } from '../../../shared/data/data-rules.js';
 import { generateFile } from '../../../shared/generate/generate-file.js';
 import { readGenerationRows } from '../../../shared/generate/generation-rows.js';
@@ -13,9 +14,10 @@ import { rootLogger } from '../../../shared/log.js';
 import { BUILTIN_TOKENIZER, loadTokenizer } from '../../../shared/tokenizer/load-tokenizer.js';
 import { parseInput } from '../../../shared/zod-issues.js';
 
-// `kp-coord generate`: keyphrases for a file of articles from an HF model directory, a kp-coord
-// checkpoint or a preset (random weights), with the training data's prefix, text rules and
-// tokenizer; greedy or beam search with a key/value cache; each post-processing step switchable.
+// `kp-coord generate`: keyphrases for a file of articles from an HF model directory (T5 or
+// GPT-NeoX), a kp-coord checkpoint, a LoRA run's adapter folder or a preset (random weights), with
+// the training data's prefixes, text rules and tokenizer; greedy or beam search with a key/value
+// cache; each post-processing step switchable.
 
 const log = rootLogger.child({ command: 'generate' });
 
@@ -63,17 +65,18 @@ function positiveOrAbsent(name: string, v: number | undefined): string | null {
 }
 
 /** Rules: --data-cache's (what training used), else the preset; --input-prefix overrides either. */
-function rulesOf(preset: string, dataCache: string | undefined, inputPrefix: string | undefined): { rules: DataRules; tokenizerSpec: string | null } {
+function rulesOf(preset: string, dataCache: string | undefined, inputPrefix: string | undefined): { rules: DataRules; tokenizerSpec: string | null; manifest: CacheManifest | null } {
   const overrides: Record<string, unknown>[] = [];
   let tokenizerSpec: string | null = null;
+  let manifest: CacheManifest | null = null;
   if (dataCache !== undefined) {
     const path = resolve(dataCache, MANIFEST_FILE);
-    const manifest = parseInput(CacheManifest, readJsonFile(path, 'data cache manifest'), path, 'data cache manifest');
+    manifest = parseInput(CacheManifest, readJsonFile(path, 'data cache manifest'), path, 'data cache manifest');
     overrides.push(manifest.rules);
     tokenizerSpec = manifest.tokenizer.spec;
   }
   if (inputPrefix !== undefined) overrides.push({ input_prefix: inputPrefix });
-  return { rules: resolveRules(preset, overrides, dataCache ?? '--input-prefix'), tokenizerSpec };
+  return { rules: resolveRules(preset, overrides, dataCache ?? '--input-prefix'), tokenizerSpec, manifest };
 }
 
 export function registerGenerate(cli: Argv): Argv {
@@ -85,7 +88,7 @@ export function registerGenerate(cli: Argv): Argv {
         // HF's `--no-repeat-ngram-size N` would read as the negation of a flag `repeat-ngram-size`:
         // this command spells its switches `--no-*` explicitly instead.
         .parserConfiguration({ 'boolean-negation': false })
-        .option('model', { type: 'string', demandOption: true, describe: 'HF model directory, kp-coord checkpoint directory, or preset:<name> (random weights)' })
+        .option('model', { type: 'string', demandOption: true, describe: 'HF model directory (T5 or GPT-NeoX), kp-coord checkpoint directory, a LoRA run\'s final (PEFT adapter) folder, or preset:<name> (random weights)' })
         .option('input', { type: 'string', demandOption: true, describe: 'Articles: .jsonl, .csv or .parquet (title+body, title_content or input_text; id and keyphrases kept)' })
         .option('out', { type: 'string', demandOption: true, describe: 'JSONL to write: {id, prediction, phrases, label}, written atomically' })
         .option('num-beams', { type: 'number', default: 1, describe: '1: greedy search; more: beam search', group: 'Decoding:' })
@@ -100,7 +103,7 @@ export function registerGenerate(cli: Argv): Argv {
         .option('data-cache', { type: 'string', describe: 'A data cache made by `data prepare`: use its text rules and tokenizer', group: 'Input:' })
         .option('preset', { choices: rulePresetNames(), default: 'v4', describe: 'Text rules preset (input prefix, whitespace)', group: 'Input:' })
         .option('input-prefix', { type: 'string', describe: "Text put before every input (default: the rules', 'generate keyphrases: ')", group: 'Input:' })
-        .option('max-input-tokens', { type: 'number', describe: 'Truncate inputs to N tokens, eos included (default: no limit)', group: 'Input:' })
+        .option('max-input-tokens', { type: 'number', describe: 'Truncate inputs to N tokens, eos included; GPT-NeoX: the prompt, its target prefix kept (default: no limit)', group: 'Input:' })
         .option('separator', { type: 'string', default: DEFAULT_POSTPROCESS.separator, describe: 'What the output is split into phrases on', group: 'Post-processing:' })
         .option('no-split', { type: 'boolean', default: false, describe: 'Keep the output as one phrase', group: 'Post-processing:' })
         .option('no-trim', { type: 'boolean', default: false, describe: 'Keep whitespace around phrases', group: 'Post-processing:' })
@@ -129,12 +132,13 @@ export function registerGenerate(cli: Argv): Argv {
         process.exitCode = 2;
         return;
       }
-      const { rules, tokenizerSpec: cacheTokenizer } = rulesOf(a.preset, a['data-cache'], a['input-prefix']);
+      const { rules, tokenizerSpec: cacheTokenizer, manifest } = rulesOf(a.preset, a['data-cache'], a['input-prefix']);
       // Every row is read and checked before the (possibly large) model is loaded.
       const rows = await readGenerationRows(a.input, rules);
-      const model = await loadGenerationModel(a.model, a.seed);
+      const model = await loadGenerationModel(a.model, { initSeed: a.seed });
       const tokenizerName = a.tokenizer ?? cacheTokenizer ?? model.tokenizerDir ?? BUILTIN_TOKENIZER;
-      const tokenizer = loadTokenizer(tokenizerName);
+      // A causal cache may have added its prefixes as tokens: the cache's tokenizer carries them.
+      const tokenizer = a.tokenizer === undefined && manifest?.causal ? loadCacheTokenizer(manifest) : loadTokenizer(tokenizerName);
       const postprocess: PostprocessOptions = {
         split: !a['no-split'],
         separator: a.separator,
@@ -154,6 +158,7 @@ export function registerGenerate(cli: Argv): Argv {
         out: a.out,
         generate: decoding,
         postprocess,
+        rules,
         maxInputTokens: a['max-input-tokens'] ?? null,
         engine: { intraOpThreads: a.threads },
         ...(bar ? { onProgress: (p) => bar.update(p.done, p.total, p.tokens) } : {}),
