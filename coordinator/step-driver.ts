@@ -10,9 +10,9 @@ import { listCheckpoints, readVerifiedManifest, writeManifest } from '../shared/
 import { rangesOf, type ShardFile } from '../shared/checkpoint/range-shard.js';
 import { rm } from 'node:fs/promises';
 import { numel } from '../shared/models/t5-params.js';
-import { cacheVocabSize } from '../shared/data/cache-format.js';
+import { embeddingResize } from '../shared/data/cache-format.js';
 import { openDataCache } from '../shared/data/data-cache.js';
-import { grownForData, modelFamily, resolveModelSpec } from '../shared/models/model-spec.js';
+import { modelFamily, resizedForData, resolveModelSpec } from '../shared/models/model-spec.js';
 import type { ControlServer } from './control-server.js';
 import type { RunEventListener } from './run-events.js';
 import type { RunHistory } from './run-history.js';
@@ -251,7 +251,7 @@ const paramCounts = new WeakMap<TrainPlan, number>();
 
 /** The vocabulary the model trains at (its own, or grown for the data's added tokens). */
 function trainedVocab(plan: TrainPlan): number {
-  return Number(grownForData(resolveModelSpec(plan.model), cacheVocabSize(openDataCache(plan.data_cache).manifest)).spec.configRaw.vocab_size);
+  return Number(resizedForData(resolveModelSpec(plan.model), embeddingResize(openDataCache(plan.data_cache).manifest)).spec.configRaw.vocab_size);
 }
 
 /** What the workers train (LoRA: the adapters; embeddings grown for the data's added tokens), as WorkerModel lays it out. */
@@ -259,7 +259,7 @@ function trainableParamCount(plan: TrainPlan): number {
   let count = paramCounts.get(plan);
   if (count === undefined) {
     const lora = plan.lora ? { r: plan.lora.r, alpha: plan.lora.lora_alpha, dropout: plan.lora.lora_dropout, targetModules: plan.lora.target_modules } : null;
-    const { spec } = grownForData(resolveModelSpec(plan.model), cacheVocabSize(openDataCache(plan.data_cache).manifest));
+    const { spec } = resizedForData(resolveModelSpec(plan.model), embeddingResize(openDataCache(plan.data_cache).manifest));
     count = modelFamily({ ...spec, lora }).paramSpecs().reduce((n, p) => n + numel(p.shape), 0);
     paramCounts.set(plan, count);
   }

@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { join } from 'node:path';
 import { assembleModelBatch } from '../shared/data/assemble-batch.js';
-import { cacheLayout, cacheVocabSize } from '../shared/data/cache-format.js';
+import { cacheLayout, cacheVocabSize, embeddingResize } from '../shared/data/cache-format.js';
 import { openDataCache, sampleLengths, type DataSplit } from '../shared/data/data-cache.js';
 import type { ModelBatch } from '../shared/models/model-family.js';
 import { DistributedSampler } from '../shared/data/sampler.js';
@@ -297,7 +297,7 @@ async function buildSetup(plan: TrainPlan, seat: WorkerSeat, peers: readonly Pee
   const rank = seat.rank;
   if (peers.length !== plan.world) throw new KpCoordError(`setup: ${peers.length} peers for a world of ${plan.world}`);
   const cache = openDataCache(plan.data_cache, { modelType: resolveModelSpec(plan.model).modelType });
-  const model = WorkerModel.fromPlan(plan, cacheVocabSize(cache.manifest));
+  const model = WorkerModel.fromPlan(plan, embeddingResize(cache.manifest));
   const layout = model.layout;
   const shard = flatShard(layout.totalSize, plan.world, rank);
   const collective = await dataPlane.connect(peers, rank, plan.world);

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { KpCoordError } from '../shared/errors.js';
 import { initLoraFlatRange, loraParamSpecs, type LoraParamSpec, type LoraSettings } from '../shared/models/lora.js';
 import type { ModelFamily } from '../shared/models/model-family.js';
-import { grownForData, modelFamily, PRESET_PREFIX, resolveModelSpec, type ModelSpec } from '../shared/models/model-spec.js';
+import { modelFamily, resizedForData, PRESET_PREFIX, resolveModelSpec, type ModelSpec } from '../shared/models/model-spec.js';
 import { neoxConfigJson, parseNeoXConfig } from '../shared/models/neox-config.js';
 import { neoxParamSpecs } from '../shared/models/neox-params.js';
 import { parseT5Config, t5ConfigJson } from '../shared/models/t5-config.js';
@@ -49,7 +49,7 @@ export class WorkerModel {
   /** The model a checkpoint holds (its run's model, LoRA settings and trained vocabulary). */
   static fromCheckpoint(m: CheckpointManifest): WorkerModel {
     const base = resolveModelSpec(m.model);
-    const grown = grownForData(base, m.vocab_size ?? Number(base.configRaw.vocab_size));
+    const grown = resizedForData(base, m.vocab_size ?? null);
     const lora = m.lora ? { r: m.lora.r, alpha: m.lora.lora_alpha, dropout: m.lora.lora_dropout, targetModules: m.lora.target_modules } : null;
     const weights = !m.model.startsWith(PRESET_PREFIX) && existsSync(join(m.model, 'config.json')) ? m.model : null;
     return new WorkerModel(m.model, { ...grown.spec, lora }, weights, grown.resizedFrom);
@@ -61,11 +61,11 @@ export class WorkerModel {
   }
 
   /**
-   * `dataVocab`: the data cache's vocabulary with its added tokens; a GPT-NeoX model smaller than it
-   * grows its embedding tables to it (HF resize_token_embeddings, shared/weights/resize-embeddings.ts).
+   * `resizeTo`: the vocabulary the data's added tokens resize the embeddings to (embeddingResize of
+   * the cache; null: none), as HF resize_token_embeddings (shared/weights/resize-embeddings.ts).
    */
-  static fromPlan(plan: TrainPlan, dataVocab: number): WorkerModel {
-    const grown = grownForData(resolveModelSpec(plan.model), dataVocab);
+  static fromPlan(plan: TrainPlan, resizeTo: number | null): WorkerModel {
+    const grown = resizedForData(resolveModelSpec(plan.model), resizeTo);
     let spec = grown.spec;
     const resizedFrom = grown.resizedFrom;
     if (plan.dropout_rate !== null) {
@@ -98,7 +98,7 @@ export class WorkerModel {
    */
   async loadTrainable(seed: number, flatLength?: number): Promise<Float32Array | null> {
     if (this.lora) return null;
-    if (this.resizedFrom !== null) return this.grown(seed, flatLength);
+    if (this.resizedFrom !== null) return this.resized(seed, flatLength);
     if (!this.weightsDir) return null;
     return this.loadHf(this.layout, flatLength);
   }
@@ -108,12 +108,12 @@ export class WorkerModel {
     const layout = this.frozenLayout;
     if (!layout) return null;
     if (this.weightsDir) return this.loadHf(layout);
-    if (this.resizedFrom !== null) return this.grown(seed);
+    if (this.resizedFrom !== null) return this.resized(seed);
     return initFlatRange(this.family.frozenSpecs(), layout, seed, 0, layout.totalSize, this.onesValue());
   }
 
-  /** The base at the vocabulary it was made with (a preset's init, or the folder's weights), its tables then grown. */
-  private async grown(seed: number, flatLength?: number): Promise<Float32Array> {
+  /** The base at the vocabulary it was made with (a preset's init, or the folder's weights), its tables then resized. */
+  private async resized(seed: number, flatLength?: number): Promise<Float32Array> {
     const before = parseNeoXConfig({ ...this.spec.configRaw, vocab_size: this.resizedFrom });
     const specs = neoxParamSpecs(before);
     const from = FlatLayout.fromSpecs(specs);
@@ -153,7 +153,7 @@ export class WorkerModel {
   }
 
   private async loadHf(layout: FlatLayout, flatLength?: number): Promise<Float32Array> {
-    if (this.resizedFrom !== null) return this.grown(0, flatLength);
+    if (this.resizedFrom !== null) return this.resized(0, flatLength);
     return this.loadHfAt(layout, flatLength);
   }
 

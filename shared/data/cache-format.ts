@@ -123,6 +123,15 @@ export function cacheLayout(m: CacheManifest): CacheLayout {
   return m.layout ?? 'seq2seq';
 }
 
+/**
+ * The vocabulary a model's embeddings are resized to for this cache (HF
+ * `model.resize_token_embeddings(len(tokenizer))` after `tokenizer.add_tokens`): the tokenizer's
+ * length with the added prefix tokens; null when the cache adds none (the model keeps its own).
+ */
+export function embeddingResize(m: CacheManifest): number | null {
+  return m.causal?.prefix_tokens === 'added' ? cacheVocabSize(m) : null;
+}
+
 /** Ids a model must embed to train on the cache (added prefix tokens included). */
 export function cacheVocabSize(m: CacheManifest): number {
   return m.causal?.vocab_size ?? m.tokenizer.vocab_size;

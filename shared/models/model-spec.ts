@@ -74,12 +74,13 @@ export function resolveModelSpec(spec: string): ModelSpec {
 }
 
 /**
- * The model as trained on data whose vocabulary (added tokens included) is `dataVocab`: a GPT-NeoX
- * model smaller than it grows its embedding tables (HF resize_token_embeddings); T5 is unchanged
- * (added tokens are for the causal layout only).
+ * The model as trained with its embeddings resized to `resizeTo` (HF
+ * `resize_token_embeddings(len(tokenizer))` after adding tokens; null: no resize): GPT-NeoX's
+ * embedding tables grow or shrink to it (polyglot-ko's 30080 rows become 30008 with the two prefix
+ * tokens, as in the team's runs); T5 takes no added tokens (the causal layout only).
  */
-export function grownForData(spec: ModelSpec, dataVocab: number): { readonly spec: ModelSpec; readonly resizedFrom: number | null } {
+export function resizedForData(spec: ModelSpec, resizeTo: number | null): { readonly spec: ModelSpec; readonly resizedFrom: number | null } {
   const vocab = Number(spec.configRaw.vocab_size);
-  if (spec.modelType !== 'gpt_neox' || dataVocab <= vocab) return { spec, resizedFrom: null };
-  return { spec: { ...spec, configRaw: { ...spec.configRaw, vocab_size: dataVocab } }, resizedFrom: vocab };
+  if (spec.modelType !== 'gpt_neox' || resizeTo === null || resizeTo === vocab) return { spec, resizedFrom: null };
+  return { spec: { ...spec, configRaw: { ...spec.configRaw, vocab_size: resizeTo } }, resizedFrom: vocab };
 }
