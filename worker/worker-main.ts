@@ -1,6 +1,5 @@
 import { hostname } from 'node:os';
 import { status as grpcStatus } from '@grpc/grpc-js';
-import { join } from 'node:path';
 import { assembleModelBatch } from '../shared/data/assemble-batch.js';
 import { cacheLayout, cacheVocabSize, embeddingResize } from '../shared/data/cache-format.js';
 import { openDataCache, sampleLengths, type DataSplit } from '../shared/data/data-cache.js';

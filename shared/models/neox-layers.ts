@@ -1,3 +1,4 @@
+import { tokenLossSum } from './token-loss.js';
 import { GraphBuildError } from '../errors.js';
 import type { FloatDType } from '../onnx/dtype.js';
 import type { Graph, Value } from '../onnx/graph.js';
@@ -272,14 +273,5 @@ export function neoxHeadAndLoss(h: Value, norm: { weight: Value; bias: Value }, 
   const [batch, seq] = labels.shape as [Dim, Dim];
   const ignoreColumn = add(mul(slice(labels, 1, 0, 1), g.scalar(0, 'int32')), g.scalar(-100, 'int32')); // [b, 1] of -100
   const shifted = reshape(concat([slice(labels, 1, 1), ignoreColumn], 1), [batch, seq]);
-  const rows = `${batch}*${seq}`;
-  const logProbs = logSoftmax(reshape(logits, [rows, config.vocabSize]), -1);
-  const flatLabels = reshape(shifted, [rows]);
-  const ignored = equal(flatLabels, g.scalar(-100, 'int32'));
-  const safeLabels = where(ignored, g.scalar(0, 'int32'), flatLabels);
-  const valid = where(ignored, g.scalar(0, dtype), g.scalar(1, dtype));
-  const picked = squeeze(gatherElements(logProbs, unsqueeze(safeLabels, [1]), 1), [1]);
-  const lossSum = neg(reduceSum(mul(picked, valid), [0], false));
-  const tokenCount = reduceSum(valid, [0], false);
-  return { lossSum, tokenCount, logits };
+  return { ...tokenLossSum(logits, shifted, config.vocabSize), logits };
 }

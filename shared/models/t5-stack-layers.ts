@@ -1,3 +1,4 @@
+import { tokenLossSum } from './token-loss.js';
 import type { FloatDType } from '../onnx/dtype.js';
 import type { Value } from '../onnx/graph.js';
 import {
@@ -82,14 +83,5 @@ export function headAndLoss(d: Value, finalNorm: Value, head: Value, labels: Val
   let sequence = dropout.apply(rmsNorm(d, finalNorm, config.layerNormEpsilon), `${site}final`);
   if (config.tieWordEmbeddings) sequence = mul(sequence, scalarLike(sequence, config.dModel ** -0.5));
   const logits = linear(sequence, head);
-  const rows = `${labels.shape[0]}*${labels.shape[1]}`;
-  const logProbs = logSoftmax(reshape(logits, [rows, config.vocabSize]), -1);
-  const flatLabels = reshape(labels, [rows]);
-  const ignored = equal(flatLabels, g.scalar(-100, 'int32'));
-  const safeLabels = where(ignored, g.scalar(0, 'int32'), flatLabels);
-  const valid = where(ignored, g.scalar(0, dtype), g.scalar(1, dtype));
-  const picked = squeeze(gatherElements(logProbs, unsqueeze(safeLabels, [1]), 1), [1]);
-  const lossSum = neg(reduceSum(mul(picked, valid), [0], false));
-  const tokenCount = reduceSum(valid, [0], false);
-  return { lossSum, tokenCount, logits };
+  return { ...tokenLossSum(logits, labels, config.vocabSize), logits };
 }

@@ -146,16 +146,7 @@ function sameBits(a: Float32Array, b: Float32Array): boolean {
  * re-ties them on load). Each file is replaced atomically; the weights go first, the config last.
  */
 export async function saveHfModel(dir: string, config: T5Config, flat: Float32Array): Promise<void> {
-  const layout = FlatLayout.fromSpecs(t5ParamSpecs(config));
-  layout.checkLength(flat);
-  await mkdir(dir, { recursive: true });
-  await writeSafetensors(
-    join(dir, SAFE_WEIGHTS_NAME),
-    layout.params.map((p) => ({ name: p.name, dtype: 'F32' as const, shape: p.shape, data: layout.view(flat, p.name) })),
-    { format: 'pt' },
-  );
-  const json = { ...t5ConfigJson(config), torch_dtype: 'float32' };
-  await writeBytesAtomically(join(dir, CONFIG_NAME), `${JSON.stringify(json, null, 2)}\n`);
+  await saveHfFolder(dir, t5ConfigJson(config), FlatLayout.fromSpecs(t5ParamSpecs(config)), flat);
 }
 
 /**
