@@ -13,6 +13,7 @@ import { numel } from '../shared/models/t5-params.js';
 import { embeddingResize } from '../shared/data/cache-format.js';
 import { openDataCache } from '../shared/data/data-cache.js';
 import { modelFamily, resizedForData, resolveModelSpec } from '../shared/models/model-spec.js';
+import { loraSettings } from '../worker/worker-model.js';
 import type { ControlServer } from './control-server.js';
 import type { RunEventListener } from './run-events.js';
 import type { RunHistory } from './run-history.js';
@@ -258,7 +259,7 @@ function trainedVocab(plan: TrainPlan): number {
 function trainableParamCount(plan: TrainPlan): number {
   let count = paramCounts.get(plan);
   if (count === undefined) {
-    const lora = plan.lora ? { r: plan.lora.r, alpha: plan.lora.lora_alpha, dropout: plan.lora.lora_dropout, targetModules: plan.lora.target_modules } : null;
+    const lora = plan.lora ? loraSettings(plan.lora) : null;
     const { spec } = resizedForData(resolveModelSpec(plan.model), embeddingResize(openDataCache(plan.data_cache).manifest));
     count = modelFamily({ ...spec, lora }).paramSpecs().reduce((n, p) => n + numel(p.shape), 0);
     paramCounts.set(plan, count);

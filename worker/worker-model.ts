@@ -50,7 +50,7 @@ export class WorkerModel {
   static fromCheckpoint(m: CheckpointManifest): WorkerModel {
     const base = resolveModelSpec(m.model);
     const grown = resizedForData(base, m.vocab_size ?? null);
-    const lora = m.lora ? { r: m.lora.r, alpha: m.lora.lora_alpha, dropout: m.lora.lora_dropout, targetModules: m.lora.target_modules } : null;
+    const lora = m.lora ? loraSettings(m.lora) : null;
     const weights = !m.model.startsWith(PRESET_PREFIX) && existsSync(join(m.model, 'config.json')) ? m.model : null;
     return new WorkerModel(m.model, { ...grown.spec, lora }, weights, grown.resizedFrom);
   }
@@ -74,9 +74,7 @@ export class WorkerModel {
       spec = { ...spec, configRaw: { ...spec.configRaw, ...override } };
     }
     if (plan.lora) {
-      const lora: LoraSettings = { r: plan.lora.r, alpha: plan.lora.lora_alpha, dropout: plan.lora.lora_dropout, targetModules: plan.lora.target_modules };
-      if (Math.abs(plan.lora.scaling - lora.alpha / lora.r) > 1e-12 * plan.lora.scaling) throw new KpCoordError('use_rslora (scaling lora_alpha / sqrt(r)) is not built into the graphs yet');
-      spec = { ...spec, lora };
+      spec = { ...spec, lora: loraSettings(plan.lora) };
     }
     const weights = !plan.model.startsWith(PRESET_PREFIX) && existsSync(join(plan.model, 'config.json')) ? plan.model : null;
     return new WorkerModel(plan.model, spec, weights, resizedFrom);
@@ -165,4 +163,12 @@ export class WorkerModel {
     }
     return loadHfParams(dir, layout, { ...(flatLength === undefined ? {} : { flatLength }), ignoredUnexpected: [NEOX_CHECKPOINT_BUFFERS], model: 'the GPT-NeoX config' });
   }
+}
+
+/** The plan's (or a checkpoint manifest's) LoRA record as the graphs' settings; use_rslora shows in its scaling. */
+export function loraSettings(l: { readonly r: number; readonly lora_alpha: number; readonly lora_dropout: number; readonly target_modules: readonly string[]; readonly scaling: number }): LoraSettings {
+  const rslora = l.lora_alpha / Math.sqrt(l.r);
+  const useRslora = l.r !== 1 && Math.abs(l.scaling - rslora) <= 1e-12 * rslora;
+  if (!useRslora && Math.abs(l.scaling - l.lora_alpha / l.r) > 1e-12 * l.scaling) throw new KpCoordError(`LoRA scaling ${l.scaling} is neither lora_alpha / r nor lora_alpha / sqrt(r)`);
+  return { r: l.r, alpha: l.lora_alpha, dropout: l.lora_dropout, targetModules: [...l.target_modules], ...(useRslora ? { useRslora } : {}) };
 }

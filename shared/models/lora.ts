@@ -24,6 +24,8 @@ export const LoraSettingsSchema = z.strictObject({
   alpha: z.number().positive(),
   dropout: z.number().min(0).lt(1),
   targetModules: z.array(z.string().min(1)).min(1).readonly(),
+  /** PEFT's use_rslora: scale lora_alpha / sqrt(r) instead of lora_alpha / r. */
+  useRslora: z.boolean().optional(),
 });
 
 export type LoraSettings = Readonly<z.infer<typeof LoraSettingsSchema>>;
@@ -63,9 +65,9 @@ export interface LoraParamSpec {
   readonly init: { readonly kind: 'uniform'; readonly bound: number } | { readonly kind: 'zeros' };
 }
 
-/** `lora_alpha / r` (PEFT without rslora). */
-export function loraScale(settings: Pick<LoraSettings, 'r' | 'alpha'>): number {
-  return settings.alpha / settings.r;
+/** `lora_alpha / r`, or `lora_alpha / sqrt(r)` with use_rslora (PEFT's `scaling`). */
+export function loraScale(settings: Pick<LoraSettings, 'r' | 'alpha' | 'useRslora'>): number {
+  return settings.useRslora ? settings.alpha / Math.sqrt(settings.r) : settings.alpha / settings.r;
 }
 
 /** PEFT's rule for a list of target names: the module name equals a target or ends with `.<target>`. */

@@ -6,7 +6,7 @@ import type { BlockBuildOptions, BlockGraph, BlockInstance, ModelFamily } from '
 import { buildNeoXBlock, NEOX_BLOCK_KINDS } from './neox-block-graphs.js';
 import type { NeoXConfig } from './neox-config.js';
 import { buildNeoXGraph, NEOX_DATA_INPUTS, NEOX_SEQ } from './neox-graph.js';
-import { loraParamSpecs, PEFT_PREFIX, type LoraSettings } from './lora.js';
+import { loraParamSpecs, loraScale, PEFT_PREFIX, type LoraSettings } from './lora.js';
 import { loraParamShapes, neoxDropoutRate, type LoraOptions } from './neox-layers.js';
 import { neoxLayerLocalNames, neoxParamSpecs } from './neox-params.js';
 import type { DropoutSite } from './t5-layers.js';
@@ -34,7 +34,7 @@ export class NeoXFamily implements ModelFamily<CausalLmBatch> {
 
   /** The family for a run's PEFT settings. */
   static withLora(config: NeoXConfig, settings: LoraSettings | null): NeoXFamily {
-    return new NeoXFamily(config, settings ? { r: settings.r, alpha: settings.alpha, targets: settings.targetModules, dropout: settings.dropout } : undefined);
+    return new NeoXFamily(config, settings ? { r: settings.r, alpha: settings.alpha, targets: settings.targetModules, dropout: settings.dropout, scale: loraScale(settings) } : undefined);
   }
 
   /** The trainable parameters: the adapters (PEFT names and init, lora.ts) under LoRA, else the whole model. */

@@ -25,6 +25,8 @@ export interface LoraOptions {
   readonly targets: readonly string[];
   /** lora_dropout (default 0). */
   readonly dropout?: number;
+  /** The factor on B·A·x; default alpha / r (use_rslora: alpha / sqrt(r)). */
+  readonly scale?: number;
 }
 
 /** The Linear modules of a GPTNeoXLayer, by local name, with [out, in] given the config. */
@@ -234,7 +236,7 @@ export function neoxLayer(
   const targeted = new Set(loraModules(config, lora));
   const adapters = (module: string): LoraAdapter | null =>
     targeted.has(module)
-      ? { a: P(`${module}.lora_A.weight`), b: P(`${module}.lora_B.weight`), scale: lora!.alpha / lora!.r, site: `${site}${module}.lora` }
+      ? { a: P(`${module}.lora_A.weight`), b: P(`${module}.lora_B.weight`), scale: lora!.scale ?? lora!.alpha / lora!.r, site: `${site}${module}.lora` }
       : null;
   const eps = config.layerNormEps;
   const ln1 = layerNorm(x, P('input_layernorm.weight'), P('input_layernorm.bias'), eps);

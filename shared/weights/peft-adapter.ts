@@ -50,7 +50,7 @@ export function peftAdapterConfigJson(settings: LoraSettings, modelType: LoraMod
     target_modules: [...settings.targetModules],
     task_type: peftTaskType(modelType),
     use_dora: false,
-    use_rslora: false,
+    use_rslora: settings.useRslora ?? false,
   };
 }
 

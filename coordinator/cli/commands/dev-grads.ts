@@ -79,10 +79,9 @@ async function t5WholeModelGrads(dir: string, batchPath: string, precision: 'flo
  */
 async function blockEngineGrads(dir: string, base: ModelSpec, batchPath: string, adapterDir: string | null, precision: 'float32' | 'float64', threads: number): Promise<Grads> {
   const adapter = adapterDir ? await readPeftAdapter(adapterDir) : null;
-  if (adapter && adapter.config.use_rslora) throw new KpCoordError(`${adapterDir}: use_rslora adapters are not built into the graphs yet`);
   const targets = adapter?.config.target_modules;
   if (adapter && !Array.isArray(targets)) throw new KpCoordError(`${adapterDir}/adapter_config.json: field target_modules: a list of module names is needed (a regular expression or null is not supported)`);
-  const lora = adapter ? { r: adapter.config.r, alpha: adapter.config.lora_alpha, dropout: adapter.config.lora_dropout, targetModules: [...(targets as string[])] } : null;
+  const lora = adapter ? { r: adapter.config.r, alpha: adapter.config.lora_alpha, dropout: adapter.config.lora_dropout, targetModules: [...(targets as string[])], ...(adapter.config.use_rslora ? { useRslora: true } : {}) } : null;
   const family = modelFamily({ ...base, lora });
   const layout = FlatLayout.fromSpecs(family.paramSpecs());
   const baseLayout = FlatLayout.fromSpecs(lora ? family.frozenSpecs() : family.paramSpecs());

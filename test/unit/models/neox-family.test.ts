@@ -135,3 +135,30 @@ test('feeds: position ids from the mask, bad ids named', () => {
   const badLabel = { ...neoxBatch(), labels: Int32Array.from([-100, 6, 7, 8, 9, 10, 11, 12, -100, -1]) };
   assert.throws(() => family.feeds(badLabel, 'float64'), /labels\[1\]\[4\] = -1/);
 });
+
+test('use_rslora: the adapter is scaled by lora_alpha / sqrt(r), the same function as lora_alpha\' = lora_alpha sqrt(r) / r without it', async () => {
+  const { BlockEngine } = await import('../../../worker/engine/block-engine.js');
+  const { initFlatRange } = await import('../../../shared/weights/init.js');
+  const { FlatLayout } = await import('../../../shared/weights/flat-layout.js');
+  const config = tinyNeoX();
+  const r = 4;
+  const rslora = NeoXFamily.withLora(config, { r, alpha: 8, dropout: 0, targetModules: ['query_key_value'], useRslora: true });
+  // 8 / sqrt(4) = 4 = alpha' / 4 with alpha' = 16; a plain alpha 8 would give 2.
+  const same = NeoXFamily.withLora(config, { r, alpha: 16, dropout: 0, targetModules: ['query_key_value'] });
+  const other = NeoXFamily.withLora(config, { r, alpha: 8, dropout: 0, targetModules: ['query_key_value'] });
+  const base = FlatLayout.fromSpecs(rslora.frozenSpecs());
+  const frozen = Float64Array.from(initFlatRange(rslora.frozenSpecs(), base, 1, 0, base.totalSize));
+  const adapters = FlatLayout.fromSpecs(rslora.paramSpecs());
+  const values = Float64Array.from({ length: adapters.totalSize }, (_, i) => Math.sin(i) * 0.3); // B non-zero
+  const loss = async (family: NeoXFamily) => {
+    const engine = await BlockEngine.create(family, { dtype: 'float64', intraOpThreads: 1 }, frozen);
+    try {
+      return (await engine.forwardLoss(values, neoxBatch())).lossSum;
+    } finally {
+      await engine.release();
+    }
+  };
+  const [a, b, c] = [await loss(rslora), await loss(same), await loss(other)];
+  assert.equal(a, b);
+  assert.notEqual(a, c);
+});
