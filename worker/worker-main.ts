@@ -258,15 +258,19 @@ class EngineCache {
 
   constructor(readonly options: { readonly intraOpThreads: number; readonly executionProvider: 'cpu' | 'cuda' }) {}
 
-  /** `frozen`: the model's frozen base (LoRA), the same values whenever the key is the same (model, seed, weights). */
-  get(model: WorkerModel, frozen: () => Promise<Float32Array | null>, settings: { readonly dropout: boolean; readonly checkpointing: boolean; readonly overlap: boolean; readonly seed: number }): Promise<TrainingEngine> {
+  /**
+   * The engine for `model`; its frozen base (LoRA) is loaded where the engine runs (the engine thread
+   * loads its own), the same values whenever the key is the same (model, weights, seed).
+   */
+  get(model: WorkerModel, settings: { readonly dropout: boolean; readonly checkpointing: boolean; readonly overlap: boolean; readonly seed: number }): Promise<TrainingEngine> {
     const key = JSON.stringify([model.spec, model.weightsDir, settings]);
     let engine = this.engines.get(key);
     if (!engine) {
       const options = { ...EngineOptionsSchema.parse(this.options), dtype: 'float32' as const, dropout: settings.dropout, checkpointing: settings.checkpointing };
-      engine = frozen().then((base) =>
-        settings.overlap ? ThreadedBlockEngine.create(model.spec, options, base) : BlockEngine.create(model.family, options, base).then((e) => new LocalBlockEngine(e)),
-      );
+      const frozenFrom = model.frozenLayout ? { model: model.data, seed: settings.seed } : null;
+      engine = settings.overlap
+        ? ThreadedBlockEngine.create(model.spec, options, frozenFrom)
+        : model.frozen(settings.seed).then((base) => BlockEngine.create(model.family, options, base)).then((e) => new LocalBlockEngine(e));
       engine.catch(() => this.engines.delete(key));
       this.engines.set(key, engine);
     }
@@ -302,7 +306,7 @@ async function buildSetup(plan: TrainPlan, seat: WorkerSeat, peers: readonly Pee
   const collective = await dataPlane.connect(peers, rank, plan.world);
 
   // The frozen base (LoRA) lives in the engine, whole on every rank, also at stage 3 (not partitioned yet).
-  const engine = await engines.get(model, () => model.frozen(plan.seed), { dropout: model.family.dropoutRate > 0, checkpointing: plan.gradient_checkpointing, overlap: plan.overlap_comm, seed: plan.seed });
+  const engine = await engines.get(model, { dropout: model.family.dropoutRate > 0, checkpointing: plan.gradient_checkpointing, overlap: plan.overlap_comm, seed: plan.seed });
   const policy = SHARDING_POLICIES[plan.zero_stage];
   const state = policy.partitionParameters
     ? await partitionedParams(plan, model, engine, rank, collective)

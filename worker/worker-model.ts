@@ -26,6 +26,14 @@ const NEOX_EMBEDDING_TABLES = ['gpt_neox.embed_in.weight', 'embed_out.weight'];
 
 const NEOX_CHECKPOINT_BUFFERS = /^gpt_neox\.layers\.\d+\.attention\.(bias|masked_bias|rotary_emb\.inv_freq)$/u;
 
+/** A WorkerModel as plain data (it crosses to the engine thread, which loads the frozen base itself). */
+export interface WorkerModelData {
+  readonly source: string;
+  readonly spec: ModelSpec;
+  readonly weightsDir: string | null;
+  readonly resizedFrom: number | null;
+}
+
 export class WorkerModel {
   readonly family: ModelFamily;
   readonly layout: FlatLayout;
@@ -44,6 +52,14 @@ export class WorkerModel {
     this.layout = FlatLayout.fromSpecs(this.family.paramSpecs());
     const frozen = this.family.frozenSpecs();
     this.frozenLayout = frozen.length > 0 ? FlatLayout.fromSpecs(frozen) : null;
+  }
+
+  static fromData(d: WorkerModelData): WorkerModel {
+    return new WorkerModel(d.source, d.spec, d.weightsDir, d.resizedFrom);
+  }
+
+  get data(): WorkerModelData {
+    return { source: this.source, spec: this.spec, weightsDir: this.weightsDir, resizedFrom: this.resizedFrom };
   }
 
   /** The model a checkpoint holds (its run's model, LoRA settings and trained vocabulary). */

@@ -1,6 +1,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { modelFamily } from '../../shared/models/model-spec.js';
 import { arrive, move, type EngineThreadData, type FromThread, type ToThread } from './engine-thread-protocol.js';
+import { WorkerModel } from '../worker-model.js';
 import { BlockEngine } from './block-engine.js';
 import { now } from './training-engine.js';
 import type { UnitFetch, UnitFetcher } from './unit-params.js';
@@ -17,7 +18,8 @@ const post = (m: FromThread, transfer: ArrayBuffer[] = []) => port.postMessage(m
 let inFlight = 0;
 let waiting: (() => void) | null = null;
 let calls: Promise<void> = Promise.resolve();
-const engine = await BlockEngine.create(modelFamily(data.model), data.options, data.frozen);
+const frozen = data.frozen ? await WorkerModel.fromData(data.frozen.model).frozen(data.frozen.seed) : null;
+const engine = await BlockEngine.create(modelFamily(data.model), data.options, frozen);
 post({ type: 'ready', paramCount: engine.paramCount, units: engine.units.map((u) => ({ lo: u.lo, hi: u.hi })), traces: { train: engine.trainTrace, eval: engine.evalTrace } });
 
 /** Stage 3: the answers to this thread's fetches, by `${call id}/${position}`. */

@@ -1,5 +1,6 @@
 import type { ModelBatch } from '../../shared/models/model-family.js';
 import type { ModelSpec } from '../../shared/models/model-spec.js';
+import type { WorkerModelData } from '../worker-model.js';
 import type { DropoutKey } from './dropout-masks.js';
 import type { BlockEngineOptions } from './block-engine.js';
 import type { LossSums } from './t5-engine.js';
@@ -11,8 +12,13 @@ import type { StepTiming } from './training-engine.js';
 export interface EngineThreadData {
   /** The model: the thread builds its family again. */
   readonly model: ModelSpec;
-  /** The family's frozen parameters (copied into the thread by structured clone), or null. */
-  readonly frozen: Float32Array | null;
+  /**
+   * Where the thread gets the family's frozen parameters (LoRA's base): it loads or initialises them
+   * itself (WorkerModel.frozen), because Node cannot move an array over 4 GiB between threads
+   * (structured clone refuses it, and a transfer keeps only the length modulo 4 GiB: polyglot-ko's
+   * base is 5.3 GB). Null: the model has none.
+   */
+  readonly frozen: { readonly model: WorkerModelData; readonly seed: number } | null;
   readonly options: BlockEngineOptions;
   /** Gradient units the thread may post before it waits for the main thread to take one. */
   readonly maxUnitsInFlight: number;

@@ -55,8 +55,8 @@ export class ThreadedBlockEngine implements TrainingEngine {
     thread.on('exit', (code) => fail(new Error(`exited with code ${code}`)));
   }
 
-  /** `frozen` (the family's frozen parameters) is copied to the thread, which keeps it. */
-  static async create(model: ModelSpec, options: BlockEngineOptions, frozen: Float32Array | null = null): Promise<ThreadedBlockEngine> {
+  /** `frozen`: where the thread loads the family's frozen parameters from (EngineThreadData.frozen). */
+  static async create(model: ModelSpec, options: BlockEngineOptions, frozen: EngineThreadData['frozen'] = null): Promise<ThreadedBlockEngine> {
     const data: EngineThreadData = { model, options, maxUnitsInFlight: MAX_UNITS_IN_FLIGHT, frozen };
     const thread = new Worker(new URL('./engine-thread-entry.js', import.meta.url), { workerData: data });
     const ready = await new Promise<Extract<FromThread, { type: 'ready' }>>((resolve, reject) => {
