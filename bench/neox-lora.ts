@@ -3,7 +3,7 @@
 // completion byte tokens (builtin tokenizer), batch 1, gradient_checkpointing on.
 //
 //   npm run bench:neox [-- --only b,probe,n1,n2s3,n2s2] [--rounds 2] [--timeout-min 15] [--keep]
-// (`--only ...,n1ov` adds section 4, stage 3's default overlap_comm at N = 1, which fails for this shape: README)
+// (`--only ...,n1ov` adds section 4, stage 3's default overlap_comm at N = 1: the engine thread loads the base itself)
 //
 // It prints, from one invocation:
 //   1. peak RSS per worker of real `kp-coord start` runs at N = 1 and N = 2 (ZeRO stage 3) against
@@ -412,12 +412,11 @@ async function main(): Promise<void> {
     console.log('   all-gathers + one reduce-scatter of every unit + the persistent units\' all-gather after the optimizer (bench/zero.ts section 10). The frozen base is never sent.');
     table(['stage', 'phases', 'bound B', 'sent B', 'sent/bound', 'run', 'load before'], bytesRows);
 
-    // Stage 3's default overlap_comm (true) at N = 1: the threaded engine's structured clone of the base.
+    // Stage 3's default overlap_comm (true) at N = 1: the engine thread loads the base itself (it once
+    // got it by structured clone, which Node refuses over 4 GiB; bench/README.md).
     if (args.only.has('n1ov')) {
       console.log('');
-      // Expected to fail for this shape (bench/README.md): the engine thread gets the base by structured
-      // clone, and V8 refuses to clone an ArrayBuffer over 4 GiB (4Ψ_base is 5.3 GB).
-      console.log('4. N=1, stage 3 with its default overlap_comm true (engine in a worker thread; the frozen base is structured-cloned into it)');
+      console.log('4. N=1, stage 3 with its default overlap_comm true (engine in a worker thread, which loads the frozen base itself)');
       try {
         const r = await train(tmp, { key: `${PRESET} N=1 s3 overlap`, preset: PRESET, data: longData, workers: 1, stage: 3, steps: 1, overlap: true }, args.timeoutMs);
         const f = formula(1);
