@@ -212,11 +212,11 @@ async function saveCheckpoint(
     global_batch_size: plan.per_device_train_batch_size * plan.gradient_accumulation_steps * plan.world,
     zero_stage: plan.zero_stage,
     // The trainable parameters (LoRA: the adapters), what the files hold.
-    param_count: trainableParamCount(plan),
+    param_count: trainedModel(plan).paramCount,
     padded_size: files.reduce((n, f) => Math.max(n, f.end), 0),
     model: plan.model,
     lora: plan.lora,
-    vocab_size: trainedVocab(plan),
+    vocab_size: trainedModel(plan).vocab,
     seed: plan.seed,
     data_seed: plan.data_seed,
     files,
@@ -248,21 +248,20 @@ function shardFileOf(r: WorkerReport): ShardFile {
   return { ...rest, ranges: ranges.length > 0 ? ranges.map((x) => ({ start: x.start, end: x.end })) : rangesOf(rest) };
 }
 
-const paramCounts = new WeakMap<TrainPlan, number>();
+const trainedModels = new WeakMap<TrainPlan, { readonly paramCount: number; readonly vocab: number }>();
 
-/** The vocabulary the model trains at (its own, or grown for the data's added tokens). */
-function trainedVocab(plan: TrainPlan): number {
-  return Number(resizedForData(resolveModelSpec(plan.model), embeddingResize(openDataCache(plan.data_cache).manifest)).spec.configRaw.vocab_size);
-}
-
-/** What the workers train (LoRA: the adapters; embeddings grown for the data's added tokens), as WorkerModel lays it out. */
-function trainableParamCount(plan: TrainPlan): number {
-  let count = paramCounts.get(plan);
-  if (count === undefined) {
+/**
+ * What the workers train, as WorkerModel lays it out: the trainable parameter count (LoRA: the
+ * adapters) and the vocabulary (the model's own, or resized for the data's added tokens). Once per
+ * plan: it opens the data cache.
+ */
+function trainedModel(plan: TrainPlan): { readonly paramCount: number; readonly vocab: number } {
+  let trained = trainedModels.get(plan);
+  if (trained === undefined) {
     const lora = plan.lora ? loraSettings(plan.lora) : null;
     const { spec } = resizedForData(resolveModelSpec(plan.model), embeddingResize(openDataCache(plan.data_cache).manifest));
-    count = modelFamily({ ...spec, lora }).paramSpecs().reduce((n, p) => n + numel(p.shape), 0);
-    paramCounts.set(plan, count);
+    trained = { paramCount: modelFamily({ ...spec, lora }).paramSpecs().reduce((n, p) => n + numel(p.shape), 0), vocab: Number(spec.configRaw.vocab_size) };
+    trainedModels.set(plan, trained);
   }
-  return count;
+  return trained;
 }

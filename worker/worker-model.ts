@@ -10,7 +10,7 @@ import { parseT5Config, t5ConfigJson } from '../shared/models/t5-config.js';
 import type { CheckpointManifest } from '../shared/checkpoint/checkpoint-manifest.js';
 import type { TrainPlan } from '../shared/plan/train-plan.js';
 import { FlatLayout } from '../shared/weights/flat-layout.js';
-import { loadHfModel, loadHfParams, saveHfFolder, saveHfModel } from '../shared/weights/hf-checkpoint.js';
+import { loadHfWeights, saveHfFolder, saveHfModel } from '../shared/weights/hf-checkpoint.js';
 import { initFlatRange } from '../shared/weights/init.js';
 import { resizeEmbeddings } from '../shared/weights/resize-embeddings.js';
 import { writePeftAdapter } from '../shared/weights/peft-adapter.js';
@@ -171,14 +171,10 @@ export class WorkerModel {
     return this.loadHfAt(layout, flatLength);
   }
 
-  private async loadHfAt(layout: FlatLayout, flatLength?: number): Promise<Float32Array> {
-    const dir = this.weightsDir!;
-    if (this.spec.modelType === 't5') {
-      const whole = await loadHfModel(dir, flatLength === undefined ? {} : { flatLength });
-      return whole.flat;
-    }
-    return loadHfParams(dir, layout, { ...(flatLength === undefined ? {} : { flatLength }), ignoredUnexpected: [NEOX_CHECKPOINT_BUFFERS], model: 'the GPT-NeoX config' });
+  private loadHfAt(layout: FlatLayout, flatLength?: number): Promise<Float32Array> {
+    return loadHfWeights(this.weightsDir!, this.spec.modelType, layout, flatLength === undefined ? {} : { flatLength });
   }
+
 }
 
 /** The plan's (or a checkpoint manifest's) LoRA record as the graphs' settings; use_rslora shows in its scaling. */

@@ -5,13 +5,13 @@ import { readRange } from '../checkpoint/range-shard.js';
 import { InputFileError, KpCoordError, WeightsMismatchError } from '../errors.js';
 import { PRESET_PREFIX, resolveModelSpec, type ModelSpec } from '../models/model-spec.js';
 import { parseNeoXConfig, type NeoXConfig } from '../models/neox-config.js';
-import { NEOX_CHECKPOINT_BUFFER, neoxParamSpecs } from '../models/neox-params.js';
+import { neoxParamSpecs } from '../models/neox-params.js';
 import { parseT5Config, type T5Config } from '../models/t5-config.js';
 import { t5ParamSpecs, type ParamSpec } from '../models/t5-params.js';
 import { FlatLayout } from '../weights/flat-layout.js';
-import { loadHfModel, loadHfParams } from '../weights/hf-checkpoint.js';
+import { loadHfWeights } from '../weights/hf-checkpoint.js';
 import { initFlatRange } from '../weights/init.js';
-import { ADAPTER_CONFIG_NAME, mergeAdapter, readPeftAdapter, type AdapterTensor, type PeftAdapter } from '../weights/peft-adapter.js';
+import { ADAPTER_CONFIG_NAME, mergedWeights, readPeftAdapter } from '../weights/peft-adapter.js';
 
 // The weights `kp-coord generate --model` names, and predict_with_generate's final model: a Hugging
 // Face model directory (T5 or GPT-NeoX), a kp-coord checkpoint directory (manifest.json + rank
@@ -58,9 +58,8 @@ function initialised(spec: ModelSpec, seed: number): Float32Array {
 }
 
 /** The weights of an HF model folder of either family. */
-async function hfWeights(dir: string, spec: ModelSpec): Promise<Float32Array> {
-  if (spec.modelType === 't5') return (await loadHfModel(dir)).flat;
-  return loadHfParams(dir, FlatLayout.fromSpecs(fullSpecs(spec)), { ignoredUnexpected: [NEOX_CHECKPOINT_BUFFER], model: 'the GPT-NeoX config' });
+function hfWeights(dir: string, spec: ModelSpec): Promise<Float32Array> {
+  return loadHfWeights(dir, spec.modelType, FlatLayout.fromSpecs(fullSpecs(spec)));
 }
 
 function tokenizerDirOf(dir: string): string | null {
@@ -120,15 +119,6 @@ async function loadAdapterModel(dir: string, options: LoadGenerationOptions): Pr
   return modelOf(model, 'adapter', mergedWeights(fullSpecs(model), weights, adapter), tokenizerDir);
 }
 
-/** The base weights `flat` (layout of `specs`) with the adapter merged in (mergeAdapter), as a new flat buffer. */
-export function mergedWeights(specs: readonly ParamSpec[], flat: Float32Array, adapter: PeftAdapter): Float32Array {
-  const layout = FlatLayout.fromSpecs(specs);
-  const base = new Map<string, AdapterTensor>(layout.params.map((p) => [p.name, { shape: p.shape, data: layout.view(flat, p.name) }]));
-  const merged = mergeAdapter(base, adapter);
-  const out = new Float32Array(layout.totalSize);
-  for (const p of layout.params) out.set(merged.get(p.name)!.data, layout.get(p.name).offset);
-  return out;
-}
 
 /**
  * The `seed` of the run whose summary.json (in the folder's parent) names `dir` as its final model

@@ -2,6 +2,7 @@ import { statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InputFileError, WeightsMismatchError } from '../errors.js';
+import { NEOX_CHECKPOINT_BUFFER } from '../models/neox-params.js';
 import { T5_PRESETS } from '../models/presets.js';
 import { parseT5Config, readT5Config, t5ConfigJson, type T5Config } from '../models/t5-config.js';
 import { t5ParamSpecs, tiedAliases } from '../models/t5-params.js';
@@ -44,6 +45,15 @@ export async function loadHfModel(dir: string, options: LoadOptions = {}): Promi
   const layout = FlatLayout.fromSpecs(t5ParamSpecs(config));
   const flat = await loadHfParams(dir, layout, { ...options, tied: { name: SHARED, aliases: tiedAliases(config) }, ignoredUnexpected: IGNORED_UNEXPECTED, model: 'the T5 config' });
   return Object.freeze({ config, layout, flat });
+}
+
+/**
+ * The weights of an HF folder of either family into `layout`, the folder's own model: T5 with its
+ * tied-embedding aliases, GPT-NeoX skipping the buffers older checkpoints store beside parameters.
+ */
+export async function loadHfWeights(dir: string, modelType: 't5' | 'gpt_neox', layout: FlatLayout, options: LoadOptions = {}): Promise<Float32Array> {
+  if (modelType === 't5') return (await loadHfModel(dir, options)).flat;
+  return loadHfParams(dir, layout, { ...options, ignoredUnexpected: [NEOX_CHECKPOINT_BUFFER], model: 'the GPT-NeoX config' });
 }
 
 export interface ParamsLoadOptions extends LoadOptions {

@@ -3,9 +3,10 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { InputFileError, WeightsMismatchError } from '../errors.js';
 import { loraParamCount, PEFT_PREFIX, type LoraModelType, type LoraParamSpec, type LoraSettings } from '../models/lora.js';
-import { numel } from '../models/t5-params.js';
+import { numel, type ParamSpec } from '../models/t5-params.js';
 import { parseInput } from '../zod-issues.js';
 import { writeBytesAtomically } from './atomic-file.js';
+import { FlatLayout } from './flat-layout.js';
 import { SafetensorsFile, writeSafetensors } from './safetensors.js';
 
 // A PEFT adapter directory, as `PeftModel.save_pretrained` writes it and `PeftModel.from_pretrained`
@@ -197,4 +198,14 @@ export function mergeAdapter(base: ReadonlyMap<string, AdapterTensor>, adapter: 
   }
   if (problems.length > 0) throw new WeightsMismatchError(`the adapter does not fit the base model: ${problems.join('; ')}`);
   return merged;
+}
+
+/** The base weights `flat` (layout of `specs`) with the adapter merged in (mergeAdapter), as a new flat buffer. */
+export function mergedWeights(specs: readonly ParamSpec[], flat: Float32Array, adapter: PeftAdapter): Float32Array {
+  const layout = FlatLayout.fromSpecs(specs);
+  const base = new Map<string, AdapterTensor>(layout.params.map((p) => [p.name, { shape: p.shape, data: layout.view(flat, p.name) }]));
+  const merged = mergeAdapter(base, adapter);
+  const out = new Float32Array(layout.totalSize);
+  for (const p of layout.params) out.set(merged.get(p.name)!.data, layout.get(p.name).offset);
+  return out;
 }

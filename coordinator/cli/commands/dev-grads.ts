@@ -4,7 +4,7 @@ import { readBatchJson } from '../../../shared/models/batch-json.js';
 import { KpCoordError } from '../../../shared/errors.js';
 import { modelFamily, resolveModelSpec, type ModelSpec } from '../../../shared/models/model-spec.js';
 import { FlatLayout } from '../../../shared/weights/flat-layout.js';
-import { loadHfModel, loadHfParams } from '../../../shared/weights/hf-checkpoint.js';
+import { loadHfModel, loadHfWeights } from '../../../shared/weights/hf-checkpoint.js';
 import { readPeftAdapter } from '../../../shared/weights/peft-adapter.js';
 import { BlockEngine } from '../../../worker/engine/block-engine.js';
 import { writeSafetensors, type WritableTensor } from '../../../shared/weights/safetensors.js';
@@ -84,9 +84,7 @@ async function blockEngineGrads(dir: string, base: ModelSpec, batchPath: string,
   const lora = adapter ? { r: adapter.config.r, alpha: adapter.config.lora_alpha, dropout: adapter.config.lora_dropout, targetModules: [...(targets as string[])], ...(adapter.config.use_rslora ? { useRslora: true } : {}) } : null;
   const family = modelFamily({ ...base, lora });
   const layout = FlatLayout.fromSpecs(family.paramSpecs());
-  const baseLayout = FlatLayout.fromSpecs(lora ? family.frozenSpecs() : family.paramSpecs());
-  const ignoredUnexpected = [/^gpt_neox\.layers\.\d+\.attention\.(bias|masked_bias|rotary_emb\.inv_freq)$/u];
-  const baseFlat = base.modelType === 't5' ? (await loadHfModel(dir)).flat : await loadHfParams(dir, baseLayout, { ignoredUnexpected, model: 'the GPT-NeoX config' });
+  const baseFlat = await loadHfWeights(dir, base.modelType, FlatLayout.fromSpecs(lora ? family.frozenSpecs() : family.paramSpecs()));
   let trainable = baseFlat;
   if (adapter) {
     trainable = new Float32Array(layout.totalSize);

@@ -6,7 +6,7 @@ import { readRange } from '../../../shared/checkpoint/range-shard.js';
 import { KpCoordError, OutputPathError } from '../../../shared/errors.js';
 import { checkReplaceable, checkWritableParent } from '../../../shared/out-dir.js';
 import { saveHfFolder } from '../../../shared/weights/hf-checkpoint.js';
-import { mergeAdapter, readPeftAdapter } from '../../../shared/weights/peft-adapter.js';
+import { mergedWeights, readPeftAdapter } from '../../../shared/weights/peft-adapter.js';
 import { WorkerModel } from '../../../worker/worker-model.js';
 
 // `kp-coord export`: a checkpoint (any world size, any family) as a Hugging Face model directory.
@@ -49,12 +49,8 @@ export function registerExport(cli: Argv): Argv {
       if (a.merge !== undefined) {
         // W + (lora_alpha / r) B A on the base as trained (a preset's base is its seeded init).
         const base = (await model.frozen(manifest.seed))!;
-        const layout = model.frozenLayout!;
-        const tensors = new Map(layout.params.map((p) => [p.name, { shape: p.shape, data: layout.view(base, p.name) }]));
-        const merged = mergeAdapter(tensors, await readPeftAdapter(a.out));
-        const out = new Float32Array(layout.totalSize);
-        for (const p of layout.params) layout.view(out, p.name).set(merged.get(p.name)!.data);
-        await saveHfFolder(a.merge, model.configJson(), layout, out);
+        const merged = mergedWeights(model.family.frozenSpecs(), base, await readPeftAdapter(a.out));
+        await saveHfFolder(a.merge, model.configJson(), model.frozenLayout!, merged);
       }
       process.stdout.write(`${JSON.stringify({ out: a.out, steps_done: manifest.steps_done, parameters: size, ...(model.lora ? { adapter: true } : {}), ...(a.merge !== undefined ? { merged: a.merge } : {}) })}\n`);
     },
