@@ -12,6 +12,11 @@ import { failpoint } from '../shared/failpoint.js';
 // gatherer counts it as gone at the same point. Persistent units (small, below
 // stage3_param_persistence_threshold) are kept whole here, gathered once after every optimizer
 // step, and handed to each pass as copies.
+//
+// A frozen base (LoRA) is partitioned the same way (DeepSpeed partitions parameters whether they
+// train or not): a second unit sharding and shard, whose units the traces number after the
+// trainable ones, gathered and dropped by the same schedule and counted against the same limits.
+// It never changes, so its persistent units are gathered once, at setup.
 
 export interface GatherCollective {
   allGather(buf: Float32Array, tag: string): Promise<void>;
@@ -20,6 +25,12 @@ export interface GatherCollective {
 export interface GathererSettings extends GatherSettings {
   /** Units with fewer elements stay whole on every rank between steps. */
   readonly persistenceThreshold: number;
+}
+
+/** One partitioned parameter space: its unit sharding and this rank's shard (shard-buffer layout). */
+export interface UnitShards {
+  readonly sharding: UnitSharding;
+  readonly shard: Float32Array;
 }
 
 export class UnitGatherer {
@@ -36,25 +47,52 @@ export class UnitGatherer {
     readonly shard: Float32Array,
     private readonly collective: GatherCollective,
     readonly settings: GathererSettings,
+    /** The frozen base's units and this rank's shard of them (units sharding.units.length + j), or null. */
+    readonly frozen: UnitShards | null = null,
   ) {
     if (shard.length !== sharding.shardSize) throw new RangeError(`parameter shard has ${shard.length} elements, the unit sharding ${sharding.shardSize}`);
-    this.persistent = new Set(sharding.units.map((u, i) => (u.hi - u.lo < settings.persistenceThreshold ? i : -1)).filter((i) => i >= 0));
+    if (frozen && frozen.shard.length !== frozen.sharding.shardSize) throw new RangeError(`frozen shard has ${frozen.shard.length} elements, its unit sharding ${frozen.sharding.shardSize}`);
+    const count = sharding.units.length + (frozen?.sharding.units.length ?? 0);
+    this.persistent = new Set([...Array(count).keys()].filter((u) => this.unitSize(u) < settings.persistenceThreshold));
   }
 
-  /** All-gather the persistent units from the shards (at setup and after every optimizer step). */
+  /** Elements of unit `u` (trainable, or frozen after them). */
+  unitSize(u: number): number {
+    const { sharding, local } = this.locate(u);
+    const r = sharding.units[local]!;
+    return r.hi - r.lo;
+  }
+
+  /** All-gather every persistent unit, frozen ones included (at setup). */
+  async gatherPersistent(tag: string): Promise<void> {
+    await this.gatherWhole([...this.persistent], tag);
+  }
+
+  /** All-gather the trainable persistent units again (after every optimizer step; the frozen ones do not change). */
   async refreshPersistent(tag: string): Promise<void> {
-    await Promise.all([...this.persistent].map(async (u) => this.whole.set(u, await this.gatherUnit(u, `${tag}/${u}`))));
+    await this.gatherWhole([...this.persistent].filter((u) => u < this.sharding.units.length), tag);
+  }
+
+  private async gatherWhole(units: readonly number[], tag: string): Promise<void> {
+    await Promise.all(units.map(async (u) => this.whole.set(u, await this.gatherUnit(u, `${tag}/${u}`))));
   }
 
   /** The schedule of a trace (cached: a trace is one of the engine's two arrays). */
   schedule(trace: readonly (readonly number[])[]): GatherSchedule {
     let s = this.schedules.get(trace);
     if (!s) {
-      const { units } = this.sharding;
-      s = gatherSchedule(trace, (u) => units[u]!.hi - units[u]!.lo, this.persistent, this.settings);
+      s = gatherSchedule(trace, (u) => this.unitSize(u), this.persistent, this.settings);
       this.schedules.set(trace, s);
     }
     return s;
+  }
+
+  /** The space unit `u` belongs to and its index there. */
+  private locate(u: number): UnitShards & { local: number } {
+    const t = this.sharding.units.length;
+    if (u < t) return { sharding: this.sharding, shard: this.shard, local: u };
+    if (!this.frozen || u - t >= this.frozen.sharding.units.length) throw new RangeError(`unit ${u} is in no partitioned space`);
+    return { ...this.frozen, local: u - t };
   }
 
   /** A fetcher for one pass over `trace`; tags are `${tag}/<position>/<unit>`, the same on every rank. */
@@ -81,9 +119,10 @@ export class UnitGatherer {
 
   /** One unit's padded buffer, every rank's chunk in place. */
   gatherUnit(unit: number, tag: string): Promise<Float32Array> {
-    const piece = this.sharding.piece(unit);
-    const buf = new Float32Array(this.sharding.paddedSize(unit));
-    buf.set(this.shard.subarray(piece.at, piece.at + piece.chunk), this.sharding.rank * piece.chunk);
+    const { sharding, shard, local } = this.locate(unit);
+    const piece = sharding.piece(local);
+    const buf = new Float32Array(sharding.paddedSize(local));
+    buf.set(shard.subarray(piece.at, piece.at + piece.chunk), sharding.rank * piece.chunk);
     const gathered = this.collective.allGather(buf, tag).then(() => buf);
     failpoint(`rank ${this.sharding.rank} gathering ${tag}`);
     return gathered;
@@ -92,7 +131,7 @@ export class UnitGatherer {
   /** A copy of a persistent unit for a pass (the pass may move it to another thread). */
   persistentCopy(unit: number): Float32Array {
     const whole = this.whole.get(unit);
-    if (!whole) throw new RangeError(`persistent unit ${unit} has not been gathered (refreshPersistent first)`);
+    if (!whole) throw new RangeError(`persistent unit ${unit} has not been gathered (gatherPersistent first)`);
     return whole.slice();
   }
 }
@@ -150,6 +189,6 @@ class GatherPass implements UnitFetcher {
 
   private partitioned(units: readonly number[]): number {
     const g = this.gatherer;
-    return units.filter((u) => !g.persistent.has(u)).reduce((n, u) => n + g.sharding.units[u]!.hi - g.sharding.units[u]!.lo, 0);
+    return units.filter((u) => !g.persistent.has(u)).reduce((n, u) => n + g.unitSize(u), 0);
   }
 }

@@ -30,7 +30,7 @@ import { readVerifiedManifest } from '../shared/checkpoint/checkpoint-manifest.j
 import { readRange, readRanges, writeRangeShard, type ShardFile } from '../shared/checkpoint/range-shard.js';
 import { UnitSharding } from '../shared/sharding/unit-shard.js';
 import { AdamWThreads, sharedFloat32 } from '../shared/optim/adamw-threads.js';
-import { UnitGatherer } from './param-gatherer.js';
+import { UnitGatherer, type UnitShards } from './param-gatherer.js';
 
 // A worker process: register, wait for Setup (peers and plan known), build model, data, engine
 // and collectives, then execute the coordinator's commands in order until Shutdown. When the
@@ -260,17 +260,20 @@ class EngineCache {
 
   /**
    * The engine for `model`; its frozen base (LoRA) is loaded where the engine runs (the engine thread
-   * loads its own), the same values whenever the key is the same (model, weights, seed).
+   * loads its own), the same values whenever the key is the same (model, weights, seed), or, when
+   * `partitionFrozen` (stage 3), not held by the engine at all: it arrives with each pass's units.
    */
-  get(model: WorkerModel, settings: { readonly dropout: boolean; readonly checkpointing: boolean; readonly overlap: boolean; readonly seed: number }): Promise<TrainingEngine> {
+  get(model: WorkerModel, settings: { readonly dropout: boolean; readonly checkpointing: boolean; readonly overlap: boolean; readonly seed: number; readonly partitionFrozen: boolean }): Promise<TrainingEngine> {
     const key = JSON.stringify([model.spec, model.weightsDir, settings]);
     let engine = this.engines.get(key);
     if (!engine) {
       const options = { ...EngineOptionsSchema.parse(this.options), dtype: 'float32' as const, dropout: settings.dropout, checkpointing: settings.checkpointing };
-      const frozenFrom = model.frozenLayout ? { model: model.data, seed: settings.seed } : null;
+      const partitioned = settings.partitionFrozen && model.frozenLayout !== null;
+      const frozenFrom = partitioned ? ('partitioned' as const) : model.frozenLayout ? { model: model.data, seed: settings.seed } : null;
+      const localBase = () => (partitioned ? Promise.resolve('partitioned' as const) : model.frozen(settings.seed));
       engine = settings.overlap
         ? ThreadedBlockEngine.create(model.spec, options, frozenFrom)
-        : model.frozen(settings.seed).then((base) => BlockEngine.create(model.family, options, base)).then((e) => new LocalBlockEngine(e));
+        : localBase().then((base) => BlockEngine.create(model.family, options, base)).then((e) => new LocalBlockEngine(e));
       engine.catch(() => this.engines.delete(key));
       this.engines.set(key, engine);
     }
@@ -305,9 +308,10 @@ async function buildSetup(plan: TrainPlan, seat: WorkerSeat, peers: readonly Pee
   const shard = flatShard(layout.totalSize, plan.world, rank);
   const collective = await dataPlane.connect(peers, rank, plan.world);
 
-  // The frozen base (LoRA) lives in the engine, whole on every rank, also at stage 3 (not partitioned yet).
-  const engine = await engines.get(model, { dropout: model.family.dropoutRate > 0, checkpointing: plan.gradient_checkpointing, overlap: plan.overlap_comm, seed: plan.seed });
+  // The frozen base (LoRA) lives in the engine, whole on every rank, below stage 3; at stage 3 it
+  // is partitioned like the trainable parameters (partitionedParams).
   const policy = SHARDING_POLICIES[plan.zero_stage];
+  const engine = await engines.get(model, { dropout: model.family.dropoutRate > 0, checkpointing: plan.gradient_checkpointing, overlap: plan.overlap_comm, seed: plan.seed, partitionFrozen: policy.partitionParameters && model.frozenLayout !== null });
   const state = policy.partitionParameters
     ? await partitionedParams(plan, model, engine, rank, collective)
     : await wholeBufferParams(plan, model, shard, collective);
@@ -408,8 +412,9 @@ async function wholeBufferParams(plan: TrainPlan, model: WorkerModel, shard: Fla
 /**
  * Stage 3: this rank's chunk of every unit ([Note: unit sharding]), in shared memory (AdamW
  * threads update it in place), read straight from a checkpoint of any world size and stage,
- * copied from the model directory's weights, or initialised chunk by chunk; then the persistent
- * units are gathered whole.
+ * copied from the model directory's weights, or initialised chunk by chunk; the same for the
+ * frozen base's units (LoRA; from the folder or the seed, never from a checkpoint, which holds
+ * only what trains); then the persistent units are gathered whole.
  */
 async function partitionedParams(plan: TrainPlan, model: WorkerModel, engine: TrainingEngine, rank: number, collective: WorkerCollective): Promise<{ gatherer: UnitGatherer; optimizerState: OptimizerState | undefined }> {
   if (!engine.traces) throw new KpCoordError('ZeRO stage 3 needs the block engine');
@@ -432,13 +437,19 @@ async function partitionedParams(plan: TrainPlan, model: WorkerModel, engine: Tr
     if (flat) for (const p of sharding.pieces) sharding.owned(shard, p).set(flat.subarray(p.lo, p.hi));
     else for (const p of sharding.pieces) if (p.hi > p.lo) sharding.owned(shard, p).set(model.initRange(plan.seed, p.lo, p.hi));
   }
+  let frozen: UnitShards | null = null;
+  if (engine.frozenUnits.length > 0) {
+    const fs = new UnitSharding(engine.frozenUnits, plan.world, rank);
+    frozen = { sharding: fs, shard: new Float32Array(fs.shardSize) };
+    await model.frozenInto(plan.seed, fs.pieces.filter((p) => p.hi > p.lo).map((p) => ({ lo: p.lo, hi: p.hi, dest: fs.owned(frozen!.shard, p) })));
+  }
   const gatherer = new UnitGatherer(sharding, shard, collective, {
     prefetchBucketSize: plan.stage3.prefetch_bucket_size,
     maxLiveParameters: plan.stage3.max_live_parameters,
     maxReuseDistance: plan.stage3.max_reuse_distance,
     persistenceThreshold: plan.stage3.param_persistence_threshold,
-  });
-  await gatherer.refreshPersistent('init/persistent');
+  }, frozen);
+  await gatherer.gatherPersistent('init/persistent');
   return { gatherer, optimizerState };
 }
 

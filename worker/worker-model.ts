@@ -10,7 +10,7 @@ import { parseT5Config, t5ConfigJson } from '../shared/models/t5-config.js';
 import type { CheckpointManifest } from '../shared/checkpoint/checkpoint-manifest.js';
 import type { TrainPlan } from '../shared/plan/train-plan.js';
 import { FlatLayout } from '../shared/weights/flat-layout.js';
-import { loadHfWeights, saveHfFolder, saveHfModel } from '../shared/weights/hf-checkpoint.js';
+import { loadHfWeightRanges, loadHfWeights, saveHfFolder, saveHfModel, type FlatPiece } from '../shared/weights/hf-checkpoint.js';
 import { initFlatRange } from '../shared/weights/init.js';
 import { resizeEmbeddings } from '../shared/weights/resize-embeddings.js';
 import { writePeftAdapter } from '../shared/weights/peft-adapter.js';
@@ -124,6 +124,25 @@ export class WorkerModel {
     if (this.weightsDir) return this.loadHf(layout);
     if (this.resizedFrom !== null) return this.resized(seed);
     return initFlatRange(this.family.frozenSpecs(), layout, seed, 0, layout.totalSize, this.onesValue());
+  }
+
+  /**
+   * Only the flat ranges `pieces` of the frozen base (ZeRO-3: this rank's chunks of its units), the
+   * same values as `frozen` gives: read from the HF folder or initialised range by range, so the
+   * whole base never passes through the rank. Added tokens are the exception: resizing needs the
+   * embedding tables whole, so then the base passes through once, at setup.
+   */
+  async frozenInto(seed: number, pieces: readonly FlatPiece[]): Promise<void> {
+    const layout = this.frozenLayout;
+    if (!layout) throw new KpCoordError('frozenInto: the model has no frozen base');
+    if (this.resizedFrom !== null) {
+      const whole = await this.resized(seed);
+      for (const c of pieces) c.dest.set(whole.subarray(c.lo, c.hi));
+    } else if (this.weightsDir) {
+      await loadHfWeightRanges(this.weightsDir, this.spec.modelType, layout, pieces);
+    } else {
+      for (const c of pieces) c.dest.set(initFlatRange(this.family.frozenSpecs(), layout, seed, c.lo, c.hi, this.onesValue()));
+    }
   }
 
   /** The base at the vocabulary it was made with (a preset's init, or the folder's weights), its tables then resized. */

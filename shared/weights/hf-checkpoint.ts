@@ -56,6 +56,48 @@ export async function loadHfWeights(dir: string, modelType: 't5' | 'gpt_neox', l
   return loadHfParams(dir, layout, { ...options, ignoredUnexpected: [NEOX_CHECKPOINT_BUFFER], model: 'the GPT-NeoX config' });
 }
 
+/** A piece of a flat buffer to fill: the flat range [lo, hi) into `dest` (hi - lo elements). */
+export interface FlatPiece {
+  readonly lo: number;
+  readonly hi: number;
+  readonly dest: Float32Array;
+}
+
+/**
+ * Only the flat ranges `pieces` of `layout` from an HF folder of either family (ZeRO-3 setup: a
+ * rank's chunks of a frozen base, so the whole model never passes through the rank): the folder is
+ * matched as strictly as loadHfWeights matches it, then each parameter a piece touches is read
+ * once, straight into the piece when it lies inside one, else through one tensor of scratch.
+ */
+export async function loadHfWeightRanges(dir: string, modelType: 't5' | 'gpt_neox', layout: FlatLayout, pieces: readonly FlatPiece[]): Promise<void> {
+  const options: ParamsLoadOptions = modelType === 't5'
+    ? { tied: { name: SHARED, aliases: tiedAliases(readT5Config(join(dir, CONFIG_NAME))) }, ignoredUnexpected: IGNORED_UNEXPECTED, model: 'the T5 config' }
+    : { ignoredUnexpected: [NEOX_CHECKPOINT_BUFFER], model: 'the GPT-NeoX config' };
+  for (const piece of pieces) {
+    if (!(piece.lo <= piece.hi && piece.hi <= layout.totalSize && piece.dest.length === piece.hi - piece.lo)) throw new RangeError(`piece [${piece.lo}, ${piece.hi}) with ${piece.dest.length} elements does not fit the layout (${layout.totalSize})`);
+  }
+  const tensors = await CheckpointTensors.open(dir);
+  try {
+    const plan = matchTensors(layout, tensors, options);
+    for (const p of layout.params) {
+      const touching = pieces.filter((c) => c.lo < p.offset + p.size && c.hi > p.offset);
+      if (touching.length === 0) continue;
+      const inside = touching.length === 1 && touching[0]!.lo <= p.offset && p.offset + p.size <= touching[0]!.hi ? touching[0]! : null;
+      const values = inside ? inside.dest.subarray(p.offset - inside.lo, p.offset - inside.lo + p.size) : new Float32Array(p.size);
+      await tensors.readInto(plan.sourceOf.get(p.name)!, values);
+      if (p.name === options.tied?.name) await checkTiedCopies(tensors, plan, options.tied.name, values);
+      if (inside) continue;
+      for (const c of touching) {
+        const lo = Math.max(c.lo, p.offset);
+        const hi = Math.min(c.hi, p.offset + p.size);
+        c.dest.set(values.subarray(lo - p.offset, hi - p.offset), lo - c.lo);
+      }
+    }
+  } finally {
+    await tensors.close();
+  }
+}
+
 export interface ParamsLoadOptions extends LoadOptions {
   /** A parameter that checkpoints may store under other names too (T5's shared embedding); extra copies must hold the same bits. */
   readonly tied?: { readonly name: string; readonly aliases: readonly string[] };
@@ -74,17 +116,7 @@ export async function loadHfParams(dir: string, layout: FlatLayout, options: Par
     const plan = matchTensors(layout, tensors, options);
     const flat = new Float32Array(flatLength);
     for (const p of layout.params) await tensors.readInto(plan.sourceOf.get(p.name)!, layout.view(flat, p.name));
-    // A checkpoint may hold several copies of a tied parameter; the model can only hold one.
-    if (options.tied && plan.extraAliases.length > 0) {
-      const tied = layout.view(flat, options.tied.name);
-      const scratch = new Float32Array(tied.length);
-      for (const alias of plan.extraAliases) {
-        await tensors.readInto(alias, scratch);
-        if (!sameBits(scratch, tied)) {
-          throw new WeightsMismatchError(`${tensors.source}: '${alias}' is tied to '${options.tied.name}' but holds different values`);
-        }
-      }
-    }
+    if (options.tied) await checkTiedCopies(tensors, plan, options.tied.name, layout.view(flat, options.tied.name));
     return flat;
   } finally {
     await tensors.close();
@@ -135,6 +167,16 @@ function matchTensors(layout: FlatLayout, tensors: CheckpointTensors, options: P
     throw new WeightsMismatchError(`${tensors.source}: weights do not match ${options.model}: ${parts.join('; ')}`);
   }
   return { sourceOf, extraAliases };
+}
+
+/** A checkpoint may hold several copies of a tied parameter; the model can only hold one. */
+async function checkTiedCopies(tensors: CheckpointTensors, plan: TensorPlan, name: string, tied: Float32Array): Promise<void> {
+  if (plan.extraAliases.length === 0) return;
+  const scratch = new Float32Array(tied.length);
+  for (const alias of plan.extraAliases) {
+    await tensors.readInto(alias, scratch);
+    if (!sameBits(scratch, tied)) throw new WeightsMismatchError(`${tensors.source}: '${alias}' is tied to '${name}' but holds different values`);
+  }
 }
 
 function listed(what: string, items: readonly string[]): string {

@@ -9,9 +9,9 @@ import { FlatLayout, type FlatParam } from '../../shared/weights/flat-layout.js'
 import { addRows } from './add-rows.js';
 import type { DropoutKey } from './dropout-masks.js';
 import { checkFlat, createSession, dropoutMaskFeeds, lossSums, runSession } from './engine-session.js';
-import { gradientUnits, passTraces, type GradientUnit } from './block-plan.js';
+import { gradientUnits, joinTraces, passTraces, type GradientUnit } from './block-plan.js';
 import type { LossSums } from './t5-engine.js';
-import { paramReader, type ParamReader, type UnitFetcher } from './unit-params.js';
+import { paramReader, type FrozenSource, type ParamReader, type UnitFetcher } from './unit-params.js';
 
 // [Note: block engine] A model run block by block (its family's plan, block-plan.ts, [Note: block
 // models], [Note: model family]): the forward
@@ -26,9 +26,12 @@ import { paramReader, type ParamReader, type UnitFetcher } from './unit-params.j
 // and a tied head). Dropout masks are keyed by the whole model's site index, so both engines draw
 // the same masks for the same (seed, step, sample).
 //
-// Frozen parameters (the base model under LoRA) are fed from a buffer the engine is given at
-// creation and keeps; they are graph inputs that are not differentiated, so no gradient of them is
-// computed, reduced or stored.
+// Frozen parameters (the base model under LoRA) are graph inputs that are not differentiated, so
+// no gradient of them is computed, reduced or stored. They are fed from a buffer the engine is
+// given at creation and keeps, or, when the base is partitioned (ZeRO stage 3, created with
+// 'partitioned'), from units gathered along the same traces as the trainable ones: `frozenUnits`
+// group the base by HF module as the gradient units group the trainable parameters, and the
+// traces number them after the trainable units.
 
 type Flat = Float32Array | Float64Array;
 
@@ -64,12 +67,15 @@ export class BlockEngine {
   readonly trainTrace: readonly (readonly number[])[];
   /** The same for an evaluation pass: every block's forward. */
   readonly evalTrace: readonly (readonly number[])[];
+  /** The frozen base's units when it is partitioned (trace indices units.length + j); else none. */
+  readonly frozenUnits: readonly GradientUnit[];
 
   private constructor(
     readonly family: ModelFamily,
     readonly options: BlockEngineOptions,
     private readonly layout: FlatLayout,
-    private readonly frozen: { readonly layout: FlatLayout; readonly values: Flat } | null,
+    /** The frozen base: its layout, and its values held here (null: partitioned, read from the passes' units). */
+    private readonly frozen: { readonly layout: FlatLayout; readonly values: Flat | null } | null,
     private readonly plan: readonly BlockInstance[],
     /** Gradient units in backward order. */
     readonly units: readonly GradientUnit[],
@@ -80,29 +86,42 @@ export class BlockEngine {
     const users = new Map<string, number>();
     for (const b of plan) for (const name of b.params.values()) users.set(name, (users.get(name) ?? 0) + 1);
     this.usedOnce = new Set([...users].filter(([, n]) => n === 1).map(([name]) => name));
-    const traces = passTraces(plan, units, layout);
     // The trace's forwards are the blocks with a forward session.
     if (plan.some((b) => (b.output !== null) !== (train.get(b.kind)!.forward !== null))) throw new EngineError('a block without an output has a forward session, or the reverse');
-    this.trainTrace = traces.train;
-    this.evalTrace = traces.eval;
+    const runsBackward = (k: number) => train.get(plan[k]!.kind)!.backward !== null;
+    const traces = passTraces(plan, units, layout, runsBackward);
+    if (frozen && !frozen.values) {
+      const moduleOf = (n: string) => family.moduleOf(n);
+      this.frozenUnits = gradientUnits(plan, frozen.layout, moduleOf);
+      const base = passTraces(plan, this.frozenUnits, frozen.layout, runsBackward, units.length);
+      this.trainTrace = joinTraces(traces.train, base.train);
+      this.evalTrace = joinTraces(traces.eval, base.eval);
+    } else {
+      this.frozenUnits = [];
+      this.trainTrace = traces.train;
+      this.evalTrace = traces.eval;
+    }
   }
 
   /**
    * `frozen`: the values of the family's frozen parameters (its frozenSpecs layout), kept and fed
-   * as they are; required when the family has any.
+   * as they are, or 'partitioned' (ZeRO stage 3: they arrive as units of each pass, `frozenUnits`);
+   * required when the family has any.
    */
-  static async create(family: ModelFamily, options: Partial<BlockEngineOptions> = {}, frozen: Flat | null = null): Promise<BlockEngine> {
+  static async create(family: ModelFamily, options: Partial<BlockEngineOptions> = {}, frozen: Flat | 'partitioned' | null = null): Promise<BlockEngine> {
     const { dtype = 'float32', dropout = false, checkpointing = false, ...rest } = options;
     const o: BlockEngineOptions = { ...EngineOptionsSchema.parse(rest), dtype, dropout, checkpointing };
     const layout = FlatLayout.fromSpecs(family.paramSpecs());
     const frozenSpecs = family.frozenSpecs();
-    let frozenParams: { layout: FlatLayout; values: Flat } | null = null;
+    let frozenParams: { layout: FlatLayout; values: Flat | null } | null = null;
     if (frozenSpecs.length > 0) {
       const frozenLayout = FlatLayout.fromSpecs(frozenSpecs);
       if (!frozen) throw new EngineError(`the model has ${frozenLayout.totalSize} frozen parameters and the engine was given none`);
-      checkFlat(frozen, dtype, frozenLayout.totalSize, 'frozen params');
-      frozenParams = { layout: frozenLayout, values: frozen };
-    } else if (frozen && frozen.length > 0) throw new EngineError('frozen parameters given to a model without any');
+      if (frozen === 'partitioned') {
+        if (dtype !== 'float32') throw new EngineError('partitioned (ZeRO-3) parameters are float32');
+      } else checkFlat(frozen, dtype, frozenLayout.totalSize, 'frozen params');
+      frozenParams = { layout: frozenLayout, values: frozen === 'partitioned' ? null : frozen };
+    } else if (frozen === 'partitioned' || (frozen && frozen.length > 0)) throw new EngineError('frozen parameters given to a model without any');
     const plan = family.blockPlan();
     const mode: BlockMode = checkpointing ? 'recompute' : 'saved';
     const train = new Map<string, KindSessions>();
@@ -331,7 +350,7 @@ export class BlockEngine {
       } else {
         if (!this.frozen) throw new EngineError(`block ${block.label}: parameter ${name} is in no layout`);
         const p = this.frozen.layout.get(name);
-        feeds[input] = new ort.Tensor(this.dtype, this.frozen.values.subarray(p.offset, p.offset + p.size), [...p.shape]);
+        feeds[input] = new ort.Tensor(this.dtype, params.frozenView(p.offset, p.size), [...p.shape]);
       }
     }
     return feeds;
@@ -340,7 +359,8 @@ export class BlockEngine {
   private reader(source: Flat | UnitFetcher): ParamReader {
     if (ArrayBuffer.isView(source)) checkFlat(source, this.dtype, this.paramCount, 'params');
     else if (this.dtype !== 'float32') throw new EngineError('partitioned (ZeRO-3) parameters are float32');
-    return paramReader(source, this.units);
+    const frozen: FrozenSource = !this.frozen ? null : this.frozen.values ? { values: this.frozen.values } : { units: this.frozenUnits };
+    return paramReader(source, this.units, frozen);
   }
 
   private maskFeeds(block: BlockInstance, sites: readonly DropoutSite[], batch: ModelBatch, key: DropoutKey | undefined): Record<string, ort.Tensor> {

@@ -57,21 +57,36 @@ export function gradientUnits(plan: readonly BlockInstance[], layout: FlatLayout
 }
 
 /**
- * The units (indices into `units`) each position of a pass needs ([Note: gather schedule]): a
- * training pass runs the forward of every block but the head (whose forward runs inside its
- * backward), then every block's backward from the head down; an evaluation pass every block's
- * forward.
+ * The units (indices into `units`, plus `first`) each position of a pass needs ([Note: gather
+ * schedule]): a training pass runs the forward of every block but the head (whose forward runs
+ * inside its backward), then the backward of every block from the head down (a block without a
+ * backward session, `runsBackward` false, keeps its position and needs nothing there); an
+ * evaluation pass every block's forward. A frozen base's units (LoRA at stage 3) are traced the
+ * same way over its own layout, numbered after the trainable ones (`first`).
  */
-export function passTraces(plan: readonly BlockInstance[], units: readonly GradientUnit[], layout: FlatLayout): { train: number[][]; eval: number[][] } {
+export function passTraces(
+  plan: readonly BlockInstance[],
+  units: readonly { readonly lo: number; readonly hi: number }[],
+  layout: FlatLayout,
+  runsBackward: (block: number) => boolean = () => true,
+  first = 0,
+): { train: number[][]; eval: number[][] } {
   const unitsOf = plan.map((b) =>
     [...new Set([...b.params.values()].filter((name) => layout.has(name)).map((name) => {
       const offset = layout.get(name).offset;
-      return units.findIndex((u) => offset >= u.lo && offset < u.hi);
+      return first + units.findIndex((u) => offset >= u.lo && offset < u.hi);
     }))].sort((a, b) => a - b),
   );
   const forwards = plan.map((_, k) => k).filter((k) => plan[k]!.output !== null);
+  const backwards = plan.map((_, k) => plan.length - 1 - k);
   return {
-    train: [...forwards, ...plan.map((_, k) => plan.length - 1 - k)].map((k) => unitsOf[k]!),
+    train: [...forwards.map((k) => unitsOf[k]!), ...backwards.map((k) => (runsBackward(k) ? unitsOf[k]! : []))],
     eval: plan.map((_, k) => unitsOf[k]!),
   };
+}
+
+/** Two traces of the same passes position by position (the trainable units', then the frozen base's). */
+export function joinTraces(a: readonly (readonly number[])[], b: readonly (readonly number[])[]): number[][] {
+  if (a.length !== b.length) throw new RangeError(`traces of ${a.length} and ${b.length} positions`);
+  return a.map((units, i) => [...units, ...b[i]!]);
 }

@@ -18,9 +18,10 @@ const post = (m: FromThread, transfer: ArrayBuffer[] = []) => port.postMessage(m
 let inFlight = 0;
 let waiting: (() => void) | null = null;
 let calls: Promise<void> = Promise.resolve();
-const frozen = data.frozen ? await WorkerModel.fromData(data.frozen.model).frozen(data.frozen.seed) : null;
+const frozen = data.frozen === 'partitioned' ? data.frozen : data.frozen ? await WorkerModel.fromData(data.frozen.model).frozen(data.frozen.seed) : null;
 const engine = await BlockEngine.create(modelFamily(data.model), data.options, frozen);
-post({ type: 'ready', paramCount: engine.paramCount, units: engine.units.map((u) => ({ lo: u.lo, hi: u.hi })), traces: { train: engine.trainTrace, eval: engine.evalTrace } });
+const ranges = (units: readonly { lo: number; hi: number }[]) => units.map((u) => ({ lo: u.lo, hi: u.hi }));
+post({ type: 'ready', paramCount: engine.paramCount, units: ranges(engine.units), frozenUnits: ranges(engine.frozenUnits), traces: { train: engine.trainTrace, eval: engine.evalTrace } });
 
 /** Stage 3: the answers to this thread's fetches, by `${call id}/${position}`. */
 const fetches = new Map<string, { resolve: (f: UnitFetch) => void; reject: (err: Error) => void }>();

@@ -16,9 +16,10 @@ export interface EngineThreadData {
    * Where the thread gets the family's frozen parameters (LoRA's base): it loads or initialises them
    * itself (WorkerModel.frozen), because Node cannot move an array over 4 GiB between threads
    * (structured clone refuses it, and a transfer keeps only the length modulo 4 GiB: polyglot-ko's
-   * base is 5.3 GB). Null: the model has none.
+   * base is 5.3 GB); 'partitioned': ZeRO stage 3, its units arrive with each pass's fetches. Null:
+   * the model has none.
    */
-  readonly frozen: { readonly model: WorkerModelData; readonly seed: number } | null;
+  readonly frozen: { readonly model: WorkerModelData; readonly seed: number } | 'partitioned' | null;
   readonly options: BlockEngineOptions;
   /** Gradient units the thread may post before it waits for the main thread to take one. */
   readonly maxUnitsInFlight: number;
@@ -48,6 +49,7 @@ export type FromThread =
       readonly type: 'ready';
       readonly paramCount: number;
       readonly units: readonly { readonly lo: number; readonly hi: number }[];
+      readonly frozenUnits: readonly { readonly lo: number; readonly hi: number }[];
       readonly traces: { readonly train: readonly (readonly number[])[]; readonly eval: readonly (readonly number[])[] };
     }
   | { readonly type: 'fetch'; readonly id: number; readonly position: number }

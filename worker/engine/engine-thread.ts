@@ -41,6 +41,7 @@ export class ThreadedBlockEngine implements TrainingEngine {
     private readonly thread: Worker,
     readonly paramCount: number,
     readonly units: readonly { readonly lo: number; readonly hi: number }[],
+    readonly frozenUnits: readonly { readonly lo: number; readonly hi: number }[],
     readonly traces: NonNullable<TrainingEngine['traces']>,
   ) {
     thread.on('message', (m: FromThread) => this.onMessage(m));
@@ -63,7 +64,7 @@ export class ThreadedBlockEngine implements TrainingEngine {
       thread.once('message', (m: FromThread) => (m.type === 'ready' ? resolve(m) : reject(new EngineError(`engine thread: expected ready, got ${m.type}`))));
       thread.once('error', (err) => reject(new EngineError(`engine thread could not start: ${err.message}`, { cause: err })));
     });
-    return new ThreadedBlockEngine(thread, ready.paramCount, ready.units, ready.traces);
+    return new ThreadedBlockEngine(thread, ready.paramCount, ready.units, ready.frozenUnits, ready.traces);
   }
 
   async forwardBackward(params: Params, batch: ModelBatch, dropout: DropoutKey | undefined, sink: GradientSink): Promise<LossSums & StepTiming> {

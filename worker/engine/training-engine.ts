@@ -30,7 +30,12 @@ export interface TrainingEngine {
   readonly paramCount: number;
   /** Gradient units [lo, hi) in the order forwardBackward hands them out; also stage 3's parameter units. */
   readonly units: readonly { readonly lo: number; readonly hi: number }[];
-  /** The units (indices into `units`) each position of a training / evaluation pass needs; null: no partitioned parameters. */
+  /**
+   * Stage 3 with a frozen base (LoRA): the base's units, partitioned like the trainable ones and
+   * numbered after them in `traces`; empty when the engine holds the base whole (or there is none).
+   */
+  readonly frozenUnits: readonly { readonly lo: number; readonly hi: number }[];
+  /** The units (indices into `units`, then `frozenUnits`) each position of a training / evaluation pass needs; null: no partitioned parameters. */
   readonly traces: { readonly train: readonly (readonly number[])[]; readonly eval: readonly (readonly number[])[] } | null;
   forwardBackward(params: Params, batch: ModelBatch, dropout: DropoutKey | undefined, sink: GradientSink): Promise<LossSums & StepTiming>;
   forwardLoss(params: Params, batch: ModelBatch): Promise<LossSums>;
@@ -57,6 +62,10 @@ export class LocalBlockEngine implements TrainingEngine {
 
   get units() {
     return this.engine.units;
+  }
+
+  get frozenUnits() {
+    return this.engine.frozenUnits;
   }
 
   get traces() {
@@ -96,6 +105,7 @@ export class WholeModelEngine implements TrainingEngine {
 
   /** The oracle runs on a whole buffer only (no stage 3). */
   readonly traces = null;
+  readonly frozenUnits = [];
 
   async forwardBackward(params: Params, batch: ModelBatch, dropout: DropoutKey | undefined, sink: GradientSink): Promise<LossSums & StepTiming> {
     if (!isHolder(params)) throw new TypeError('the whole-model engine needs the whole parameter buffer (ZeRO stage 3 runs on the block engine)');

@@ -64,7 +64,7 @@ async function train(cache: DataCache, engines: TrainingEngine[], world: 1 | 2 |
     const g = new UnitGatherer(sharding, shard, collective, gather!);
     return g;
   }));
-  await Promise.all(gatherers.map((g) => g?.refreshPersistent('init')));
+  await Promise.all(gatherers.map((g) => g?.gatherPersistent('init')));
   const trainers = collectives.map((collective, rank) => {
     const shard = flatShard(layout.totalSize, world, rank);
     const params = new Float32Array(shard.paddedSize);
