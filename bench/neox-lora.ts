@@ -3,16 +3,21 @@
 // completion byte tokens (builtin tokenizer), batch 1, gradient_checkpointing on.
 //
 //   npm run bench:neox [-- --only b,probe,n1,n2s3,n2s2] [--rounds 2] [--timeout-min 15] [--keep]
-// (`--only ...,n1ov` adds section 4, stage 3's default overlap_comm at N = 1: the engine thread loads the base itself)
+// (`--only ...,n1ov` adds section 4, stage 3's default overlap_comm at N = 1: the gathered base units move to the engine thread)
 //
 // It prints, from one invocation:
-//   1. peak RSS per worker of real `kp-coord start` runs at N = 1 and N = 2 (ZeRO stage 3) against
-//      B + 4Ψ_base + 16Ψ_lora/N + W + A (the frozen base is held whole by every rank, as stored);
+//   1. peak RSS per worker of real `kp-coord start` runs at N = 1 and N = 2 (ZeRO stage 3, the
+//      frozen base partitioned like the adapters) against B + 4Ψ_base/N + 16Ψ_lora/N + W + A + G:
+//      each rank's chunks of the base and of the adapters' parameters, gradients and moments (fp32,
+//      padded units), plus G, the most base units gathered at once. The memory runs drop every unit
+//      after its use and do not prefetch (stage3_max_reuse_distance 0, stage3_prefetch_bucket_size
+//      0: stage 3's lowest-memory setting), so G is exactly the gather schedule's peak;
 //      B, W, A measured here (below);
 //   2. F+B time of the step and (F+B)/F, the block engine in a child process (the W probe);
-//   3. the adapters' share of the parameters and bytes sent per worker per step / the ring bound at
-//      N = 2, stage 3 (from the memory run) and stage 2 (a run on short rows: the bytes depend only
-//      on the trainable layout, not on the sequence).
+//   3. the adapters' share of the parameters and of the bytes sent per worker per step, and bytes /
+//      the ring bound at N = 2: stage 3 (from the memory run; it all-gathers the base's units for the
+//      forward and again for the backward) and stage 2 (a run on short rows: the bytes depend only
+//      on the trainable layout, not on the sequence; the base is never sent).
 // Every number is printed with the load average (2 shared cores: times are not comparable across runs).
 // The last line is `BENCH_NEOX_LORA {json}`.
 
@@ -31,12 +36,13 @@ import { modelFamily, resolveModelSpec, type ModelSpec } from '../shared/models/
 import { parseNeoXConfig } from '../shared/models/neox-config.js';
 import { neoxParamSpecs } from '../shared/models/neox-params.js';
 import { paddedFlatSize } from '../shared/sharding/flat-shard.js';
-import { gatherSchedule } from '../shared/sharding/gather-schedule.js';
+import { gatherSchedule, type GatherSettings } from '../shared/sharding/gather-schedule.js';
+import { hasBackward } from '../shared/autodiff/block-models.js';
 import { UnitSharding } from '../shared/sharding/unit-shard.js';
 import { FlatLayout } from '../shared/weights/flat-layout.js';
 import { initFlatRange } from '../shared/weights/init.js';
 import { BlockEngine } from '../worker/engine/block-engine.js';
-import { gradientUnits, passTraces } from '../worker/engine/block-plan.js';
+import { gradientUnits, joinTraces, passTraces } from '../worker/engine/block-plan.js';
 
 const PRESET = 'polyglot-ko-1.3b';
 const TINY_PRESET = 'neox-tiny';
@@ -226,7 +232,7 @@ interface Run {
   readonly workers: number;
   readonly stage: 2 | 3;
   readonly steps: number;
-  /** overlap_comm (stage 3's default is true: the engine in a worker thread, which gets the frozen base by structured clone, a second copy). */
+  /** overlap_comm (stage 3's default is true: the engine in a worker thread). */
   readonly overlap: boolean;
 }
 
@@ -237,7 +243,8 @@ function writeConfig(tmp: string, r: Run): string {
     'lora:', `  r: ${LORA.r}`, `  lora_alpha: ${LORA.alpha}`, `  lora_dropout: ${LORA.dropout}`, `  target_modules: [${LORA.targetModules.join(', ')}]`,
     'completion_only_loss: false', 'per_device_train_batch_size: 1', 'gradient_accumulation_steps: 1', `max_steps: ${r.steps}`,
     'learning_rate: 1.0e-4', 'lr_scheduler_type: constant', 'eval_strategy: "no"', 'save_strategy: "no"', 'load_best_model_at_end: false',
-    'predict_with_generate: false', 'gradient_checkpointing: true', 'zero_optimization:', `  stage: ${r.stage}`, `  overlap_comm: ${r.overlap}`, '',
+    'predict_with_generate: false', 'gradient_checkpointing: true', 'zero_optimization:', `  stage: ${r.stage}`, `  overlap_comm: ${r.overlap}`,
+    ...(r.stage === 3 ? [`  stage3_max_reuse_distance: ${STAGE3_MEMORY.maxReuseDistance}`, `  stage3_prefetch_bucket_size: ${STAGE3_MEMORY.prefetchBucketSize}`] : []), '',
   ].join('\n'));
   return file;
 }
@@ -261,23 +268,45 @@ async function train(tmp: string, r: Run, timeoutMs: number): Promise<Summary & 
 // ---------------------------------------------------------------------------------------------
 // Bounds
 
-/** Stage 3 bytes per rank per step from the gather schedule the workers follow (bench/zero.ts section 10), default stage-3 settings. */
-function stage3Bound(world: number) {
-  const { family, layout } = shapes(PRESET);
+/** The memory runs' stage-3 settings: every unit dropped after its use, no prefetch (max_live_parameters at its default). */
+const STAGE3_MEMORY: GatherSettings = { prefetchBucketSize: 0, maxLiveParameters: STAGE3_KEYS.max_live_parameters.default, maxReuseDistance: 0 };
+
+/**
+ * Stage 3 at `world` as the workers run it (bench/zero.ts section 10): the adapters' units and the
+ * base's (numbered after them) on the block engine's training trace, the gather schedule under
+ * STAGE3_MEMORY, the bytes a rank sends per step (all-gathers of the schedule, one reduce-scatter
+ * of every adapter unit, the persistent units' all-gather after the optimizer), how many of them
+ * are adapters', each rank's shard sizes, and G = the schedule's most gathered elements at once.
+ */
+function stage3Plan(world: number) {
+  const { family, layout, frozenLayout } = shapes(PRESET);
   const plan = family.blockPlan();
-  const units = gradientUnits(plan, layout, (n) => family.moduleOf(n));
+  const moduleOf = (n: string) => family.moduleOf(n);
+  const units = gradientUnits(plan, layout, moduleOf);
+  const baseUnits = gradientUnits(plan, frozenLayout, moduleOf);
+  const backward = new Map(family.blockKinds.map((k) => [k, hasBackward(family.buildBlock(k, { dtype: 'float32', dropout: true }))]));
+  const runsBackward = (k: number) => backward.get(plan[k]!.kind)!;
+  const T = units.length;
+  const train = joinTraces(passTraces(plan, units, layout, runsBackward).train, passTraces(plan, baseUnits, frozenLayout, runsBackward, T).train);
   const sharding = new UnitSharding(units, world, 0);
-  const train = passTraces(plan, units, layout).train;
-  const size = (u: number) => units[u]!.hi - units[u]!.lo;
-  const persistent = new Set(units.map((_, u) => u).filter((u) => size(u) < STAGE3_KEYS.param_persistence_threshold.default));
-  const schedule = gatherSchedule(train, size, persistent, {
-    prefetchBucketSize: STAGE3_KEYS.prefetch_bucket_size.default, maxLiveParameters: STAGE3_KEYS.max_live_parameters.default, maxReuseDistance: STAGE3_KEYS.max_reuse_distance.default,
-  });
-  const padded = (us: Iterable<number>) => [...us].reduce((n, u) => n + sharding.paddedSize(u), 0);
-  const sumPadded = padded(units.keys());
-  const gathered = schedule.fetch.reduce((n, f) => n + padded(f.filter((u) => !persistent.has(u))), 0);
-  const elements = gathered + sumPadded + padded(persistent);
-  return { units: units.length, persistent: persistent.size, sumPadded, phases: elements / sumPadded, bytes: (4 * elements * (world - 1)) / world };
+  const baseSharding = new UnitSharding(baseUnits, world, 0);
+  const size = (u: number) => (u < T ? units[u]!.hi - units[u]!.lo : baseUnits[u - T]!.hi - baseUnits[u - T]!.lo);
+  const paddedSize = (u: number) => (u < T ? sharding.paddedSize(u) : baseSharding.paddedSize(u - T));
+  const all = [...Array(T + baseUnits.length).keys()];
+  const persistent = new Set(all.filter((u) => size(u) < STAGE3_KEYS.param_persistence_threshold.default));
+  const schedule = gatherSchedule(train, size, persistent, STAGE3_MEMORY);
+  const padded = (us: Iterable<number>) => [...us].reduce((n, u) => n + paddedSize(u), 0);
+  const gathered = (adapters: boolean) => schedule.fetch.reduce((n, f) => n + padded(f.filter((u) => !persistent.has(u) && u < T === adapters)), 0);
+  const adapterElements = gathered(true) + padded(units.keys()) + padded([...persistent].filter((u) => u < T));
+  const baseElements = gathered(false);
+  const elements = adapterElements + baseElements;
+  const perRank = (n: number) => (4 * n * (world - 1)) / world;
+  return {
+    units: T, baseUnits: baseUnits.length, persistent: persistent.size,
+    adapterShard: sharding.shardSize, baseShard: baseSharding.shardSize, G: 4 * schedule.peakHeld,
+    bytes: perRank(elements), adapterBytes: perRank(adapterElements), baseBytes: perRank(baseElements),
+    phases: elements / padded(all),
+  };
 }
 
 /** Stage 2: reduce-scatter + all-gather of the padded adapter buffer, (N-1)/N each. */
@@ -353,12 +382,14 @@ async function main(): Promise<void> {
 
     const formula = (world: number) => {
       if (B === null || W === null) return null;
-      const terms = { B, base: 4 * psiBase, adapters: (16 * paddedFlatSize(psiLora, world)) / world, W, A };
+      const s = stage3Plan(world);
+      const terms = { B, base: 4 * s.baseShard, adapters: 16 * s.adapterShard, W, A, G: s.G };
       return { terms, bytes: Object.values(terms).reduce((a, b) => a + b, 0) };
     };
 
     console.log('');
-    console.log('1. peak RSS per worker (kp-coord start, max_steps 1, gradient_checkpointing, eval/save/predict off) vs B + 4Ψ_base (whole on every rank) + 16Ψ_lora/N + W + A');
+    console.log('1. peak RSS per worker (kp-coord start, max_steps 1, gradient_checkpointing, eval/save/predict off, stage 3, units dropped after use, no prefetch)');
+    console.log('   vs B + 4Ψ_base/N + 16Ψ_lora/N + W + A + G (each rank\'s padded chunks of the base, and of the adapters\' params, grads and moments; G the gather schedule\'s peak)');
     const memRows: Record<string, unknown>[] = [];
     let s3: (Summary & { load1: string }) | null = null;
     for (const [key, world] of [['n1', 1], ['n2s3', 2]] as const) {
@@ -376,24 +407,24 @@ async function main(): Promise<void> {
     }
     if (memRows.length > 0) {
       const f1 = formula(1);
-      if (f1) console.log(`   terms: B ${MB(f1.terms.B)} MB, 4Ψ_base ${MB(f1.terms.base)} MB, W ${MB(f1.terms.W)} MB, A ${MB(f1.terms.A)} MB; 16Ψ_lora/N below`);
+      if (f1) console.log(`   terms: B ${MB(f1.terms.B)} MB, W ${MB(f1.terms.W)} MB, A ${MB(f1.terms.A)} MB, G ${MB(f1.terms.G)} MB (one layer's base units: the largest position); the per-rank terms below`);
       table(
-        ['N', 'peak MB (each worker)', '16Ψ_lora/N MB', 'formula MB', 'measured/formula', '< 24 GB', 'step s', 'load before', 'load after'],
+        ['N', 'peak MB (each worker)', '4Ψ_base/N MB', '16Ψ_lora/N MB', 'formula MB', 'measured/formula', '< 24 GB', 'step s', 'load before', 'load after'],
         memRows.filter((x) => !('error' in x)).map((x) => {
           const f = x.formula as ReturnType<typeof formula>;
-          return [`${x.world}`, (x.peaks as number[]).map(MB).join(', '), f ? MB(f.terms.adapters) : '-', f ? MB(f.bytes) : '-', x.ratio === null ? '-' : (x.ratio as number).toFixed(3), (x.peak as number) < 24e9 ? 'yes' : 'NO', `${(x.stepSeconds as number).toFixed(1)}`, `${x.load1}`, `${x.loadsAfter}`];
+          return [`${x.world}`, (x.peaks as number[]).map(MB).join(', '), f ? MB(f.terms.base) : '-', f ? MB(f.terms.adapters) : '-', f ? MB(f.bytes) : '-', x.ratio === null ? '-' : (x.ratio as number).toFixed(3), (x.peak as number) < 24e9 ? 'yes' : 'NO', `${(x.stepSeconds as number).toFixed(1)}`, `${x.load1}`, `${x.loadsAfter}`];
         }),
       );
     }
     out.memory = memRows;
 
     console.log('');
-    console.log('3. bytes sent per worker per step (summary.json bytes_sent_per_worker) / the ring bound for the Ψ_lora adapters, N=2');
+    console.log('3. bytes sent per worker per step (summary.json bytes_sent_per_worker) / the ring bound, N=2, and the adapters\' share of the bound');
     const bytesRows: string[][] = [];
-    const b3 = stage3Bound(2);
+    const b3 = stage3Plan(2);
     if (s3) {
       const sent = Math.max(...s3.train_loss.map((x) => x.bytes_sent_per_worker));
-      bytesRows.push(['3', `${b3.phases.toFixed(3)} (${b3.persistent}/${b3.units} units persistent)`, `${b3.bytes}`, `${sent}`, (sent / b3.bytes).toFixed(4), 'long rows (section 1 run)', s3.load1]);
+      bytesRows.push(['3', `${b3.phases.toFixed(3)} (${b3.persistent}/${b3.units + b3.baseUnits} units persistent)`, `${b3.bytes}`, `${sent}`, (sent / b3.bytes).toFixed(4), `${((100 * b3.adapterBytes) / b3.bytes).toFixed(4)} %`, 'long rows (section 1 run)', s3.load1]);
       out.bytesStage3 = { bound: b3, sent };
     }
     if (args.only.has('n2s2')) {
@@ -402,26 +433,27 @@ async function main(): Promise<void> {
         const r = await train(tmp, { key: `${PRESET} N=2 s2 short rows`, preset: PRESET, data: shortData, workers: 2, stage: 2, steps: 2, overlap: false }, args.timeoutMs);
         const b2 = stage2Bound(psiLora, 2);
         const sent = Math.max(...r.train_loss.map((x) => x.bytes_sent_per_worker));
-        bytesRows.push(['2', '2', `${b2.bytes}`, `${sent}`, (sent / b2.bytes).toFixed(4), '96 + 16 token rows, 2 steps', r.load1]);
+        bytesRows.push(['2', '2', `${b2.bytes}`, `${sent}`, (sent / b2.bytes).toFixed(4), '100 %', '96 + 16 token rows, 2 steps', r.load1]);
         out.bytesStage2 = { bound: b2, sent, steps: r.train_loss };
       } catch (err) {
         console.log(`   stage 2: FAILED: ${(err as Error).message.slice(0, 1500)}`);
       }
     }
-    console.log('   bound = (N-1)/N x 4 B x elements moved: stage 2 reduce-scatter + all-gather of the padded adapter buffer; stage 3 the gather schedule\'s');
-    console.log('   all-gathers + one reduce-scatter of every unit + the persistent units\' all-gather after the optimizer (bench/zero.ts section 10). The frozen base is never sent.');
-    table(['stage', 'phases', 'bound B', 'sent B', 'sent/bound', 'run', 'load before'], bytesRows);
+    console.log('   bound = (N-1)/N x 4 B x elements moved: stage 2 reduce-scatter + all-gather of the padded adapter buffer (the base is never sent);');
+    console.log('   stage 3 the gather schedule\'s all-gathers (the base\'s units included: forward, then again for the backward) + one reduce-scatter of');
+    console.log('   every adapter unit + the persistent units\' all-gather after the optimizer (bench/zero.ts section 10). phases = elements moved / all units\' padded elements.');
+    table(['stage', 'phases', 'bound B', 'sent B', 'sent/bound', 'adapters\' share', 'run', 'load before'], bytesRows);
 
-    // Stage 3's default overlap_comm (true) at N = 1: the engine thread loads the base itself (it once
-    // got it by structured clone, which Node refuses over 4 GiB; bench/README.md).
+    // Stage 3's default overlap_comm (true) at N = 1: the engine in a worker thread, the base's
+    // gathered units moved (transferred) to it position by position like the adapters'.
     if (args.only.has('n1ov')) {
       console.log('');
-      console.log('4. N=1, stage 3 with its default overlap_comm true (engine in a worker thread, which loads the frozen base itself)');
+      console.log('4. N=1, stage 3 with its default overlap_comm true (engine in a worker thread; gathered base units are moved to it)');
       try {
         const r = await train(tmp, { key: `${PRESET} N=1 s3 overlap`, preset: PRESET, data: longData, workers: 1, stage: 3, steps: 1, overlap: true }, args.timeoutMs);
         const f = formula(1);
         const peak = Math.max(...r.worker_peak_rss_bytes);
-        console.log(`   peak ${MB(peak)} MB; formula ${f ? MB(f.bytes) : '-'} MB, measured/formula ${f ? (peak / f.bytes).toFixed(3) : '-'}; formula + a second 4Ψ_base: ${f ? (peak / (f.bytes + 4 * psiBase)).toFixed(3) : '-'}; load ${r.load1} -> ${r.loadsAfter}`);
+        console.log(`   peak ${MB(peak)} MB; formula ${f ? MB(f.bytes) : '-'} MB, measured/formula ${f ? (peak / f.bytes).toFixed(3) : '-'}; load ${r.load1} -> ${r.loadsAfter}`);
         out.overlapN1 = { peak, load1: r.load1, step: r.train_loss };
       } catch (err) {
         console.log(`   FAILED: ${(err as Error).message.slice(0, 1500)}`);

@@ -54,9 +54,14 @@ export interface BlockModels {
 }
 
 /** Append the block's backward to its graph and cut it into models (see the note). */
+/** A block has a backward unless it has nothing to differentiate: no loss, no activation input, no trainable parameter. */
+export function hasBackward(def: BlockDefinition): boolean {
+  return def.loss !== undefined || def.activations.length > 0 || def.params.length > 0;
+}
+
 export function blockModels(def: BlockDefinition, mode: BlockMode): BlockModels {
   const { graph: g } = def;
-  if (!def.loss && def.activations.length === 0 && def.params.length === 0) {
+  if (!hasBackward(def)) {
     // Its backward would compute nothing: the backward pass stops at the block after it.
     const forward = serializeSubgraph(g, def.outputs, readInputs(g, def.outputs, new Set()));
     return { forward, lossOnly: null, backward: null, saved: [], seeds: [], activationGradients: [], paramGradients: [] };
