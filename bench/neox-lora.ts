@@ -21,7 +21,7 @@
 // Every number is printed with the load average (2 shared cores: times are not comparable across runs).
 // The last line is `BENCH_NEOX_LORA {json}`.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { runNode, stopChild } from './child-run.js';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -139,34 +139,14 @@ async function probeMain(threads: number, rounds: number): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Child processes
 
-let active: ChildProcess | null = null;
 process.on('SIGINT', () => {
-  active?.kill('SIGTERM');
+  stopChild();
   process.exit(130);
 });
 
-/** Run a command to completion (through /bin/sh: Linux keeps maxRSS across exec, engine-memory.ts). */
+/** Run a node command to completion (through /bin/sh, so its maxRSS is its own: child-run.ts). */
 function run(args: readonly string[], label: string, timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('/bin/sh', ['-c', '"$@"; exit $?', 'sh', process.execPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    active = child;
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
-    const timer = setTimeout(() => {
-      console.log(`   ${label}: timed out after ${timeoutMs / 60_000} min, stopping it (load ${loads()})`);
-      child.kill('SIGTERM');
-      setTimeout(() => child.kill('SIGKILL'), 15_000).unref();
-    }, timeoutMs);
-    child.on('error', reject);
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      active = null;
-      if (code === 0) resolve(stdout);
-      else reject(new KpCoordError(`${label}: exited with ${signal ?? `code ${code}`}:\n${stderr}`));
-    });
-  });
+  return runNode(args, { label, timeoutMs, viaShell: true });
 }
 
 // ---------------------------------------------------------------------------------------------

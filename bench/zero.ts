@@ -36,7 +36,7 @@
 //      above) and the ratio;
 //  12. step time stage 3 / stage 2 (t5-small-bytes, N=2, batch 4, overlap_comm true, 5 steps).
 // Its last line is `BENCH_ZERO_STAGE3 {json}`. About 20-40 minutes on 2 cores, ~12 GB RAM at N=8.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { runNode, stopChild } from './child-run.js';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -119,31 +119,10 @@ const fixed = (x: number, digits = 2) => (Number.isFinite(x) ? x.toFixed(digits)
 // ---------------------------------------------------------------------------------------------
 // Child processes
 
-let active: ChildProcess | null = null;
-
 /** Run the kp-coord CLI to completion; a non-zero exit rejects with the tail of its stderr. */
 function runCli(cliArgs: readonly string[], label: string, env: NodeJS.ProcessEnv = process.env): Promise<string> {
-  return new Promise((resolve, reject) => {
-    // The workers inherit the CLI's environment (coordinator/local-workers.ts), KPCOORD_LOG_LEVEL included.
-    const child = spawn(process.execPath, [CLI, ...cliArgs], { stdio: ['ignore', 'pipe', 'pipe'], env });
-    active = child;
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
-    // SIGTERM lets `kp-coord start` stop its workers; SIGKILL if it does not exit.
-    const timer = setTimeout(() => {
-      child.kill('SIGTERM');
-      setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
-    }, RUN_TIMEOUT_MS);
-    child.on('error', reject);
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      active = null;
-      if (code === 0) resolve(stdout);
-      else reject(new KpCoordError(`${label}: kp-coord ${cliArgs[0]} exited with ${signal ?? `code ${code}`}:\n${stderr}`));
-    });
-  });
+  // The workers inherit the CLI's environment (coordinator/local-workers.ts), KPCOORD_LOG_LEVEL included.
+  return runNode([CLI, ...cliArgs], { label: `${label}: kp-coord ${cliArgs[0]}`, timeoutMs: RUN_TIMEOUT_MS, env });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -916,12 +895,12 @@ async function mainStage3(tmp: string): Promise<void> {
 
 const tmp = mkdtempSync(join(tmpdir(), 'kp-coord-bench-zero-'));
 const main = args.only === 'blocks' ? mainBlocks : args.only === 'stage3' ? mainStage3 : mainAll;
-const stopChild = () => {
-  active?.kill('SIGTERM');
+const interrupted = () => {
+  stopChild();
   process.exit(130);
 };
-process.once('SIGINT', stopChild);
-process.once('SIGTERM', stopChild);
+process.once('SIGINT', interrupted);
+process.once('SIGTERM', interrupted);
 main(tmp)
   .then(() => {
     if (!args.keep) rmSync(tmp, { recursive: true, force: true });
