@@ -13,7 +13,7 @@ export const BartConfigSchema = z
     model_type: z.literal('bart').default('bart'),
     vocab_size: z.number().int().positive(),
     d_model: z.number().int().positive(),
-    encoder_layers: z.number().int().nonnegative(),
+    encoder_layers: z.number().int().positive(),
     decoder_layers: z.number().int().positive(),
     encoder_attention_heads: z.number().int().positive(),
     decoder_attention_heads: z.number().int().positive(),
