@@ -97,6 +97,8 @@ export class BartFamily implements ModelFamily<Seq2SeqBatch> {
     if (prelude) return `${prelude[1]!}.prelude`;
     if (name === BART_SHARED) return 'model.shared';
     if (name === 'lm_head.weight') return 'lm_head';
+    // The frozen buffer is a unit of its own where frozen tensors are sharded (ZeRO-3's frozen units).
+    if (name === BART_LOGITS_BIAS) return BART_LOGITS_BIAS;
     throw new RangeError(`${name} is not a BartForConditionalGeneration parameter`);
   }
 

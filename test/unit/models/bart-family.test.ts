@@ -117,6 +117,10 @@ test('gradient units tile the flat layout end to start (prelude tensors adjacent
       assert.deepEqual(units.at(-1)!.params, [BART_SHARED, 'model.encoder.embed_positions.weight', 'model.encoder.layernorm_embedding.weight', 'model.encoder.layernorm_embedding.bias']);
       assert.equal(units.length, 1 + 2 + 1 + 2, 'encoder prelude + shared, 2 encoder layers, decoder prelude, 2 decoder layers');
     } else assert.equal(units.length, 4, 'one unit per adapted layer');
+    // The frozen tensors (the buffer; the base under LoRA) form units the same way.
+    const frozen = FlatLayout.fromSpecs(family.frozenSpecs());
+    const frozenUnits = gradientUnits(family.blockPlan(), frozen, (name) => family.moduleOf(name));
+    assert.deepEqual(frozenUnits[0]!.params, [BART_LOGITS_BIAS]);
   }
 });
 
