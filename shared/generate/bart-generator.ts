@@ -6,8 +6,9 @@ import { Seq2SeqGenerator } from './seq2seq-generator.js';
 // BART's generator (seq2seq-generator.ts) with HF's defaults for BartForConditionalGeneration:
 // decoding starts at decoder_start_token_id (eos for BART), and the config's forced_bos_token_id /
 // forced_eos_token_id, where set, force the first new token and the max_new_tokens-th one
-// (logits-processors.ts). Inputs are encoder ids as training feeds them (tokenizer ids + eos); at
-// most max_position_embeddings of them, the learned position table's length.
+// (logits-processors.ts). Inputs are encoder ids as training feeds them (tokenizer ids + eos). The
+// learned position tables bound both sides: at most max_position_embeddings source tokens and new
+// tokens.
 
 export type { GeneratedSequence, GenerateProgress } from './seq2seq-generator.js';
 
@@ -19,6 +20,7 @@ export class BartGenerator extends Seq2SeqGenerator {
     super(sessions, {
       vocabSize: config.vocabSize,
       maxSourceLen: config.maxPositionEmbeddings,
+      maxTargetLen: config.maxPositionEmbeddings,
       special: {
         decoderStartId: config.decoderStartTokenId,
         eosId: config.eosTokenId,

@@ -32,6 +32,8 @@ export interface Seq2SeqModelFacts {
   readonly special: SpecialTokens;
   /** Longest encoder input (learned positions end there); null: no limit (relative positions). */
   readonly maxSourceLen: number | null;
+  /** Most decoder positions, i.e. max_new_tokens at most (learned positions); null: no limit. */
+  readonly maxTargetLen: number | null;
 }
 
 export class Seq2SeqGenerator {
@@ -56,6 +58,9 @@ export class Seq2SeqGenerator {
     onProgress?: (p: GenerateProgress) => void,
   ): Promise<GeneratedSequence[]> {
     const o = parseGenerateOptions(options);
+    const { maxTargetLen } = this.facts;
+    // Checked before any work: the decoder would otherwise fail at the first position past its table.
+    if (maxTargetLen !== null && o.maxNewTokens > maxTargetLen) throw new EngineError(`maxNewTokens ${o.maxNewTokens} exceeds the model's ${maxTargetLen} decoder positions`);
     inputs.forEach((ids, i) => this.checkInput(ids, i));
     const out: GeneratedSequence[] = [];
     let tokens = 0;

@@ -14,7 +14,7 @@ export class T5Generator extends Seq2SeqGenerator {
     sessions: T5DecodingSessions,
   ) {
     // Relative position buckets: any source length.
-    super(sessions, { vocabSize: config.vocabSize, maxSourceLen: null, special: { decoderStartId: config.decoderStartTokenId, eosId: config.eosTokenId, padId: config.padTokenId } });
+    super(sessions, { vocabSize: config.vocabSize, maxSourceLen: null, maxTargetLen: null, special: { decoderStartId: config.decoderStartTokenId, eosId: config.eosTokenId, padId: config.padTokenId } });
   }
 
   static async create(config: T5Config, flatParams: Float32Array, options: Partial<EngineOptions> = {}): Promise<T5Generator> {

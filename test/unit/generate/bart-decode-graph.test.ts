@@ -113,3 +113,20 @@ for (const beams of [1, 3]) {
     }
   });
 }
+
+test('inputs are checked: empty, out-of-vocabulary, past the position tables', async () => {
+  const m = tinyBart(2, 16, { max_position_embeddings: 8 });
+  const gen = await BartGenerator.create(m.config, m.flat, { intraOpThreads: 1 });
+  try {
+    const short = { maxNewTokens: 4 };
+    await assert.rejects(gen.generate([Int32Array.of(5, 1), Int32Array.of()], short), /input 1 is empty/);
+    await assert.rejects(gen.generate([Int32Array.of(5, 300, 1)], short), /input 0: id 300 at position 1 is outside the vocabulary \(0\.\.258\)/);
+    await assert.rejects(gen.generate([Int32Array.from({ length: 9 }, () => 5)], short), /input 0 has 9 tokens, more than the model's 8 positions/);
+    await assert.rejects(gen.generate([Int32Array.of(5, 1)], { maxNewTokens: 9 }), /maxNewTokens 9 exceeds the model's 8 decoder positions/);
+    // At the limits both tables are used to their last row.
+    const [out] = await gen.generate([Int32Array.from({ length: 8 }, (_, i) => (i === 7 ? 1 : 40 + i))], { maxNewTokens: 8, minNewTokens: 7 });
+    assert.equal(out!.length, 8);
+  } finally {
+    await gen.release();
+  }
+});
