@@ -47,7 +47,7 @@ const initSeconds = (performance.now() - t0) / 1000;
 const rng = rngStream(20261206, 7);
 const firstOrdinary = Math.max(config.padTokenId, config.eosTokenId, config.bosTokenId) + 1;
 const source = Int32Array.from({ length: sourceLength }, (_, i) => (i === sourceLength - 1 ? config.eosTokenId : firstOrdinary + Math.floor(rng.uniform() * (config.vocabSize - firstOrdinary))));
-console.log(`${args.preset}: ${layout.totalSize} tensors' elements (init ${initSeconds.toFixed(1)} s), source ${sourceLength} tokens, ${beams === 1 ? 'greedy' : `${beams} beams`}, ${useCache ? 'KV cache' : 'no cache'}, ${args.threads} threads; load ${load()}`);
+console.log(`${args.preset}: ${layout.totalSize} values: parameters and final_logits_bias (init ${initSeconds.toFixed(1)} s), source ${sourceLength} tokens, ${beams === 1 ? 'greedy' : `${beams} beams`}, ${useCache ? 'KV cache' : 'no cache'}, ${args.threads} threads; load ${load()}`);
 
 const gen = await BartGenerator.create(config, flat, { intraOpThreads: Number(args.threads) });
 const decode = async (tokens: number) => {

@@ -51,6 +51,22 @@ test('preset:bart-tiny, beam search: one row per article with id, prediction, ph
   for (const row of rows) assert.equal(row.prediction, row.phrases.join('; '));
 });
 
+test('a folder written by `dev init-model --preset bart-tiny` decodes as preset:bart-tiny with the same seed', () => {
+  const model = join(dir, 'init-model');
+  const init = kp(['dev', 'init-model', '--preset', 'bart-tiny', '--out', model, '--seed', '3']);
+  assert.equal(init.code, 0, init.stderr);
+  const input = join(dir, 'one.jsonl');
+  writeFileSync(input, '{"id": "x", "title": "해람시 소식", "body": "시장이 열렸다"}\n');
+  const outs = [[model], ['preset:bart-tiny', '--seed', '3']].map((m, i) => {
+    const out = join(dir, `init-${i}.jsonl`);
+    const r = kp(['generate', '--model', ...m, '--input', input, '--out', out, '--max-new-tokens', '6', '--num-beams', '2', '--threads', '1', '--no-split', '--tokenizer', 'builtin']);
+    assert.equal(r.code, 0, r.stderr);
+    return { rows: readRows(out), tokens: (JSON.parse(r.stdout) as { new_tokens: number }).new_tokens };
+  });
+  assert.deepEqual(outs[0], outs[1]);
+  assert.ok(outs[0]!.tokens > 0);
+});
+
 test('an HF BART folder and a checkpoint of its parameters give the API output (final_logits_bias from the folder)', async () => {
   const m = tinyBart();
   const bias = m.layout.get(BART_LOGITS_BIAS);
