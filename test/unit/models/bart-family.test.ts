@@ -12,6 +12,7 @@ import { numel } from '../../../shared/models/t5-params.js';
 import { FlatLayout } from '../../../shared/weights/flat-layout.js';
 import { loadHfWeights, saveBartModel } from '../../../shared/weights/hf-checkpoint.js';
 import { initFlatRange } from '../../../shared/weights/init.js';
+import { peftAdapterConfigJson } from '../../../shared/weights/peft-adapter.js';
 import { readSafetensors, writeSafetensors } from '../../../shared/weights/safetensors.js';
 import { gradientUnits } from '../../../worker/engine/block-plan.js';
 import { tinyBart } from './bart-helpers.js';
@@ -137,6 +138,9 @@ test('model_type bart: presets and HF folders resolve to BartFamily; LoRA target
     await rm(dir, { recursive: true });
   }
   assert.throws(() => new BartFamily(tinyBart(), { r: 2, alpha: 4, dropout: 0, targetModules: ['shared'] }), /not an nn\.Linear|not supported/);
+  // A BART adapter is PEFT's SEQ_2_SEQ_LM (PeftModelForSeq2SeqLM), as T5's.
+  const settings = { r: 2, alpha: 4, dropout: 0, targetModules: ['q_proj', 'v_proj'] };
+  assert.equal(peftAdapterConfigJson(settings, 'bart', 'preset:bart-tiny').task_type, 'SEQ_2_SEQ_LM');
 });
 
 /** A small config's folder: our export, read back as raw safetensors. */
