@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { readModelFacts } from '../../../shared/config/model-type.js';
 import { InputFileError, WeightsMismatchError } from '../../../shared/errors.js';
 import { BART_PRESETS, bartConfigJson, parseBartConfig, type BartConfig } from '../../../shared/models/bart-config.js';
 import { BartFamily } from '../../../shared/models/bart-family.js';
@@ -132,6 +133,9 @@ test('model_type bart: presets and HF folders resolve to BartFamily; LoRA target
   assert.equal(modelFamily(spec).vocabSize, 259, 'the byte tokenizer');
   const dir = await mkdtemp(join(tmpdir(), 'bart-spec-'));
   try {
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ ...BART_PRESETS['bart-tiny'], model_type: 'bart' }));
+    // the run config's model facts: the family, and d_model for DeepSpeed's "auto" bucket sizes
+    assert.deepEqual(readModelFacts(dir), { modelType: 'bart', hiddenSize: 32 });
     await writeFile(join(dir, 'config.json'), JSON.stringify({ ...BART_PRESETS['bart-tiny'], model_type: 'bart', normalize_before: true }));
     assert.throws(() => resolveModelSpec(dir), /normalize_before/);
   } finally {
