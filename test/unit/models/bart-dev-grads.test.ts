@@ -8,9 +8,11 @@ import { fileURLToPath } from 'node:url';
 import { readBatchJson } from '../../../shared/models/batch-json.js';
 import { BART_PRESETS, parseBartConfig } from '../../../shared/models/bart-config.js';
 import { BartFamily } from '../../../shared/models/bart-family.js';
+import { bartLoraSpecs } from '../../../shared/models/bart-lora.js';
 import { BART_LOGITS_BIAS } from '../../../shared/models/bart-params.js';
 import { FlatLayout } from '../../../shared/weights/flat-layout.js';
 import { loadHfWeights, saveBartModel } from '../../../shared/weights/hf-checkpoint.js';
+import { writePeftAdapter } from '../../../shared/weights/peft-adapter.js';
 import { SafetensorsFile } from '../../../shared/weights/safetensors.js';
 import { WholeBart } from './bart-helpers.js';
 
@@ -23,7 +25,7 @@ import { WholeBart } from './bart-helpers.js';
 
 const CLI = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'coordinator', 'cli', 'main.js');
 
-test('kp-coord dev grads on BART: loss sum, token count, the tied embedding once under model.shared.weight, no final_logits_bias', async () => {
+test('kp-coord dev grads on BART: loss sum, token count, the tied embedding once under model.shared.weight, no final_logits_bias; with --adapter the adapter\'s under PEFT names', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'kp-grads-bart-'));
   try {
     const modelDir = join(dir, 'model');
@@ -71,6 +73,38 @@ test('kp-coord dev grads on BART: loss sum, token count, the tied embedding once
     } finally {
       await file.close();
       await whole.release();
+    }
+
+    // --adapter: a PEFT adapter (non-zero A and B, as after training) on PEFT's BART targets; the
+    // base and the buffer frozen, gradients of the adapter only, under PEFT's names.
+    const settings = { r: 2, alpha: 8, dropout: 0.1, targetModules: ['q_proj', 'v_proj'] };
+    const lora = new BartFamily(config, settings);
+    const adapterLayout = FlatLayout.fromSpecs(lora.paramSpecs());
+    const adapterFlat = new Float32Array(adapterLayout.totalSize).map((_, i) => Math.sin(i * 0.7) * 0.2);
+    await writePeftAdapter(join(dir, 'adapter'), { settings, modelType: 'bart', baseModelNameOrPath: modelDir, specs: bartLoraSpecs(config, settings), flat: adapterFlat });
+    const loraOut = join(dir, 'lora-grads.safetensors');
+    execFileSync(process.execPath, [CLI, 'dev', 'grads', '--model', modelDir, '--adapter', join(dir, 'adapter'), '--batch', batchPath, '--out', loraOut, '--precision', 'float64', '--threads', '1'], { stdio: 'pipe' });
+    for (const p of adapterLayout.params) values.set(p.name, Float64Array.from(adapterLayout.view(adapterFlat, p.name)));
+    const adapted = await WholeBart.create(config, { gradients: 'dense', lora: { ...settings, dropout: 0 } });
+    const loraFile = await SafetensorsFile.open(loraOut);
+    try {
+      const want = await adapted.run(values, readBatchJson(batchPath, 'bart'));
+      assert.deepEqual(loraFile.names().slice().sort(), ['loss_sum', 'token_count', ...adapterLayout.params.map((p) => p.name)].sort());
+      const scalar = new Float32Array(1);
+      await loraFile.readInto('loss_sum', scalar);
+      assert.equal(scalar[0], Math.fround(Number(want.loss_sum!.data[0])));
+      for (const p of adapterLayout.params) {
+        const got = new Float32Array(p.size);
+        await loraFile.readInto(p.name, got);
+        const expected = want[`grad.${p.name}`]!.data as Float64Array;
+        const scale = expected.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+        assert.ok(scale > 0, p.name);
+        const worst = got.reduce((m, x, i) => Math.max(m, Math.abs(x - expected[i]!)), 0);
+        assert.ok(worst <= 1e-6 * scale, `${p.name}: ${worst} of ${scale}`);
+      }
+    } finally {
+      await loraFile.close();
+      await adapted.release();
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
