@@ -40,6 +40,7 @@ export const BartConfigSchema = z
     normalize_embedding: z.boolean().default(true),
     add_bias_logits: z.boolean().default(false),
     static_position_embeddings: z.boolean().default(false),
+    do_blenderbot_90_layernorm: z.boolean().default(false),
     extra_pos_embeddings: z.number().int().optional(),
   })
   .loose();
@@ -96,6 +97,7 @@ export function parseBartConfig(json: unknown, source = 'config.json'): BartConf
   if (!c.normalize_embedding) refuse('normalize_embedding', 'false is not supported (BART normalises its embeddings: layernorm_embedding)');
   if (c.add_bias_logits) refuse('add_bias_logits', 'true is not supported (the logits bias is the final_logits_bias buffer)');
   if (c.static_position_embeddings) refuse('static_position_embeddings', 'true is not supported (BART learns its positions)');
+  if (c.do_blenderbot_90_layernorm) refuse('do_blenderbot_90_layernorm', 'true is not supported (Blenderbot-90M\'s layer norm order, not BART\'s)');
   if (c.extra_pos_embeddings !== undefined && c.extra_pos_embeddings !== BART_POSITION_OFFSET) refuse('extra_pos_embeddings', `${c.extra_pos_embeddings} is not supported (HF BART's offset is ${BART_POSITION_OFFSET})`);
   if (c.d_model % c.encoder_attention_heads !== 0) refuse('encoder_attention_heads', `d_model ${c.d_model} is not a multiple of ${c.encoder_attention_heads}`);
   if (c.d_model % c.decoder_attention_heads !== 0) refuse('decoder_attention_heads', `d_model ${c.d_model} is not a multiple of ${c.decoder_attention_heads}`);
@@ -146,9 +148,10 @@ export function bartConfigJson(config: BartConfig): Record<string, unknown> {
  * Built-in BART shapes. 'bart-tiny' uses the embedded byte tokenizer's 259 ids (pad 0, eos 1, unk 2,
  * no bos of its own: bos = eos), with BART's convention that decoding starts at eos.
  * 'kobart-news' (ainize/kobart-news, a KoBART fine-tuned on news summaries): the shapes of its
- * published config (vocab 30000, d_model 768, 6+6 layers, 16 heads, ffn 3072, max positions 1026),
- * KoBART's token ids (<s> 0, </s> 1, <pad> 3) as its tokenizer lists them. The hub file itself was
- * not reachable from here: a checkpoint folder's own config.json wins anyway.
+ * published config (vocab 30000, d_model 768, 6+6 layers, 16 heads, ffn 3072, max positions 1026)
+ * and the token ids of KoBART's (v1) config.json as quoted in public repositories (bos <s> 0, eos
+ * </s> 1, pad 3, decoder_start 1, forced_eos 1; KoBART v2 derivatives say bos_token_id 1). The
+ * ainize file itself was not reachable from here: a checkpoint folder's own config.json wins anyway.
  */
 export const BART_PRESETS: Readonly<Record<string, BartConfigInput>> = Object.freeze({
   'bart-tiny': {

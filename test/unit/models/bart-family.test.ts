@@ -79,6 +79,9 @@ test('config: defaults, HF export, and the switches of other networks refused by
   refused({ normalize_embedding: false }, /normalize_embedding/);
   refused({ add_bias_logits: true }, /add_bias_logits/);
   refused({ extra_pos_embeddings: 0 }, /extra_pos_embeddings/);
+  refused({ do_blenderbot_90_layernorm: true }, /do_blenderbot_90_layernorm/);
+  // KoBART's own config.json keys (fairseq-era switches at BART's values, generation and label keys) parse
+  assert.equal(parseBartConfig({ ...BART_PRESETS['kobart-news'], extra_pos_embeddings: 2, normalize_embedding: true, do_blenderbot_90_layernorm: false, static_position_embeddings: false, force_bos_token_to_be_generated: false, kobart_version: 1.0, id2label: { 0: 'NEGATIVE', 1: 'POSITIVE' } }).positionRows, 1028);
   refused({ decoder_attention_heads: 5 }, /decoder_attention_heads/);
   refused({ pad_token_id: 259 }, /pad_token_id: 259 is outside the vocabulary/);
   // zod: every bad field at once
