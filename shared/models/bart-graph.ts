@@ -70,6 +70,7 @@ export function buildBartGraph(config: BartConfig, options: BartGraphOptions): B
   const labels = g.input(I.labels, 'int32', [BART_BATCH, BART_TGT_LEN]);
   const keyBias = keyMaskBias(attentionMask, dtype);
 
+  // A module's parameters by local name; a prelude's token table (`weight`, as bartEmbed reads it) is model.shared.
   const scoped = (prefix: string) => (local: string) => P(local === 'weight' ? BART_SHARED : `${prefix}.${local}`);
   const adaptersOf = (layerPrefix: string, site: string): LayerAdapters =>
     options.lora ? bartLayerAdapters(layerPrefix, options.lora, (name) => values.get(name) ?? null, site) : () => null;
