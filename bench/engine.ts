@@ -9,16 +9,12 @@ import { T5_PRESETS } from '../shared/models/presets.js';
 import { parseT5Config, type T5Config } from '../shared/models/t5-config.js';
 import { buildT5Graph } from '../shared/models/t5-graph.js';
 import { t5ParamSpecs, numel } from '../shared/models/t5-params.js';
-import { Graph } from '../shared/onnx/graph.js';
-import { matmul } from '../shared/onnx/ops.js';
-import { serializeGraph } from '../shared/onnx/serialize.js';
-import { rngStream } from '../shared/random.js';
 import { FlatLayout } from '../shared/weights/flat-layout.js';
 import { initT5Flat } from '../shared/weights/init.js';
 import { fillDropoutMask, type DropoutKey } from '../worker/engine/dropout-masks.js';
-import { EngineOptionsSchema, sessionOptions } from '../shared/onnx/session-options.js';
 import { T5Engine } from '../worker/engine/t5-engine.js';
-import { positiveOption, timing, type Timing } from './bench-stats.js';
+import { positiveOption, type Timing } from './bench-stats.js';
+import { matmulYardstick, timeInterleaved, timeRuns, YARDSTICK_N, type Yardstick } from './engine-timing.js';
 import { measureStepMemory, type ProbeResult } from './engine-memory.js';
 import { logitStats, type LogitStats } from './logit-stats.js';
 import { printProfile, takeProfile, type KernelProfile } from './ort-profile.js';
@@ -36,10 +32,7 @@ import { savedActivations, type SavedActivations } from './saved-activations.js'
 // (logits of std ~1: loss near ln(vocab), as a trained model starts). --skip-base leaves out
 // the pko-t5-base cases (minutes on 2 cores). The last line is `BENCH_ENGINE {json}`.
 
-const YARDSTICK_N = 1024;
 const SEED = 20261128;
-/** Key of the stream the yardstick's operands draw from. */
-const BATCH_STREAM_KEY = 0xbe7c;
 
 interface Case {
   readonly name: string;
@@ -65,72 +58,10 @@ const CASES: readonly Case[] = [
   { name: 'pko-t5-base, head x d^-0.5', preset: 'pko-t5-base', batch: 1, srcLen: 512, tgtLen: 64, warmup: 2, runs: 5, dropoutRuns: 0, headScale: 768 ** -0.5, full: false, targets: true },
 ];
 
-/** Warm up (ORT's memory arena grows during the first runs), then time each of `runs` calls. */
-async function timeRuns(warmup: number, runs: number, fn: () => Promise<unknown>): Promise<Timing> {
-  for (let i = 0; i < warmup; i++) await fn();
-  const ms: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = performance.now();
-    await fn();
-    ms.push(performance.now() - t0);
-  }
-  return timing(ms);
-}
-
-/**
- * Time two calls alternately (a, b, a, b, ...) after warming both up: a load that comes and goes
- * then hits both alike, so their ratio means more than that of two separate blocks of runs.
- */
-async function timeInterleaved(warmup: number, runs: number, a: () => Promise<unknown>, b: () => Promise<unknown>): Promise<{ a: Timing; b: Timing }> {
-  for (let i = 0; i < warmup; i++) {
-    await a();
-    await b();
-  }
-  const msA: number[] = [];
-  const msB: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    for (const [fn, ms] of [[a, msA], [b, msB]] as const) {
-      const t0 = performance.now();
-      await fn();
-      ms.push(performance.now() - t0);
-    }
-  }
-  return { a: timing(msA), b: timing(msB) };
-}
-
 async function timeOnce<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }> {
   const t0 = performance.now();
   const value = await fn();
   return { value, ms: performance.now() - t0 };
-}
-
-// ---- yardstick -----------------------------------------------------------------------------
-
-interface Yardstick {
-  readonly allowSpinning: boolean;
-  readonly ms: Timing;
-  /** 2 n^3 / median time. */
-  readonly gflops: number;
-}
-
-/** Y = A @ B, n x n float32, built with the project's DSL and run with the engine's session options. */
-async function matmulYardstick(threads: number, allowSpinning: boolean): Promise<Yardstick> {
-  const n = YARDSTICK_N;
-  const g = new Graph('matmul_yardstick');
-  g.output('y', matmul(g.input('a', 'float32', [n, n]), g.input('b', 'float32', [n, n])));
-  const session = await ort.InferenceSession.create(
-    serializeGraph(g),
-    sessionOptions(EngineOptionsSchema.parse({ intraOpThreads: threads, allowSpinning })),
-  );
-  const data = (key: number) => {
-    const x = new Float32Array(n * n);
-    rngStream(SEED, BATCH_STREAM_KEY, key).fillUniform(x, -1, 1);
-    return new ort.Tensor('float32', x, [n, n]);
-  };
-  const feeds = { a: data(1), b: data(2) };
-  const ms = await timeRuns(3, 10, () => session.run(feeds));
-  await session.release();
-  return { allowSpinning, ms, gflops: (2 * n ** 3) / (ms.medianMs * 1e6) };
 }
 
 // ---- model FLOPs ---------------------------------------------------------------------------

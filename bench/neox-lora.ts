@@ -387,7 +387,7 @@ async function main(): Promise<void> {
     }
     if (memRows.length > 0) {
       const f1 = formula(1);
-      if (f1) console.log(`   terms: B ${MB(f1.terms.B)} MB, W ${MB(f1.terms.W)} MB, A ${MB(f1.terms.A)} MB, G ${MB(f1.terms.G)} MB (one layer's base units: the largest position); the per-rank terms below`);
+      if (f1) console.log(`   terms: B ${MB(f1.terms.B)} MB, W ${MB(f1.terms.W)} MB, A ${MB(f1.terms.A)} MB, G ${MB(f1.terms.G)} MB (${(f1.terms.G / 4e6).toFixed(1)} M elements: the largest position, the embedding table or the head); the per-rank terms below`);
       table(
         ['N', 'peak MB (each worker)', '4Ψ_base/N MB', '16Ψ_lora/N MB', 'formula MB', 'measured/formula', '< 24 GB', 'step s', 'load before', 'load after'],
         memRows.filter((x) => !('error' in x)).map((x) => {

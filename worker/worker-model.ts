@@ -7,10 +7,12 @@ import { modelFamily, resizedForData, PRESET_PREFIX, resolveModelSpec, type Mode
 import { neoxConfigJson, parseNeoXConfig } from '../shared/models/neox-config.js';
 import { neoxParamSpecs } from '../shared/models/neox-params.js';
 import { parseT5Config, t5ConfigJson } from '../shared/models/t5-config.js';
+import { bartConfigJson, parseBartConfig } from '../shared/models/bart-config.js';
+import { bartParamSpecs } from '../shared/models/bart-params.js';
 import type { CheckpointManifest } from '../shared/checkpoint/checkpoint-manifest.js';
 import type { TrainPlan } from '../shared/plan/train-plan.js';
 import { FlatLayout } from '../shared/weights/flat-layout.js';
-import { loadHfWeightRanges, loadHfWeights, saveHfFolder, saveHfModel, type FlatPiece } from '../shared/weights/hf-checkpoint.js';
+import { loadHfWeightRanges, loadHfWeights, saveBartModel, saveHfFolder, saveHfModel, type FlatPiece } from '../shared/weights/hf-checkpoint.js';
 import { initFlatRange } from '../shared/weights/init.js';
 import { resizeEmbeddings } from '../shared/weights/resize-embeddings.js';
 import { writePeftAdapter } from '../shared/weights/peft-adapter.js';
@@ -73,7 +75,12 @@ export class WorkerModel {
 
   /** The config.json of the model as trained (vocabulary grown where the data added tokens). */
   configJson(): Record<string, unknown> {
-    return this.spec.modelType === 't5' ? t5ConfigJson(parseT5Config(this.spec.configRaw)) : neoxConfigJson(parseNeoXConfig(this.spec.configRaw));
+    const raw = this.spec.configRaw;
+    switch (this.spec.modelType) {
+      case 't5': return t5ConfigJson(parseT5Config(raw));
+      case 'gpt_neox': return neoxConfigJson(parseNeoXConfig(raw));
+      case 'bart': return bartConfigJson(parseBartConfig(raw));
+    }
   }
 
   /**
@@ -85,9 +92,7 @@ export class WorkerModel {
     let spec = grown.spec;
     const resizedFrom = grown.resizedFrom;
     if (plan.dropout_rate !== null) {
-      // T5's one rate; GPT-NeoX has two (attention probabilities, hidden states): the override sets both.
-      const override = spec.modelType === 't5' ? { dropout_rate: plan.dropout_rate } : { attention_dropout: plan.dropout_rate, hidden_dropout: plan.dropout_rate };
-      spec = { ...spec, configRaw: { ...spec.configRaw, ...override } };
+      spec = { ...spec, configRaw: { ...spec.configRaw, ...dropoutOverride(spec.modelType, plan.dropout_rate) } };
     }
     if (plan.lora) {
       spec = { ...spec, lora: loraSettings(plan.lora) };
@@ -172,11 +177,13 @@ export class WorkerModel {
       return;
     }
     if (this.spec.modelType === 't5') return saveHfModel(dir, parseT5Config(this.spec.configRaw), trainable);
+    // BART: the final_logits_bias buffer (never trained) as the base folder holds it, zeros for a preset.
+    if (this.spec.modelType === 'bart') return saveBartModel(dir, parseBartConfig(this.spec.configRaw), trainable, await this.frozen(0));
     await saveHfFolder(dir, neoxConfigJson(parseNeoXConfig(this.spec.configRaw)), this.layout, trainable.subarray(0, this.layout.totalSize));
   }
 
   private adapterSpecs(): LoraParamSpec[] {
-    const base = this.spec.modelType === 't5' ? this.family.frozenSpecs() : neoxParamSpecs(parseNeoXConfig(this.spec.configRaw));
+    const base = this.spec.modelType === 't5' ? this.family.frozenSpecs() : this.spec.modelType === 'bart' ? bartParamSpecs(parseBartConfig(this.spec.configRaw)) : neoxParamSpecs(parseNeoXConfig(this.spec.configRaw));
     return loraParamSpecs(base, this.lora!, this.spec.modelType);
   }
 
@@ -194,6 +201,15 @@ export class WorkerModel {
     return loadHfWeights(this.weightsDir!, this.spec.modelType, layout, flatLength === undefined ? {} : { flatLength });
   }
 
+}
+
+/** The run's dropout_rate as the family's config keys. */
+function dropoutOverride(modelType: ModelSpec['modelType'], rate: number): Record<string, number> {
+  switch (modelType) {
+    case 't5': return { dropout_rate: rate }; // T5's one rate
+    case 'gpt_neox': return { attention_dropout: rate, hidden_dropout: rate }; // attention probabilities and hidden states: both
+    case 'bart': return { dropout: rate }; // embeddings and sublayer outputs; attention/activation dropout stay the config's
+  }
 }
 
 /** The plan's (or a checkpoint manifest's) LoRA record as the graphs' settings; use_rslora shows in its scaling. */

@@ -10,10 +10,11 @@ export const LORA_MODULES: Readonly<Record<ModelType, { readonly defaults: reado
   // PEFT's TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING.
   gpt_neox: { defaults: ['query_key_value'], known: ['query_key_value', 'dense', 'dense_h_to_4h', 'dense_4h_to_h'] },
   t5: { defaults: ['q', 'v'], known: ['q', 'k', 'v', 'o', 'wi', 'wi_0', 'wi_1', 'wo'] },
+  bart: { defaults: ['q_proj', 'v_proj'], known: ['q_proj', 'k_proj', 'v_proj', 'out_proj', 'fc1', 'fc2'] },
 });
 
-/** PEFT's TaskType values for the two families. */
-export const LORA_TASK_TYPE: Readonly<Record<ModelType, string>> = Object.freeze({ gpt_neox: 'CAUSAL_LM', t5: 'SEQ_2_SEQ_LM' });
+/** PEFT's TaskType values for the families. */
+export const LORA_TASK_TYPE: Readonly<Record<ModelType, string>> = Object.freeze({ gpt_neox: 'CAUSAL_LM', t5: 'SEQ_2_SEQ_LM', bart: 'SEQ_2_SEQ_LM' });
 
 const only = <T extends string | boolean>(value: T, why: string) => z.literal(value, { error: () => `only ${JSON.stringify(value)} is supported: ${why}` });
 

@@ -271,7 +271,7 @@ function checkPaths(c: Partial<RunConfig>, baseDir: string, locate: FieldLocator
       model = { kind: 'preset', name };
       const preset = MODEL_PRESETS[name]!;
       modelType = preset.modelType;
-      dModel = Number(preset.modelType === 't5' ? preset.config.d_model : preset.config.hidden_size);
+      dModel = Number(preset.modelType === 'gpt_neox' ? preset.config.hidden_size : preset.config.d_model);
     } else {
       model = { kind: 'directory', path: abs(c.model) };
       if (need(['model'], model.path, 'directory', ' (an HF model folder: config.json + model.safetensors; or preset:<name>)')) {

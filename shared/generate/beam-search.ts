@@ -1,7 +1,7 @@
 import type { DecoderStepper } from './decoder-stepper.js';
 import type { GenerateOptions, SpecialTokens } from './generate-options.js';
 import type { GeneratedSequence, SequencePrefixes } from './greedy-search.js';
-import { processScores, topIndices } from './logits-processors.js';
+import { processorSettings, processScores, topIndices } from './logits-processors.js';
 
 // Beam search as HF `generate(num_beams=K)` (transformers' vectorised `_beam_search`, 4.5x), per item:
 // - running beams start as K copies of the start token with scores [0, -1e9, ...] (only the first
@@ -62,7 +62,7 @@ interface ItemState {
 export async function beamSearch(stepper: DecoderStepper, o: BeamSearchOptions, special: SpecialTokens, prefixes?: SequencePrefixes): Promise<GeneratedSequence[]> {
   const K = stepper.beams;
   const items = stepper.items;
-  const settings = { noRepeatNgramSize: o.noRepeatNgramSize, minNewTokens: o.minNewTokens, eosId: special.eosId };
+  const settings = processorSettings(o, special);
   const states: ItemState[] = Array.from({ length: items }, () => ({
     running: Array.from({ length: K }, (_, b) => ({ tokens: [], sum: b === 0 ? 0 : INACTIVE_BEAM_SCORE })),
     finished: new FinishedHypotheses(K),

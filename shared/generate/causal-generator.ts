@@ -7,7 +7,7 @@ import type { DecoderStepper } from './decoder-stepper.js';
 import { parseGenerateOptions, type GenerateOptions, type GenerateOptionsInput, type SpecialTokens } from './generate-options.js';
 import { greedySearch, type GeneratedSequence } from './greedy-search.js';
 import { NeoXDecodingSessions } from './neox-decoding-sessions.js';
-import type { GenerateProgress } from './t5-generator.js';
+import type { GenerateProgress } from './seq2seq-generator.js';
 
 // Keyphrase generation with a decoder-only model (GPTNeoXForCausalLM), T5Generator's API: inputs
 // are prompts as training feeds them before the target (a causal cache's prompt ids:

@@ -1,5 +1,4 @@
-import type { T5Config } from '../models/t5-config.js';
-import type { EncodedSources, T5DecodingSessions } from './t5-decoding-sessions.js';
+import type { EncodedSources, EncoderDecoderSessions } from './seq2seq-sessions.js';
 
 // A decoder that turns one more token per row into next-token log-probabilities, over rows laid
 // out [items, beams]. Search code (greedy, beam) sees only this interface, so the same search runs
@@ -46,9 +45,9 @@ export function isIdentity(order: ArrayLike<number>, size: number): boolean {
 }
 
 /** The encoder side of the items kept. */
-function selectSources(config: T5Config, s: EncodedSources, items: ArrayLike<number>): EncodedSources {
+function selectSources(kvWidth: number, s: EncodedSources, items: ArrayLike<number>): EncodedSources {
   if (isIdentity(items, s.items)) return s;
-  const block = config.numHeads * s.srcLen * config.dKv;
+  const block = kvWidth * s.srcLen;
   return {
     items: items.length,
     srcLen: s.srcLen,
@@ -65,7 +64,7 @@ export class CachedStepper implements DecoderStepper {
   private pastLen = 0;
 
   constructor(
-    private readonly sessions: T5DecodingSessions,
+    private readonly sessions: EncoderDecoderSessions,
     private sources: EncodedSources,
     readonly beams: number,
   ) {}
@@ -93,9 +92,9 @@ export class CachedStepper implements DecoderStepper {
 
   select(items: ArrayLike<number>, rows: ArrayLike<number>): void {
     const oldRows = this.sources.items * this.beams;
-    this.sources = selectSources(this.sessions.config, this.sources, items);
+    this.sources = selectSources(this.sessions.kvWidth, this.sources, items);
     if (isIdentity(rows, oldRows)) return;
-    const block = this.sessions.config.numHeads * this.pastLen * this.sessions.config.dKv;
+    const block = this.sessions.kvWidth * this.pastLen;
     this.keys = this.keys.map((k) => gatherBlocks(k, block, rows));
     this.values = this.values.map((v) => gatherBlocks(v, block, rows));
   }
@@ -112,7 +111,7 @@ export class UncachedStepper implements DecoderStepper {
   private len = 0;
 
   constructor(
-    private readonly sessions: T5DecodingSessions,
+    private readonly sessions: EncoderDecoderSessions,
     private sources: EncodedSources,
     readonly beams: number,
   ) {}
@@ -144,7 +143,7 @@ export class UncachedStepper implements DecoderStepper {
   }
 
   select(items: ArrayLike<number>, rows: ArrayLike<number>): void {
-    this.sources = selectSources(this.sessions.config, this.sources, items);
+    this.sources = selectSources(this.sessions.kvWidth, this.sources, items);
     this.history = gatherBlocks(this.history, this.len, rows);
   }
 }

@@ -11,10 +11,10 @@ import { causalTexts } from '../data/prepare.js';
 import { createGenerator } from './keyphrase-generator.js';
 import { causalKeyphrases, idsBeforeEos, postprocessKeyphrases, PREDICTION_SEPARATOR, type PostprocessOptions } from './keyphrase-postprocess.js';
 import type { GenerationModel } from './load-generation-model.js';
-import type { GenerateProgress } from './t5-generator.js';
+import type { GenerateProgress } from './seq2seq-generator.js';
 
 // `kp-coord generate` without the command line: articles (read by readGenerationRows with training's
-// text rules) -> model input ids (T5: the tokenizer, eos appended; GPT-NeoX: the prompt as a causal
+// text rules) -> model input ids (T5 and BART: the tokenizer, eos appended; GPT-NeoX: the prompt as a causal
 // cache stores it, input text + target prefix) -> the model's generator -> decoded, post-processed
 // keyphrases (GPT-NeoX: cut at eos or a prefix first) -> a JSONL file written atomically.
 

@@ -47,4 +47,8 @@ export interface SpecialTokens {
   readonly decoderStartId: number;
   readonly eosId: number;
   readonly padId: number;
+  /** HF `forced_bos_token_id`: the only token allowed as the first new one; absent or null: none (T5, GPT-NeoX). */
+  readonly forcedBosId?: number | null;
+  /** HF `forced_eos_token_id`: the only token allowed as the max_new_tokens-th new one; absent or null: none. */
+  readonly forcedEosId?: number | null;
 }

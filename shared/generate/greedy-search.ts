@@ -1,6 +1,6 @@
 import type { DecoderStepper } from './decoder-stepper.js';
 import type { GenerateOptions, SpecialTokens } from './generate-options.js';
-import { argmax, processScores } from './logits-processors.js';
+import { argmax, processorSettings, processScores } from './logits-processors.js';
 
 // Greedy search as HF's `generate(num_beams=1, do_sample=False)`: start from the decoder start
 // token, take the argmax of the processed scores (log-probabilities here: the same argmax as HF's on
@@ -25,7 +25,7 @@ export async function greedySearch(stepper: DecoderStepper, o: SearchOptions, sp
   if (stepper.beams !== 1) throw new RangeError(`greedy search needs a stepper with 1 beam, got ${stepper.beams}`);
   const items = stepper.items;
   const out: number[][] = Array.from({ length: items }, () => []);
-  const settings = { noRepeatNgramSize: o.noRepeatNgramSize, minNewTokens: o.minNewTokens, eosId: special.eosId };
+  const settings = processorSettings(o, special);
   let active = Array.from({ length: items }, (_, i) => i); // original item of each stepper row
   let tokens = new Int32Array(items).fill(special.decoderStartId);
   for (let step = 0; step < o.maxNewTokens && active.length > 0; step++) {

@@ -4,6 +4,9 @@ import { MANIFEST, readVerifiedManifest } from '../checkpoint/checkpoint-manifes
 import { readRange } from '../checkpoint/range-shard.js';
 import { InputFileError, KpCoordError, WeightsMismatchError } from '../errors.js';
 import { PRESET_PREFIX, resolveModelSpec, type ModelSpec } from '../models/model-spec.js';
+import { parseBartConfig, type BartConfig } from '../models/bart-config.js';
+import { bartGenerationSpecs } from '../models/bart-encoder-graph.js';
+import { bartBufferSpecs, bartParamSpecs } from '../models/bart-params.js';
 import { parseNeoXConfig, type NeoXConfig } from '../models/neox-config.js';
 import { neoxParamSpecs } from '../models/neox-params.js';
 import { parseT5Config, type T5Config } from '../models/t5-config.js';
@@ -14,7 +17,7 @@ import { initFlatRange } from '../weights/init.js';
 import { ADAPTER_CONFIG_NAME, mergedWeights, readPeftAdapter } from '../weights/peft-adapter.js';
 
 // The weights `kp-coord generate --model` names, and predict_with_generate's final model: a Hugging
-// Face model directory (T5 or GPT-NeoX), a kp-coord checkpoint directory (manifest.json + rank
+// Face model directory (T5, GPT-NeoX or BART), a kp-coord checkpoint directory (manifest.json + rank
 // shards, any world size, full fine-tuning), a PEFT LoRA adapter directory (a LoRA run's final
 // folder: decoded with the adapters merged into the base weights, W + scale B A, once in memory),
 // or `preset:<name>` with fresh random weights (tests, benchmarks).
@@ -24,10 +27,15 @@ import { ADAPTER_CONFIG_NAME, mergedWeights, readPeftAdapter } from '../weights/
 // nowhere but in the init, so they are rebuilt from the run's seed (as WorkerModel.frozen does):
 // the caller's `adapterBaseSeed` (a worker knows its plan's), else the `seed` of the run's
 // summary.json beside the folder; with neither the adapter is refused.
+//
+// BART's flat buffer for generation is its parameters followed by its final_logits_bias buffer
+// (bartGenerationSpecs). The buffer is never trained, so a checkpoint (which holds the parameters)
+// takes it from the HF folder the run started from, or zeros (HF's init) for a preset.
 
 export type GenerationModel =
   | { readonly modelType: 't5'; readonly kind: GenerationModelKind; readonly config: T5Config; readonly flat: Float32Array; readonly tokenizerDir: string | null }
-  | { readonly modelType: 'gpt_neox'; readonly kind: GenerationModelKind; readonly config: NeoXConfig; readonly flat: Float32Array; readonly tokenizerDir: string | null };
+  | { readonly modelType: 'gpt_neox'; readonly kind: GenerationModelKind; readonly config: NeoXConfig; readonly flat: Float32Array; readonly tokenizerDir: string | null }
+  | { readonly modelType: 'bart'; readonly kind: GenerationModelKind; readonly config: BartConfig; readonly flat: Float32Array; readonly tokenizerDir: string | null };
 
 export type GenerationModelKind = 'hf' | 'checkpoint' | 'preset' | 'adapter';
 
@@ -38,15 +46,32 @@ export interface LoadGenerationOptions {
   readonly adapterBaseSeed?: number;
 }
 
-/** The model's parameters in its flat layout (the whole model, any family). */
+/** The model's trainable parameters, what a full fine-tuning checkpoint holds, in flat order. */
+function trainedSpecs(spec: ModelSpec): ParamSpec[] {
+  switch (spec.modelType) {
+    case 't5':
+      return t5ParamSpecs(parseT5Config(spec.configRaw));
+    case 'gpt_neox':
+      return neoxParamSpecs(parseNeoXConfig(spec.configRaw));
+    case 'bart':
+      return bartParamSpecs(parseBartConfig(spec.configRaw));
+  }
+}
+
+/** Everything the generator reads, in its flat order: the trained parameters, then BART's buffer. */
 function fullSpecs(spec: ModelSpec): ParamSpec[] {
-  return spec.modelType === 't5' ? t5ParamSpecs(parseT5Config(spec.configRaw)) : neoxParamSpecs(parseNeoXConfig(spec.configRaw));
+  return spec.modelType === 'bart' ? bartGenerationSpecs(parseBartConfig(spec.configRaw)) : trainedSpecs(spec);
 }
 
 function modelOf(spec: ModelSpec, kind: GenerationModelKind, flat: Float32Array, tokenizerDir: string | null): GenerationModel {
-  return spec.modelType === 't5'
-    ? { modelType: 't5', kind, config: parseT5Config(spec.configRaw), flat, tokenizerDir }
-    : { modelType: 'gpt_neox', kind, config: parseNeoXConfig(spec.configRaw), flat, tokenizerDir };
+  switch (spec.modelType) {
+    case 't5':
+      return { modelType: 't5', kind, config: parseT5Config(spec.configRaw), flat, tokenizerDir };
+    case 'gpt_neox':
+      return { modelType: 'gpt_neox', kind, config: parseNeoXConfig(spec.configRaw), flat, tokenizerDir };
+    case 'bart':
+      return { modelType: 'bart', kind, config: parseBartConfig(spec.configRaw), flat, tokenizerDir };
+  }
 }
 
 /** Fresh weights as training initialises them (HF's init; T5 norms at initializer_factor). */
@@ -82,12 +107,16 @@ export async function loadGenerationModel(spec: string, options: LoadGenerationO
   if (existsSync(join(spec, MANIFEST))) {
     const manifest = await readVerifiedManifest(spec);
     const model = resolveModelSpec(manifest.model);
-    const layout = FlatLayout.fromSpecs(fullSpecs(model));
-    if (layout.totalSize !== manifest.param_count) {
-      throw new WeightsMismatchError(`${spec}: ${manifest.param_count} parameters, but ${manifest.model} has ${layout.totalSize} (a LoRA run's checkpoint holds its adapters only: decode its final folder instead)`);
+    const trained = FlatLayout.fromSpecs(trainedSpecs(model));
+    if (trained.totalSize !== manifest.param_count) {
+      throw new WeightsMismatchError(`${spec}: ${manifest.param_count} parameters, but ${manifest.model} has ${trained.totalSize} (a LoRA run's checkpoint holds its adapters only: decode its final folder instead)`);
     }
-    const flat = new Float32Array(layout.totalSize);
-    await readRange(spec, manifest.files, 'params', 0, flat);
+    const flat = new Float32Array(FlatLayout.fromSpecs(fullSpecs(model)).totalSize);
+    await readRange(spec, manifest.files, 'params', 0, flat.subarray(0, trained.totalSize));
+    if (model.modelType === 'bart' && !manifest.model.startsWith(PRESET_PREFIX)) {
+      // The untrained buffer as the run's HF folder holds it (zeros, as initialised, for a preset).
+      flat.set(await loadHfWeights(manifest.model, 'bart', FlatLayout.fromSpecs(bartBufferSpecs(parseBartConfig(model.configRaw)))), trained.totalSize);
+    }
     // A run trained from an HF directory names it as its model; its tokenizer is the one to use.
     const fromDir = !manifest.model.startsWith(PRESET_PREFIX) ? tokenizerDirOf(manifest.model) : null;
     return modelOf(model, 'checkpoint', flat, fromDir);

@@ -1,11 +1,32 @@
+import type { SpecialTokens } from './generate-options.js';
+
 // What HF's logits processors do to one row of scores before a token is chosen, and the small
 // numeric helpers the searches share. Scores are log-probabilities here (HF: logits for greedy,
-// log-probabilities for beam search); both processors only set entries to -inf, so either is fine.
+// log-probabilities for beam search); the processors only set entries to -inf, or (the forced-token
+// ones) a whole row to -inf but one 0, which chooses the same token from either.
 
 export interface ProcessorSettings {
   readonly noRepeatNgramSize: number;
   readonly minNewTokens: number;
   readonly eosId: number;
+  /** Tokens generated at most (HF max_length - decoder input length); where ForcedEOS applies. */
+  readonly maxNewTokens: number;
+  /** ForcedBOSTokenLogitsProcessor's token; null: off. */
+  readonly forcedBosId: number | null;
+  /** ForcedEOSTokenLogitsProcessor's token; null: off. */
+  readonly forcedEosId: number | null;
+}
+
+/** The processor settings of a search, from its options and the model's special tokens. */
+export function processorSettings(o: { readonly noRepeatNgramSize: number; readonly minNewTokens: number; readonly maxNewTokens: number }, special: SpecialTokens): ProcessorSettings {
+  return {
+    noRepeatNgramSize: o.noRepeatNgramSize,
+    minNewTokens: o.minNewTokens,
+    maxNewTokens: o.maxNewTokens,
+    eosId: special.eosId,
+    forcedBosId: special.forcedBosId ?? null,
+    forcedEosId: special.forcedEosId ?? null,
+  };
 }
 
 /**
@@ -31,14 +52,29 @@ export function bannedNgramTokens(sequence: readonly number[], n: number): numbe
   return banned;
 }
 
+/** Every entry -inf but `token`'s, which becomes 0 (log-probability 1): HF's forced-token processors. */
+function forceToken(scores: Float32Array | Float64Array, token: number): void {
+  scores.fill(-Infinity);
+  scores[token] = 0;
+}
+
 /**
- * Apply the processors in place to `scores` (one row over the vocabulary). `sequence` is the
- * decoder input so far (start token first); `generated` how many tokens were generated before this
- * one (MinNewTokensLengthLogitsProcessor bans eos while it is below min_new_tokens).
+ * Apply the processors in place to `scores` (one row over the vocabulary), in HF's order
+ * (_get_logits_processor): NoRepeatNGram, MinNewTokensLength, ForcedBOS, ForcedEOS. `sequence` is
+ * the decoder input so far (start token first); `generated` how many tokens were generated before
+ * this one (MinNewTokensLength bans eos while it is below min_new_tokens).
+ *
+ * The forced processors replace the whole row, so they win over the others. HF counts in cur_len =
+ * decoder input length (start token + generated): ForcedBOS acts at cur_len 1 (the first new
+ * token), ForcedEOS at cur_len max_length - 1, where generate() sets max_length to max_new_tokens
+ * plus the decoder input's length 1, i.e. on the max_new_tokens-th new token. The forced token's
+ * score is 0, not its log-probability: beam search adds that 0 to the beam's sum, as HF does.
  */
 export function processScores(scores: Float32Array | Float64Array, sequence: readonly number[], generated: number, s: ProcessorSettings): void {
-  if (generated < s.minNewTokens) scores[s.eosId] = -Infinity;
   if (s.noRepeatNgramSize > 0) for (const t of bannedNgramTokens(sequence, s.noRepeatNgramSize)) scores[t] = -Infinity;
+  if (generated < s.minNewTokens) scores[s.eosId] = -Infinity;
+  if (s.forcedBosId !== null && generated === 0) forceToken(scores, s.forcedBosId);
+  if (s.forcedEosId !== null && generated === s.maxNewTokens - 1) forceToken(scores, s.forcedEosId);
 }
 
 /** Index of the largest entry, the first one on ties (as torch.argmax). */

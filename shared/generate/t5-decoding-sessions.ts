@@ -9,6 +9,7 @@ import { t5ParamSpecs } from '../models/t5-params.js';
 import { FlatLayout } from '../weights/flat-layout.js';
 import { EngineOptionsSchema, type EngineOptions } from '../onnx/session-options.js';
 import { bindSession, runSession, type BoundSession } from './bound-session.js';
+import type { EncodedSources, EncoderDecoderSessions, StepRequest, StepResult } from './seq2seq-sessions.js';
 import { StepTables } from './step-tables.js';
 
 // The onnxruntime sessions of generation: the encoder graph (once per batch) and one decoder-step
@@ -16,40 +17,7 @@ import { StepTables } from './step-tables.js';
 // Float32Array, built once per session: nothing is copied, and weights updated in place (a trainer's
 // buffer) are what the next call sees. The tensors handed back are plain JS arrays the caller owns.
 
-/** What the decoder needs from the source side of a batch, per item. */
-export interface EncodedSources {
-  readonly items: number;
-  readonly srcLen: number;
-  /** [items, srcLen], 1 for tokens, 0 for padding. */
-  readonly attentionMask: Int32Array;
-  /** Per decoder layer, [items, heads, srcLen, d_kv]. */
-  readonly crossKeys: readonly Float32Array[];
-  readonly crossValues: readonly Float32Array[];
-}
-
-export interface StepRequest {
-  readonly beams: number;
-  readonly stepLen: number;
-  readonly pastLen: number;
-  /** [items, beams, stepLen] token ids. */
-  readonly tokens: Int32Array;
-  readonly sources: EncodedSources;
-  /** Per layer [items, beams, heads, pastLen, d_kv]; ignored (fed empty) when pastLen is 0. */
-  readonly pastKeys: readonly Float32Array[];
-  readonly pastValues: readonly Float32Array[];
-  /** Fetch the present keys/values (false for decoding without a cache). */
-  readonly present: boolean;
-}
-
-export interface StepResult {
-  /** [items, beams, vocab] next-token log-probabilities (log-softmax of the last new position's logits). */
-  readonly logProbs: Float32Array;
-  /** Per layer [items, beams, heads, pastLen + stepLen, d_kv]; empty when not requested. */
-  readonly presentKeys: Float32Array[];
-  readonly presentValues: Float32Array[];
-}
-
-export class T5DecodingSessions {
+export class T5DecodingSessions implements EncoderDecoderSessions {
   /** Step sessions by beams and projection form (see linearWeightsFirst). */
   private readonly steps = new Map<string, Promise<BoundSession>>();
   private readonly tables: StepTables;
@@ -63,6 +31,10 @@ export class T5DecodingSessions {
     private readonly encoder: BoundSession,
   ) {
     this.tables = new StepTables(config);
+  }
+
+  get kvWidth(): number {
+    return this.config.numHeads * this.config.dKv;
   }
 
   static async create(config: T5Config, flat: Float32Array, options: Partial<EngineOptions> = {}): Promise<T5DecodingSessions> {

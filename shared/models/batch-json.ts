@@ -9,7 +9,7 @@ import type { ModelBatch } from './model-family.js';
 // A batch as people write it by hand or dump from transformers:
 // {"input_ids": [[..]], "attention_mask": [[..]], "labels": [[..]]}, labels padded with -100.
 // The keys are the same for both families, so the model's family says how to read them:
-// - t5 (seq2seq): input_ids/attention_mask are the encoder's, labels the decoder's (any length).
+// - t5, bart (seq2seq): input_ids/attention_mask are the encoder's, labels the decoder's (any length).
 // - gpt_neox (causal): one sequence per row; labels have input_ids' shape, unshifted as HF's
 //   (the model shifts), -100 where ignored; padding on the right, where labels must be -100.
 const Rows = z.array(z.array(z.number().int()).min(1)).min(1);
@@ -22,7 +22,7 @@ export const BatchJsonSchema = z.strictObject({
 type Parsed = { ids: number[][]; mask: number[][]; labels: number[][] };
 
 export function parseBatchJson(json: unknown, source: string): Seq2SeqBatch;
-export function parseBatchJson(json: unknown, source: string, modelType: 't5'): Seq2SeqBatch;
+export function parseBatchJson(json: unknown, source: string, modelType: 't5' | 'bart'): Seq2SeqBatch;
 export function parseBatchJson(json: unknown, source: string, modelType: 'gpt_neox'): CausalLmBatch;
 export function parseBatchJson(json: unknown, source: string, modelType: ModelType): ModelBatch;
 export function parseBatchJson(json: unknown, source: string, modelType: ModelType = 't5'): ModelBatch {
@@ -96,7 +96,7 @@ function causalBatch({ ids, mask, labels }: Parsed, source: string): CausalLmBat
 }
 
 export function readBatchJson(path: string): Seq2SeqBatch;
-export function readBatchJson(path: string, modelType: 't5'): Seq2SeqBatch;
+export function readBatchJson(path: string, modelType: 't5' | 'bart'): Seq2SeqBatch;
 export function readBatchJson(path: string, modelType: 'gpt_neox'): CausalLmBatch;
 export function readBatchJson(path: string, modelType: ModelType): ModelBatch;
 export function readBatchJson(path: string, modelType: ModelType = 't5'): ModelBatch {

@@ -30,12 +30,13 @@ export const LoraSettingsSchema = z.strictObject({
 
 export type LoraSettings = Readonly<z.infer<typeof LoraSettingsSchema>>;
 
-export type LoraModelType = 't5' | 'gpt_neox';
+export type LoraModelType = 't5' | 'gpt_neox' | 'bart';
 
 /** PEFT's TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING for the models we build. */
 export const DEFAULT_LORA_TARGETS: Readonly<Record<LoraModelType, readonly string[]>> = Object.freeze({
   t5: Object.freeze(['q', 'v']),
   gpt_neox: Object.freeze(['query_key_value']),
+  bart: Object.freeze(['q_proj', 'v_proj']),
 });
 
 /** What PEFT's PeftModel puts in front of the base model's names. */
@@ -45,6 +46,7 @@ export const PEFT_PREFIX = 'base_model.model.';
 const EMBEDDINGS: Readonly<Record<LoraModelType, readonly string[]>> = {
   t5: ['shared', 'embed_tokens', 'relative_attention_bias'],
   gpt_neox: ['embed_in'],
+  bart: ['shared', 'embed_positions'],
 };
 
 /** Streams of the adapter init: rngStream(seed, RngDomain.init, LORA_INIT_KEY, adapter index). */

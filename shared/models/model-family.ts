@@ -11,7 +11,8 @@ import type { ParamSpec } from './t5-params.js';
 // graph, the plan (which block instances run in which order, fed which parameters and streams),
 // the HF module a parameter belongs to (gradient units), and the data feeds of a batch. T5
 // (encoder-decoder, Seq2SeqBatch) and GPT-NeoX (decoder-only, CausalLmBatch) implement it; the
-// engine, ZeRO, checkpoints and the optimizer never look at which one they run.
+// engine, ZeRO, checkpoints and the optimizer never look at which one they run. BART (encoder-decoder,
+// Seq2SeqBatch) is the third.
 
 export type ModelBatch = Seq2SeqBatch | CausalLmBatch;
 
@@ -44,7 +45,7 @@ export interface BlockBuildOptions {
 
 export interface ModelFamily<B extends ModelBatch = ModelBatch> {
   /** HF `model_type`. */
-  readonly modelType: 't5' | 'gpt_neox';
+  readonly modelType: 't5' | 'gpt_neox' | 'bart';
   readonly vocabSize: number;
   /** The dropout rate the fed masks use (one rate for every site). */
   readonly dropoutRate: number;

@@ -2,6 +2,8 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputFileError } from '../errors.js';
 import type { LoraSettings } from './lora.js';
+import { BART_PRESETS, parseBartConfig } from './bart-config.js';
+import { BartFamily } from './bart-family.js';
 import type { ModelFamily } from './model-family.js';
 import { NEOX_PRESETS, parseNeoXConfig } from './neox-config.js';
 import { NeoXFamily } from './neox-family.js';
@@ -13,7 +15,9 @@ import { T5Family } from './t5-family.js';
 // its config.json object and the run's LoRA settings. `modelFamily` turns it into the family the
 // engine runs; `resolveModelSpec` reads one from `preset:<name>` or an HF model folder.
 
-export type ModelType = 't5' | 'gpt_neox';
+export type ModelType = 't5' | 'gpt_neox' | 'bart';
+
+const MODEL_TYPE_NAMES: readonly ModelType[] = ['t5', 'gpt_neox', 'bart'];
 
 export interface ModelSpec {
   readonly modelType: ModelType;
@@ -27,6 +31,7 @@ export interface ModelSpec {
 export const MODEL_PRESETS: Readonly<Record<string, { readonly modelType: ModelType; readonly config: Readonly<Record<string, unknown>> }>> = Object.freeze({
   ...Object.fromEntries(Object.entries(T5_PRESETS).map(([name, config]) => [name, { modelType: 't5' as const, config: { ...config, model_type: 't5' } }])),
   ...Object.fromEntries(Object.entries(NEOX_PRESETS).map(([name, config]) => [name, { modelType: 'gpt_neox' as const, config: { ...config, model_type: 'gpt_neox' } }])),
+  ...Object.fromEntries(Object.entries(BART_PRESETS).map(([name, config]) => [name, { modelType: 'bart' as const, config: { ...config, model_type: 'bart' } }])),
 });
 
 export const PRESET_PREFIX = 'preset:';
@@ -37,6 +42,8 @@ export function modelFamily(spec: ModelSpec): ModelFamily {
       return new T5Family(parseT5Config(spec.configRaw), spec.lora ?? null);
     case 'gpt_neox':
       return NeoXFamily.withLora(parseNeoXConfig(spec.configRaw), spec.lora ?? null);
+    case 'bart':
+      return new BartFamily(parseBartConfig(spec.configRaw), spec.lora ?? null);
   }
 }
 
@@ -66,11 +73,13 @@ export function resolveModelSpec(spec: string): ModelSpec {
   }
   if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new InputFileError(file, '', 'expected a JSON object');
   const type = (json as { model_type?: unknown }).model_type ?? 't5';
-  if (type !== 't5' && type !== 'gpt_neox') throw new InputFileError(file, '', `field model_type: ${JSON.stringify(type)} is not a family kp-coord trains (t5, gpt_neox)`);
+  if (!(MODEL_TYPE_NAMES as readonly unknown[]).includes(type)) throw new InputFileError(file, '', `field model_type: ${JSON.stringify(type)} is not a family kp-coord trains (${MODEL_TYPE_NAMES.join(', ')})`);
+  const modelType = type as ModelType;
   // Parse once here so a bad config fails where it is named, not in a worker.
-  if (type === 't5') parseT5Config(json, file);
-  else parseNeoXConfig(json, file);
-  return { modelType: type, configRaw: json as Record<string, unknown> };
+  if (modelType === 't5') parseT5Config(json, file);
+  else if (modelType === 'gpt_neox') parseNeoXConfig(json, file);
+  else parseBartConfig(json, file);
+  return { modelType, configRaw: json as Record<string, unknown> };
 }
 
 /**

@@ -10,10 +10,11 @@ export interface ParamSpec {
   readonly shape: readonly number[];
   /**
    * HF's `_init_weights`: normal with this std, 'ones' for norm weights, 'zeros' for biases;
-   * 'uniform' in [-bound, bound) for LoRA's A (PEFT: kaiming_uniform with a = sqrt 5).
+   * 'uniform' in [-bound, bound) for LoRA's A (PEFT: kaiming_uniform with a = sqrt 5). A normal
+   * embedding with `zeroRow` has that row zeroed after drawing (nn.Embedding's padding_idx, BART).
    */
   readonly init:
-    | { readonly kind: 'normal'; readonly std: number }
+    | { readonly kind: 'normal'; readonly std: number; readonly zeroRow?: number }
     | { readonly kind: 'uniform'; readonly bound: number }
     | { readonly kind: 'ones' }
     | { readonly kind: 'zeros' };

@@ -2,6 +2,8 @@ import { statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InputFileError, WeightsMismatchError } from '../errors.js';
+import { bartConfigJson, readBartConfig, type BartConfig } from '../models/bart-config.js';
+import { BART_LOGITS_BIAS, BART_SHARED, bartCheckpointSpecs, bartTiedAliases } from '../models/bart-params.js';
 import { NEOX_CHECKPOINT_BUFFER } from '../models/neox-params.js';
 import { T5_PRESETS } from '../models/presets.js';
 import { parseT5Config, readT5Config, t5ConfigJson, type T5Config } from '../models/t5-config.js';
@@ -51,9 +53,35 @@ export async function loadHfModel(dir: string, options: LoadOptions = {}): Promi
  * The weights of an HF folder of either family into `layout`, the folder's own model: T5 with its
  * tied-embedding aliases, GPT-NeoX skipping the buffers older checkpoints store beside parameters.
  */
-export async function loadHfWeights(dir: string, modelType: 't5' | 'gpt_neox', layout: FlatLayout, options: LoadOptions = {}): Promise<Float32Array> {
+export async function loadHfWeights(dir: string, modelType: 't5' | 'gpt_neox' | 'bart', layout: FlatLayout, options: LoadOptions = {}): Promise<Float32Array> {
   if (modelType === 't5') return (await loadHfModel(dir, options)).flat;
+  if (modelType === 'bart') return loadBartWeights(dir, layout, options);
   return loadHfParams(dir, layout, { ...options, ignoredUnexpected: [NEOX_CHECKPOINT_BUFFER], model: 'the GPT-NeoX config' });
+}
+
+/**
+ * BART: the folder must hold exactly BartForConditionalGeneration's tensors (model.shared under its
+ * own name or a tied alias: model.encoder/decoder.embed_tokens, lm_head when tied; tied copies must
+ * hold the same bits); `final_logits_bias` may be absent (transformers' _keys_to_ignore_on_load_missing:
+ * zeros then). `layout` may be any selection of those tensors (the trainable parameters, the frozen
+ * buffer, or base + buffer under LoRA): the whole folder is checked, then the layout's tensors copied.
+ */
+async function loadBartWeights(dir: string, layout: FlatLayout, options: LoadOptions): Promise<Float32Array> {
+  const config = readBartConfig(join(dir, CONFIG_NAME));
+  const full = FlatLayout.fromSpecs(bartCheckpointSpecs(config));
+  const all = await loadHfParams(dir, full, {
+    tied: { name: BART_SHARED, aliases: bartTiedAliases(config) }, optional: [BART_LOGITS_BIAS], model: 'the BART config',
+  });
+  const flatLength = options.flatLength ?? layout.totalSize;
+  if (flatLength < layout.totalSize) throw new RangeError(`flatLength ${flatLength} is below the layout size ${layout.totalSize}`);
+  const out = new Float32Array(flatLength);
+  for (const p of layout.params) {
+    if (!full.has(p.name) || full.get(p.name).shape.join(',') !== p.shape.join(',')) {
+      throw new WeightsMismatchError(`${dir}: ${p.name} [${p.shape.join(', ')}] is not a tensor of the folder's BART config`);
+    }
+    layout.view(out, p.name).set(full.view(all, p.name));
+  }
+  return out;
 }
 
 /** A piece of a flat buffer to fill: the flat range [lo, hi) into `dest` (hi - lo elements). */
@@ -69,7 +97,14 @@ export interface FlatPiece {
  * matched as strictly as loadHfWeights matches it, then each parameter a piece touches is read
  * once, straight into the piece when it lies inside one, else through one tensor of scratch.
  */
-export async function loadHfWeightRanges(dir: string, modelType: 't5' | 'gpt_neox', layout: FlatLayout, pieces: readonly FlatPiece[]): Promise<void> {
+export async function loadHfWeightRanges(dir: string, modelType: 't5' | 'gpt_neox' | 'bart', layout: FlatLayout, pieces: readonly FlatPiece[]): Promise<void> {
+  if (modelType === 'bart') {
+    // BART's folder is checked whole (tied aliases, the optional final_logits_bias) by loadBartWeights;
+    // its frozen layouts are at most the model itself (124 M parameters for kobart-news).
+    const whole = await loadBartWeights(dir, layout, {});
+    for (const c of pieces) c.dest.set(whole.subarray(c.lo, c.hi));
+    return;
+  }
   const options: ParamsLoadOptions = modelType === 't5'
     ? { tied: { name: SHARED, aliases: tiedAliases(readT5Config(join(dir, CONFIG_NAME))) }, ignoredUnexpected: IGNORED_UNEXPECTED, model: 'the T5 config' }
     : { ignoredUnexpected: [NEOX_CHECKPOINT_BUFFER], model: 'the GPT-NeoX config' };
@@ -105,6 +140,8 @@ export interface ParamsLoadOptions extends LoadOptions {
   readonly ignoredUnexpected?: readonly (string | RegExp)[];
   /** What the layout is, for errors ("the T5 config"). */
   readonly model: string;
+  /** Parameters a checkpoint may lack (left zero): transformers' `_keys_to_ignore_on_load_missing` (BART's final_logits_bias). */
+  readonly optional?: readonly string[];
 }
 
 /** The parameters of `layout` from the safetensors weights of `dir` (any model family), strictly matched. */
@@ -115,7 +152,10 @@ export async function loadHfParams(dir: string, layout: FlatLayout, options: Par
   try {
     const plan = matchTensors(layout, tensors, options);
     const flat = new Float32Array(flatLength);
-    for (const p of layout.params) await tensors.readInto(plan.sourceOf.get(p.name)!, layout.view(flat, p.name));
+    for (const p of layout.params) {
+      const source = plan.sourceOf.get(p.name);
+      if (source !== undefined) await tensors.readInto(source, layout.view(flat, p.name));
+    }
     if (options.tied) await checkTiedCopies(tensors, plan, options.tied.name, layout.view(flat, options.tied.name));
     return flat;
   } finally {
@@ -147,6 +187,7 @@ function matchTensors(layout: FlatLayout, tensors: CheckpointTensors, options: P
   for (const p of layout.params) {
     const stored = tensors.get(p.name) ? p.name : p.name === tiedName ? aliases.find((a) => tensors.get(a)) : undefined;
     if (stored === undefined) {
+      if (options.optional?.includes(p.name)) continue;
       missing.push(p.name === tiedName ? `${tiedName} (or a tied alias: ${aliases.join(', ')})` : p.name);
       continue;
     }
@@ -214,6 +255,25 @@ export async function saveHfFolder(dir: string, configJson: Record<string, unkno
     { format: 'pt' },
   );
   await writeBytesAtomically(join(dir, CONFIG_NAME), `${JSON.stringify({ ...configJson, torch_dtype: 'float32' }, null, 2)}\n`);
+}
+
+/**
+ * Write an HF BartForConditionalGeneration folder: `trainable` in bartParamSpecs' layout (model.shared
+ * once, no tied copies: transformers re-ties embed_tokens and lm_head on load) and the
+ * final_logits_bias buffer (`logitsBias` [1, vocab], zeros when null), under exactly HF's names.
+ */
+export async function saveBartModel(dir: string, config: BartConfig, trainable: Float32Array, logitsBias: Float32Array | null): Promise<void> {
+  const full = FlatLayout.fromSpecs(bartCheckpointSpecs(config));
+  const flat = new Float32Array(full.totalSize);
+  const bias = full.get(BART_LOGITS_BIAS);
+  const params = trainable.subarray(0, bias.offset);
+  if (params.length !== bias.offset || full.params.at(-1)!.name !== BART_LOGITS_BIAS) throw new RangeError(`BART weights: ${trainable.length} values for ${bias.offset} parameters`);
+  flat.set(params);
+  if (logitsBias) {
+    if (logitsBias.length !== bias.size) throw new RangeError(`final_logits_bias: ${logitsBias.length} values for [1, ${config.vocabSize}]`);
+    flat.set(logitsBias, bias.offset);
+  }
+  await saveHfFolder(dir, bartConfigJson(config), full, flat);
 }
 
 /**

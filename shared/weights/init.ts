@@ -67,6 +67,14 @@ function fillParam(p: FlatParam, onesValue: number, seed: number, from: number, 
   } else {
     stream.fillNormal(dest, 0, p.init.std);
   }
+  const row = p.init.zeroRow;
+  if (row !== undefined) {
+    // HF's _init_weights: `weight.data[padding_idx].zero_()` after the normal draw.
+    const width = p.size / p.shape[0]!;
+    const lo = Math.max(from, row * width);
+    const hi = Math.min(to, (row + 1) * width);
+    if (lo < hi) dest.fill(0, lo - from, hi - from);
+  }
 }
 
 function checkLayoutMatchesSpecs(specs: readonly ParamSpec[], layout: FlatLayout): void {

@@ -20,7 +20,7 @@ export const ADAPTER_WEIGHTS_NAME = 'adapter_model.safetensors';
 export type PeftTaskType = 'SEQ_2_SEQ_LM' | 'CAUSAL_LM';
 
 export function peftTaskType(modelType: LoraModelType): PeftTaskType {
-  return modelType === 't5' ? 'SEQ_2_SEQ_LM' : 'CAUSAL_LM';
+  return modelType === 'gpt_neox' ? 'CAUSAL_LM' : 'SEQ_2_SEQ_LM';
 }
 
 /**

@@ -22,7 +22,7 @@ export function registerDevGrads(cli: Argv): Argv {
     'Dump loss_sum, token_count and the gradient of every parameter for one batch (dropout off) as safetensors',
     (y) =>
       y
-        .option('model', { type: 'string', demandOption: true, describe: 'HF model directory (config.json + safetensors): T5 or GPT-NeoX (model_type)' })
+        .option('model', { type: 'string', demandOption: true, describe: 'HF model directory (config.json + safetensors): T5, GPT-NeoX or BART (model_type)' })
         .option('adapter', { type: 'string', describe: 'A PEFT LoRA adapter directory: the base is frozen and the gradients are the adapter\'s, under PEFT names' })
         .option('batch', { type: 'string', demandOption: true, describe: 'BATCH.json: {"input_ids": [[..]], "attention_mask": [[..]], "labels": [[..]]}; for GPT-NeoX labels are aligned with input_ids (-100 ignored; shifted inside, as HF)' })
         .option('out', { type: 'string', demandOption: true, describe: 'OUT.safetensors to write (F32, HF names)' })
@@ -73,9 +73,10 @@ async function t5WholeModelGrads(dir: string, batchPath: string, precision: 'flo
 }
 
 /**
- * GPT-NeoX, or any family with a PEFT adapter: the block engine. Without an adapter, gradients of
- * every parameter under HF names; with one, the base is frozen and the gradients are the adapter's,
- * under PEFT's names.
+ * GPT-NeoX, BART, or any family with a PEFT adapter: the block engine. Without an adapter, gradients
+ * of every parameter under HF names (BART: the tied embedding once, under model.shared.weight, summed
+ * over its three uses; none for the final_logits_bias buffer); with one, the base is frozen and the
+ * gradients are the adapter's, under PEFT's names.
  */
 async function blockEngineGrads(dir: string, base: ModelSpec, batchPath: string, adapterDir: string | null, precision: 'float32' | 'float64', threads: number): Promise<Grads> {
   const adapter = adapterDir ? await readPeftAdapter(adapterDir) : null;
@@ -84,8 +85,10 @@ async function blockEngineGrads(dir: string, base: ModelSpec, batchPath: string,
   const lora = adapter ? { r: adapter.config.r, alpha: adapter.config.lora_alpha, dropout: adapter.config.lora_dropout, targetModules: [...(targets as string[])], ...(adapter.config.use_rslora ? { useRslora: true } : {}) } : null;
   const family = modelFamily({ ...base, lora });
   const layout = FlatLayout.fromSpecs(family.paramSpecs());
-  const baseFlat = await loadHfWeights(dir, base.modelType, FlatLayout.fromSpecs(lora ? family.frozenSpecs() : family.paramSpecs()));
-  let trainable = baseFlat;
+  // The family's frozen tensors (the base under LoRA; BART's final_logits_bias always) are fed as they are.
+  const frozenSpecs = family.frozenSpecs();
+  const frozen = frozenSpecs.length > 0 ? await loadHfWeights(dir, base.modelType, FlatLayout.fromSpecs(frozenSpecs)) : null;
+  let trainable = adapter ? new Float32Array(0) : await loadHfWeights(dir, base.modelType, layout);
   if (adapter) {
     trainable = new Float32Array(layout.totalSize);
     const missing = layout.params.filter((p) => !adapter.tensors.has(p.name)).map((p) => p.name);
@@ -100,7 +103,7 @@ async function blockEngineGrads(dir: string, base: ModelSpec, batchPath: string,
   }
   const batch = readBatchJson(batchPath, base.modelType);
   const wide = (x: Float32Array) => (precision === 'float32' ? x : Float64Array.from(x));
-  const engine = await BlockEngine.create(family, { dtype: precision, intraOpThreads: threads, dropout: false }, adapter ? wide(baseFlat) : null);
+  const engine = await BlockEngine.create(family, { dtype: precision, intraOpThreads: threads, dropout: false }, frozen ? wide(frozen) : null);
   try {
     const grad = precision === 'float32' ? new Float32Array(layout.totalSize) : new Float64Array(layout.totalSize);
     const { lossSum, tokenCount } = await engine.forwardBackward(wide(trainable), batch, undefined, (lo, _hi, g) => grad.set(g, lo));

@@ -3,12 +3,14 @@ import { join } from 'node:path';
 import type { Argv } from 'yargs';
 import { InputFileError } from '../../../shared/errors.js';
 import { rootLogger } from '../../../shared/log.js';
+import { parseBartConfig } from '../../../shared/models/bart-config.js';
+import { bartParamSpecs } from '../../../shared/models/bart-params.js';
 import { MODEL_PRESETS, resolveModelSpec } from '../../../shared/models/model-spec.js';
 import { neoxConfigJson, parseNeoXConfig } from '../../../shared/models/neox-config.js';
 import { neoxParamSpecs } from '../../../shared/models/neox-params.js';
 import { parseT5Config } from '../../../shared/models/t5-config.js';
 import { t5ParamSpecs } from '../../../shared/models/t5-params.js';
-import { CONFIG_NAME, saveHfFolder, saveHfModel } from '../../../shared/weights/hf-checkpoint.js';
+import { CONFIG_NAME, saveBartModel, saveHfFolder, saveHfModel } from '../../../shared/weights/hf-checkpoint.js';
 import { FlatLayout } from '../../../shared/weights/flat-layout.js';
 import { initFlatRange, initT5Flat } from '../../../shared/weights/init.js';
 import { SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME } from '../../../shared/weights/sharded-index.js';
@@ -23,12 +25,12 @@ const log = rootLogger.child({ cmd: 'dev' });
 function registerInitModel(cli: Argv): Argv {
   return cli.command(
     'init-model',
-    'Write a freshly initialised model directory, T5 or GPT-NeoX (config.json + model.safetensors, HF layout)',
+    'Write a freshly initialised model directory, T5, GPT-NeoX or BART (config.json + model.safetensors, HF layout)',
     (y) =>
       y
         .option('out', { type: 'string', demandOption: true, describe: 'Directory to write' })
         .option('preset', { type: 'string', choices: Object.keys(MODEL_PRESETS), describe: 'Built-in model shape' })
-        .option('config', { type: 'string', describe: 'An HF config.json, T5 or GPT-NeoX by its model_type (or a model directory holding one)' })
+        .option('config', { type: 'string', describe: 'An HF config.json, T5, GPT-NeoX or BART by its model_type (or a model directory holding one)' })
         .option('seed', { type: 'number', default: 0, describe: 'Seed of the initialisation (same seed, same weights)' })
         .option('force', { type: 'boolean', default: false, describe: 'Overwrite a model already in --out' })
         .conflicts('preset', 'config')
@@ -52,6 +54,13 @@ function registerInitModel(cli: Argv): Argv {
         layout = FlatLayout.fromSpecs(t5ParamSpecs(config));
         const flat = initT5Flat(config, layout, a.seed);
         write = () => saveHfModel(a.out, config, flat);
+      } else if (spec.modelType === 'bart') {
+        // final_logits_bias: zeros, as HF's BartForConditionalGeneration registers it.
+        const config = parseBartConfig(spec.configRaw);
+        const specs = bartParamSpecs(config);
+        layout = FlatLayout.fromSpecs(specs);
+        const flat = initFlatRange(specs, layout, a.seed, 0, layout.totalSize);
+        write = () => saveBartModel(a.out, config, flat, null);
       } else {
         const config = parseNeoXConfig(spec.configRaw);
         const specs = neoxParamSpecs(config);

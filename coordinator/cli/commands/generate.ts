@@ -88,7 +88,7 @@ export function registerGenerate(cli: Argv): Argv {
         // HF's `--no-repeat-ngram-size N` would read as the negation of a flag `repeat-ngram-size`:
         // this command spells its switches `--no-*` explicitly instead.
         .parserConfiguration({ 'boolean-negation': false })
-        .option('model', { type: 'string', demandOption: true, describe: 'HF model directory (T5 or GPT-NeoX), kp-coord checkpoint directory, a LoRA run\'s final (PEFT adapter) folder, or preset:<name> (random weights)' })
+        .option('model', { type: 'string', demandOption: true, describe: 'HF model directory (T5, GPT-NeoX or BART), kp-coord checkpoint directory, a LoRA run\'s final (PEFT adapter) folder, or preset:<name> (random weights)' })
         .option('input', { type: 'string', demandOption: true, describe: 'Articles: .jsonl, .csv or .parquet (title+body, title_content or input_text; id and keyphrases kept)' })
         .option('out', { type: 'string', demandOption: true, describe: 'JSONL to write: {id, prediction, phrases, label}, written atomically' })
         .option('num-beams', { type: 'number', default: 1, describe: '1: greedy search; more: beam search', group: 'Decoding:' })

@@ -43,7 +43,7 @@ test('one error lists every bad field of a YAML file, in line order, with line n
       '  - line 8: data.train_fil: unknown key; did you mean train_file?',
       '  - line 12: zero_optimization.offload_optimizer.device: expected "none" or "cpu" (NVMe offload is not implemented) (got "nvme")',
       '  - line 13: zero_optimization.reduce_bucket_sise: unknown key; did you mean reduce_bucket_size?',
-      '  - line 14: model: unknown model preset; known: preset:t5-tiny, preset:t5-small-bytes, preset:pko-t5-base, preset:neox-tiny, preset:polyglot-ko-1.3b',
+      '  - line 14: model: unknown model preset; known: preset:t5-tiny, preset:t5-small-bytes, preset:pko-t5-base, preset:neox-tiny, preset:polyglot-ko-1.3b, preset:bart-tiny, preset:kobart-news',
     ].join('\n'),
   );
 });

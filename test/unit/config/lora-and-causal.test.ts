@@ -131,7 +131,7 @@ test('a model folder of another family is refused naming model_type', (t) => {
   const dir = scratch(t);
   mkdirSync(join(dir, 'llama'));
   writeFileSync(join(dir, 'llama', 'config.json'), JSON.stringify({ model_type: 'llama', hidden_size: 64 }));
-  assert.match(messageOf(() => resolveRunConfig({ model: 'llama' }, { baseDir: dir })), /model: not a model: .*config\.json: field model_type: "llama" is not a family kp-coord trains \(t5, gpt_neox\)/u);
+  assert.match(messageOf(() => resolveRunConfig({ model: 'llama' }, { baseDir: dir })), /model: not a model: .*config\.json: field model_type: "llama" is not a family kp-coord trains \(t5, gpt_neox, bart\)/u);
 });
 
 test('round trip: a resolved config with lora, written as YAML and read back, resolves to itself', (t) => {
