@@ -22,6 +22,7 @@
 // The last line is `BENCH_NEOX_LORA {json}`.
 
 import { runNode, stopChild } from './child-run.js';
+import { withWorkerMalloc } from '../worker/malloc-settings.js';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -144,9 +145,13 @@ process.on('SIGINT', () => {
   process.exit(130);
 });
 
-/** Run a node command to completion (through /bin/sh, so its maxRSS is its own: child-run.ts). */
+/**
+ * Run a node command to completion (through /bin/sh, so its maxRSS is its own: child-run.ts), with
+ * the malloc settings `kp-coord start` gives its workers ([Note: worker malloc]), so the probe's W
+ * is measured as a worker would hold it.
+ */
 function run(args: readonly string[], label: string, timeoutMs: number): Promise<string> {
-  return runNode(args, { label, timeoutMs, viaShell: true });
+  return runNode(args, { label, timeoutMs, viaShell: true, env: withWorkerMalloc(process.env) });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { TOKEN_ENV, TOKEN_FILE_ENV } from '../shared/auth.js';
 import { KpCoordError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
+import { withWorkerMalloc } from '../worker/malloc-settings.js';
 
 // `kp-coord start`: the N worker processes of a local run, each a `kp-coord worker` child with
 // the token in its environment (never in argv), its log in OUTPUT_DIR/logs/worker-<i>.log, and
@@ -73,7 +74,7 @@ export class LocalWorkers {
     const out = createWriteStream(logFile, { flags: 'a' });
     const child = spawn(process.execPath, [this.o.cliPath, 'worker', '--coordinator', this.o.coordinator, '--threads', String(this.threadsPerWorker), ...(this.o.extraArgs ?? [])], {
       // Only the variable: a KPCOORD_TOKEN_FILE inherited from the parent would win over it.
-      env: { ...withoutKey(process.env, TOKEN_FILE_ENV), [TOKEN_ENV]: this.o.token },
+      env: withWorkerMalloc({ ...withoutKey(process.env, TOKEN_FILE_ENV), [TOKEN_ENV]: this.o.token }),
       // The IPC channel is how a worker notices that this process is gone (see the worker command).
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     });

@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { REPO_ROOT } from '../../helpers/sample-cache.js';
+import { WORKER_GLIBC_TUNABLES, withWorkerMalloc } from '../../../worker/malloc-settings.js';
 
 // The image recipes and the compose file, checked for their contracts (no Docker engine here to
 // build them): stages, runtime user, install mode, what is copied, and no secrets.
@@ -51,6 +52,8 @@ for (const [file, install] of [['Dockerfile', 'skip'], ['Dockerfile.cuda', 'cuda
       }
     }
     if (install === 'cuda12') assert.match(runtime.from, /^nvidia\/cuda:12\.[\d.]+-cudnn-runtime-/u);
+    // The workers' malloc settings, the same as `kp-coord start` gives its workers.
+    assert.ok(runtime.lines.includes(`ENV GLIBC_TUNABLES=${WORKER_GLIBC_TUNABLES}`), 'runtime stage sets the worker malloc settings');
   });
 }
 
@@ -84,4 +87,10 @@ test('deploy/compose.yaml: NATS, a coordinator and 2 workers, wired like the clu
       if (/PASSWORD|TOKEN$/u.test(k)) assert.match(v, /^\$\{[A-Z_]+:\?/u, `${name}: ${k} must come from the environment`);
     }
   }
+});
+
+test('worker malloc settings: added to a worker environment, never over the user\'s own GLIBC_TUNABLES', () => {
+  assert.equal(withWorkerMalloc({ PATH: '/bin' }).GLIBC_TUNABLES, WORKER_GLIBC_TUNABLES);
+  assert.equal(withWorkerMalloc({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=4' }).GLIBC_TUNABLES, 'glibc.malloc.arena_max=4');
+  assert.equal(withWorkerMalloc({ GLIBC_TUNABLES: '' }).GLIBC_TUNABLES, '', 'an empty setting is the user\'s choice too');
 });
