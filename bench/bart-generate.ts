@@ -1,4 +1,3 @@
-import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { BartGenerator } from '../shared/generate/bart-generator.js';
@@ -7,6 +6,7 @@ import { bartGenerationSpecs } from '../shared/models/bart-encoder-graph.js';
 import { rngStream } from '../shared/random.js';
 import { FlatLayout } from '../shared/weights/flat-layout.js';
 import { initFlatRange } from '../shared/weights/init.js';
+import { loads, printDecodeTiming, SHORT, timeDecodeSteps } from './decode-timing.js';
 
 // `node dist/bench/bart-generate.js [--preset kobart-news] [--source 512] [--new-tokens 32]
 // [--beams 1] [--threads 2] [--no-cache]`: decoding speed for a BART shape, random weights (the
@@ -34,9 +34,8 @@ const sourceLength = Number(args.source);
 const newTokens = Number(args['new-tokens']);
 const beams = Number(args.beams);
 const useCache = !args['no-cache'];
-const SHORT = 8;
 if (!(newTokens > SHORT)) throw new Error(`--new-tokens must exceed ${SHORT}`);
-const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
+const load = loads;
 
 const config = parseBartConfig({ ...preset });
 const specs = bartGenerationSpecs(config);
@@ -58,15 +57,9 @@ const decode = async (tokens: number) => {
   return seconds;
 };
 try {
-  const warm = await decode(2); // session creation and the arena's growth
-  const loadShort = load();
-  const short = await decode(SHORT);
-  const loadLong = load();
-  const long = await decode(newTokens);
-  const stepSeconds = (long - short) / (newTokens - SHORT);
-  console.log(`  warm-up (2 tokens)        ${warm.toFixed(2)} s`);
-  console.log(`  ${String(SHORT).padStart(3)} new tokens            ${short.toFixed(2)} s   load ${loadShort}`);
-  console.log(`  ${String(newTokens).padStart(3)} new tokens            ${long.toFixed(2)} s   load ${loadLong}`);
+  const timing = await timeDecodeSteps(decode, newTokens);
+  const { short, long, stepSeconds } = timing;
+  printDecodeTiming(timing, newTokens);
   console.log(`  decoder step (mean of steps ${SHORT + 1}..${newTokens})  ${(stepSeconds * 1000).toFixed(0)} ms -> ${(1 / stepSeconds).toFixed(2)} tokens/s; encoder + first ${SHORT} steps ${short.toFixed(2)} s; whole ${newTokens}-token decode ${(newTokens / long).toFixed(2)} tokens/s; load ${load()}`);
   console.log(`BENCH_BART_GENERATE ${JSON.stringify({ preset: args.preset, source: sourceLength, newTokens, beams, useCache, threads: Number(args.threads), short, long, stepSeconds, tokensPerSecondSteps: 1 / stepSeconds, tokensPerSecondWhole: newTokens / long, load: load() })}`);
 } finally {

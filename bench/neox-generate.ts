@@ -1,4 +1,3 @@
-import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { CausalGenerator } from '../shared/generate/causal-generator.js';
@@ -7,6 +6,7 @@ import { neoxParamSpecs } from '../shared/models/neox-params.js';
 import { rngStream } from '../shared/random.js';
 import { FlatLayout } from '../shared/weights/flat-layout.js';
 import { initFlatRange } from '../shared/weights/init.js';
+import { loads, printDecodeTiming, SHORT, timeDecodeSteps } from './decode-timing.js';
 
 // `node dist/bench/neox-generate.js [--preset polyglot-ko-1.3b] [--prompt 1024] [--new-tokens 32]
 // [--threads 2]`: greedy decoding with the key/value cache for a GPT-NeoX shape, random weights (the
@@ -28,9 +28,8 @@ const preset = NEOX_PRESETS[args.preset];
 if (!preset) throw new Error(`unknown NeoX preset ${args.preset} (${Object.keys(NEOX_PRESETS).join(', ')})`);
 const promptLength = Number(args.prompt);
 const newTokens = Number(args['new-tokens']);
-const SHORT = 8;
 if (!(newTokens > SHORT)) throw new Error(`--new-tokens must exceed ${SHORT}`);
-const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
+const load = loads;
 
 const config = parseNeoXConfig({ ...preset });
 const specs = neoxParamSpecs(config);
@@ -51,15 +50,9 @@ const decode = async (tokens: number) => {
   return seconds;
 };
 try {
-  const warm = await decode(2); // session creation and the arena's growth
-  const loadShort = load();
-  const short = await decode(SHORT);
-  const loadLong = load();
-  const long = await decode(newTokens);
-  const stepSeconds = (long - short) / (newTokens - SHORT);
-  console.log(`  warm-up (2 tokens)        ${warm.toFixed(2)} s`);
-  console.log(`  ${String(SHORT).padStart(3)} new tokens            ${short.toFixed(2)} s   load ${loadShort}`);
-  console.log(`  ${String(newTokens).padStart(3)} new tokens            ${long.toFixed(2)} s   load ${loadLong}`);
+  const timing = await timeDecodeSteps(decode, newTokens);
+  const { short, long, stepSeconds } = timing;
+  printDecodeTiming(timing, newTokens);
   console.log(`  cached step               ${(stepSeconds * 1000).toFixed(0)} ms -> ${(1 / stepSeconds).toFixed(2)} tokens/s; prompt pass + first token ~${(short - SHORT * stepSeconds).toFixed(2)} s; whole ${newTokens}-token decode ${(newTokens / long).toFixed(2)} tokens/s; load ${load()}`);
   console.log(`BENCH_NEOX_GENERATE ${JSON.stringify({ preset: args.preset, parameters: layout.totalSize, prompt: promptLength, newTokens, threads: Number(args.threads), short, long, stepSeconds, tokensPerSecondSteps: 1 / stepSeconds, tokensPerSecondWhole: newTokens / long, load: load() })}`);
 } finally {
