@@ -64,7 +64,7 @@ async function makeEngine(config: BartConfig, threads: number) {
 
 const ProbeSchema = z.object({ initMiB: z.number(), peakMiB: z.number() });
 const TimingSchema = z.object({
-  yardstickGflops: z.number(), createMs: z.number(),
+  yardstickGflops: z.number(), createMs: z.number(), forwardGflop: z.number(),
   forward: z.object({ medianMs: z.number(), minMs: z.number() }), forwardBackward: z.object({ medianMs: z.number(), minMs: z.number() }),
   loss: z.object({ lossSum: z.number(), tokenCount: z.number() }),
 });
@@ -97,7 +97,7 @@ async function timeMain(src: number, tgt: number, threads: number, runs: number)
     engine.forwardBackward(params, batch, undefined, (lo, _hi, g) => grad.set(g, lo)));
   const loss = await engine.forwardLoss(params, batch);
   await engine.release();
-  const out: Timing = { yardstickGflops: yardstick.gflops, createMs, forward, forwardBackward, loss };
+  const out: Timing = { yardstickGflops: yardstick.gflops, createMs, forwardGflop: bartForwardFlops(config, 1, src, tgt) / 1e9, forward, forwardBackward, loss };
   process.stdout.write(JSON.stringify(out));
 }
 

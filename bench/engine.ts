@@ -20,8 +20,11 @@ import { logitStats, type LogitStats } from './logit-stats.js';
 import { printProfile, takeProfile, type KernelProfile } from './ort-profile.js';
 import { randomBatch } from './random-batch.js';
 import { savedActivations, type SavedActivations } from './saved-activations.js';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { runNode } from './child-run.js';
 
-// `npm run bench:engine [-- --skip-base] [--case NAME-PART] [--runs N] [--threads N]`: the T5 engine's forward and
+// `npm run bench:engine [-- --skip-base] [--skip-bart] [--case NAME-PART] [--runs N] [--threads N]`: the T5 engine's forward and
 // forward+backward times, their ratio (ideal about 3), and the achieved GFLOP/s against one ORT
 // MatMul measured in the same process as this machine's compute yardstick; the share of subnormal
 // floats in the logits' gradient; onnxruntime's own profile of the F+B session (kernel time by
@@ -30,7 +33,9 @@ import { savedActivations, type SavedActivations } from './saved-activations.js'
 // embedded default's shape (835/64 tokens, batch 4), pko-t5-base 512/64 batch 1 with HF's init
 // (logits spread over hundreds: loss ~114 per token) and with the head scaled by d_model^-0.5
 // (logits of std ~1: loss near ln(vocab), as a trained model starts). --skip-base leaves out
-// the pko-t5-base cases (minutes on 2 cores). The last line is `BENCH_ENGINE {json}`.
+// the pko-t5-base cases (minutes on 2 cores). Then one line per model: the cases above and BART
+// (kobart-news 512/64 on the block engine, timed by bench/bart-engine --time in a child with this
+// process's environment; --skip-bart leaves it out). The last line is `BENCH_ENGINE {json}`.
 
 const SEED = 20261128;
 
@@ -265,6 +270,32 @@ async function benchFull(
 
 const MiB = 1024 * 1024;
 
+const BartTiming = z.object({
+  yardstickGflops: z.number(), forwardGflop: z.number(),
+  forward: z.object({ medianMs: z.number(), minMs: z.number() }), forwardBackward: z.object({ medianMs: z.number(), minMs: z.number() }),
+});
+type BartTiming = z.infer<typeof BartTiming>;
+
+async function bartRow(threads: number, runs: number, progress: (msg: string) => void): Promise<BartTiming> {
+  progress(`kobart-news 512/64 (block engine, bench/bart-engine --time, ${runs} runs)`);
+  const script = fileURLToPath(new URL('./bart-engine.js', import.meta.url));
+  const out = await runNode([script, '--time', '--runs', String(runs), '--threads', String(threads), '--src', '512', '--tgt', '64'], { label: 'bart-engine --time', timeoutMs: 30 * 60_000, viaShell: true });
+  return BartTiming.parse(JSON.parse(out));
+}
+
+/** One line per model: the T5 cases above (whole-model engine) and BART (block engine). */
+function printModelRows(results: readonly CaseResult[], bart: BartTiming | null): void {
+  const rows: [string, string, number, number, number, number][] = results.map((r) => [r.name, 'T5 whole-model', r.forward.medianMs, r.forwardBackward.medianMs, r.achievedGflops, r.vsYardstick]);
+  if (bart) {
+    const achieved = (3 * bart.forwardGflop * 1e3) / bart.forwardBackward.medianMs;
+    rows.push(['kobart-news 512/64', 'BART block', bart.forward.medianMs, bart.forwardBackward.medianMs, achieved, achieved / bart.yardstickGflops]);
+  }
+  console.log('case                            engine          F ms    F+B ms  (F+B)/F  GFLOP/s  / yardstick');
+  for (const [name, engine, f, fb, g, y] of rows) {
+    console.log(`${name.padEnd(32)}${engine.padEnd(16)}${f.toFixed(0).padStart(6)}${fb.toFixed(0).padStart(10)}${(fb / f).toFixed(2).padStart(9)}${g.toFixed(1).padStart(9)}${y.toFixed(2).padStart(13)}`);
+  }
+}
+
 function printTable(results: readonly CaseResult[]): void {
   const f = (x: number, digits = 1) => x.toFixed(digits);
   const t = (x: Timing) => `${f(x.medianMs)} / ${f(x.minMs)}`;
@@ -335,11 +366,12 @@ async function main(): Promise<number> {
         case: { type: 'string' },
         runs: { type: 'string' },
         threads: { type: 'string', default: '2' },
+        'skip-bart': { type: 'boolean', default: false },
       },
       strict: true,
     }).values;
   } catch (e) {
-    console.error(`${(e as Error).message}\nusage: node --expose-gc dist/bench/engine.js [--skip-base] [--case NAME-PART] [--runs N] [--threads N]`);
+    console.error(`${(e as Error).message}\nusage: node --expose-gc dist/bench/engine.js [--skip-base] [--skip-bart] [--case NAME-PART] [--runs N] [--threads N]`);
     return 2;
   }
   let threads: number;
@@ -382,6 +414,11 @@ async function main(): Promise<number> {
   console.log(`           spinning off again at the end: ${y(yardEnd)}; load average at end: ${load()}`);
   console.log('');
   printTable(results);
+  // The BART row (issue 18): kobart-news on the block engine, timed by bench/bart-engine in a child
+  // with this process's environment (so the same malloc settings as the rows above).
+  const bart = args['skip-bart'] || (args.case && !'kobart-news'.includes(args.case)) ? null : await bartRow(threads, runs ?? 3, progress);
+  console.log('');
+  printModelRows(results, bart);
   console.log('');
   printTargets(results);
   for (const r of results) {
@@ -397,6 +434,7 @@ async function main(): Promise<number> {
       yardstickEndGflops: yardEnd.gflops,
       loadAverageEnd: loadavg(),
       cases: results,
+      bart,
     })}`,
   );
   return 0;
