@@ -263,12 +263,14 @@ class EngineCache {
    * loads its own), the same values whenever the key is the same (model, weights, seed), or, when
    * `partitionFrozen` (stage 3), not held by the engine at all: it arrives with each pass's units.
    */
-  get(model: WorkerModel, settings: { readonly dropout: boolean; readonly checkpointing: boolean; readonly overlap: boolean; readonly seed: number; readonly partitionFrozen: boolean }): Promise<TrainingEngine> {
+  get(model: WorkerModel, requested: { readonly dropout: boolean; readonly checkpointing: boolean; readonly overlap: boolean; readonly seed: number; readonly partitionFrozen: boolean }): Promise<TrainingEngine> {
+    // A model without a frozen base has nothing to partition: the same engine at every stage.
+    const partitioned = requested.partitionFrozen && model.frozenLayout !== null;
+    const settings = { ...requested, partitionFrozen: partitioned };
     const key = JSON.stringify([model.spec, model.weightsDir, settings]);
     let engine = this.engines.get(key);
     if (!engine) {
       const options = { ...EngineOptionsSchema.parse(this.options), dtype: 'float32' as const, dropout: settings.dropout, checkpointing: settings.checkpointing };
-      const partitioned = settings.partitionFrozen && model.frozenLayout !== null;
       const frozenFrom = partitioned ? ('partitioned' as const) : model.frozenLayout ? { model: model.data, seed: settings.seed } : null;
       const localBase = () => (partitioned ? Promise.resolve('partitioned' as const) : model.frozen(settings.seed));
       engine = settings.overlap
@@ -311,7 +313,7 @@ async function buildSetup(plan: TrainPlan, seat: WorkerSeat, peers: readonly Pee
   // The frozen base (LoRA) lives in the engine, whole on every rank, below stage 3; at stage 3 it
   // is partitioned like the trainable parameters (partitionedParams).
   const policy = SHARDING_POLICIES[plan.zero_stage];
-  const engine = await engines.get(model, { dropout: model.family.dropoutRate > 0, checkpointing: plan.gradient_checkpointing, overlap: plan.overlap_comm, seed: plan.seed, partitionFrozen: policy.partitionParameters && model.frozenLayout !== null });
+  const engine = await engines.get(model, { dropout: model.family.dropoutRate > 0, checkpointing: plan.gradient_checkpointing, overlap: plan.overlap_comm, seed: plan.seed, partitionFrozen: policy.partitionParameters });
   const state = policy.partitionParameters
     ? await partitionedParams(plan, model, engine, rank, collective)
     : await wholeBufferParams(plan, model, shard, collective);

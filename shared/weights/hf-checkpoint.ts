@@ -45,9 +45,17 @@ export interface LoadOptions {
 export async function loadHfModel(dir: string, options: LoadOptions = {}): Promise<LoadedModel> {
   const config = readT5Config(join(dir, CONFIG_NAME));
   const layout = FlatLayout.fromSpecs(t5ParamSpecs(config));
-  const flat = await loadHfParams(dir, layout, { ...options, tied: { name: SHARED, aliases: tiedAliases(config) }, ignoredUnexpected: IGNORED_UNEXPECTED, model: 'the T5 config' });
+  const flat = await loadHfParams(dir, layout, { ...options, ...t5Matching(config) });
   return Object.freeze({ config, layout, flat });
 }
+
+/** How a T5 folder is matched: the shared embedding under any tied alias, the unused cross-attention bias skipped. */
+function t5Matching(config: T5Config): ParamsLoadOptions {
+  return { tied: { name: SHARED, aliases: tiedAliases(config) }, ignoredUnexpected: IGNORED_UNEXPECTED, model: 'the T5 config' };
+}
+
+/** How a GPT-NeoX folder is matched: the buffers older checkpoints store beside the parameters skipped. */
+const NEOX_MATCHING: ParamsLoadOptions = { ignoredUnexpected: [NEOX_CHECKPOINT_BUFFER], model: 'the GPT-NeoX config' };
 
 /**
  * The weights of an HF folder of either family into `layout`, the folder's own model: T5 with its
@@ -56,7 +64,7 @@ export async function loadHfModel(dir: string, options: LoadOptions = {}): Promi
 export async function loadHfWeights(dir: string, modelType: 't5' | 'gpt_neox' | 'bart', layout: FlatLayout, options: LoadOptions = {}): Promise<Float32Array> {
   if (modelType === 't5') return (await loadHfModel(dir, options)).flat;
   if (modelType === 'bart') return loadBartWeights(dir, layout, options);
-  return loadHfParams(dir, layout, { ...options, ignoredUnexpected: [NEOX_CHECKPOINT_BUFFER], model: 'the GPT-NeoX config' });
+  return loadHfParams(dir, layout, { ...options, ...NEOX_MATCHING });
 }
 
 /**
@@ -105,9 +113,7 @@ export async function loadHfWeightRanges(dir: string, modelType: 't5' | 'gpt_neo
     for (const c of pieces) c.dest.set(whole.subarray(c.lo, c.hi));
     return;
   }
-  const options: ParamsLoadOptions = modelType === 't5'
-    ? { tied: { name: SHARED, aliases: tiedAliases(readT5Config(join(dir, CONFIG_NAME))) }, ignoredUnexpected: IGNORED_UNEXPECTED, model: 'the T5 config' }
-    : { ignoredUnexpected: [NEOX_CHECKPOINT_BUFFER], model: 'the GPT-NeoX config' };
+  const options = modelType === 't5' ? t5Matching(readT5Config(join(dir, CONFIG_NAME))) : NEOX_MATCHING;
   for (const piece of pieces) {
     if (!(piece.lo <= piece.hi && piece.hi <= layout.totalSize && piece.dest.length === piece.hi - piece.lo)) throw new RangeError(`piece [${piece.lo}, ${piece.hi}) with ${piece.dest.length} elements does not fit the layout (${layout.totalSize})`);
   }
