@@ -43,7 +43,7 @@ import { UnitSharding } from '../shared/sharding/unit-shard.js';
 import { FlatLayout } from '../shared/weights/flat-layout.js';
 import { initFlatRange } from '../shared/weights/init.js';
 import { BlockEngine } from '../worker/engine/block-engine.js';
-import { gradientUnits, joinTraces, passTraces } from '../worker/engine/block-plan.js';
+import { engineTraces, gradientUnits } from '../worker/engine/block-plan.js';
 
 const PRESET = 'polyglot-ko-1.3b';
 const TINY_PRESET = 'neox-tiny';
@@ -272,7 +272,7 @@ function stage3Plan(world: number) {
   const backward = new Map(family.blockKinds.map((k) => [k, hasBackward(family.buildBlock(k, { dtype: 'float32', dropout: true }))]));
   const runsBackward = (k: number) => backward.get(plan[k]!.kind)!;
   const T = units.length;
-  const train = joinTraces(passTraces(plan, units, layout, runsBackward).train, passTraces(plan, baseUnits, frozenLayout, runsBackward, T).train);
+  const train = engineTraces(plan, { units, layout }, { units: baseUnits, layout: frozenLayout }, runsBackward).train;
   const sharding = new UnitSharding(units, world, 0);
   const baseSharding = new UnitSharding(baseUnits, world, 0);
   const size = (u: number) => (u < T ? units[u]!.hi - units[u]!.lo : baseUnits[u - T]!.hi - baseUnits[u - T]!.lo);

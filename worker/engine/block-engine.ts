@@ -9,7 +9,7 @@ import { FlatLayout, type FlatParam } from '../../shared/weights/flat-layout.js'
 import { addRows } from './add-rows.js';
 import type { DropoutKey } from './dropout-masks.js';
 import { checkFlat, createSession, dropoutMaskFeeds, lossSums, runSession } from './engine-session.js';
-import { gradientUnits, joinTraces, passTraces, type GradientUnit } from './block-plan.js';
+import { engineTraces, gradientUnits, type GradientUnit } from './block-plan.js';
 import type { LossSums } from './t5-engine.js';
 import { paramReader, type FrozenSource, type ParamReader, type UnitFetcher } from './unit-params.js';
 
@@ -89,18 +89,11 @@ export class BlockEngine {
     // The trace's forwards are the blocks with a forward session.
     if (plan.some((b) => (b.output !== null) !== (train.get(b.kind)!.forward !== null))) throw new EngineError('a block without an output has a forward session, or the reverse');
     const runsBackward = (k: number) => train.get(plan[k]!.kind)!.backward !== null;
-    const traces = passTraces(plan, units, layout, runsBackward);
-    if (frozen && !frozen.values) {
-      const moduleOf = (n: string) => family.moduleOf(n);
-      this.frozenUnits = gradientUnits(plan, frozen.layout, moduleOf);
-      const base = passTraces(plan, this.frozenUnits, frozen.layout, runsBackward, units.length);
-      this.trainTrace = joinTraces(traces.train, base.train);
-      this.evalTrace = joinTraces(traces.eval, base.eval);
-    } else {
-      this.frozenUnits = [];
-      this.trainTrace = traces.train;
-      this.evalTrace = traces.eval;
-    }
+    this.frozenUnits = frozen && !frozen.values ? gradientUnits(plan, frozen.layout, (n) => family.moduleOf(n)) : [];
+    const partitioned = this.frozenUnits.length > 0 ? { units: this.frozenUnits, layout: frozen!.layout } : null;
+    const traces = engineTraces(plan, { units, layout }, partitioned, runsBackward);
+    this.trainTrace = traces.train;
+    this.evalTrace = traces.eval;
   }
 
   /**

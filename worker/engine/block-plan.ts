@@ -85,8 +85,19 @@ export function passTraces(
   };
 }
 
-/** Two traces of the same passes position by position (the trainable units', then the frozen base's). */
-export function joinTraces(a: readonly (readonly number[])[], b: readonly (readonly number[])[]): number[][] {
-  if (a.length !== b.length) throw new RangeError(`traces of ${a.length} and ${b.length} positions`);
-  return a.map((units, i) => [...units, ...b[i]!]);
+/**
+ * The traces of an engine's passes: the trainable units', joined position by position with a
+ * partitioned frozen base's (numbered after them) when there is one.
+ */
+export function engineTraces(
+  plan: readonly BlockInstance[],
+  trainable: { readonly units: readonly { readonly lo: number; readonly hi: number }[]; readonly layout: FlatLayout },
+  frozen: { readonly units: readonly { readonly lo: number; readonly hi: number }[]; readonly layout: FlatLayout } | null,
+  runsBackward: (block: number) => boolean,
+): { train: number[][]; eval: number[][] } {
+  const own = passTraces(plan, trainable.units, trainable.layout, runsBackward);
+  if (!frozen) return own;
+  const base = passTraces(plan, frozen.units, frozen.layout, runsBackward, trainable.units.length);
+  const join = (a: number[][], b: number[][]) => a.map((units, i) => [...units, ...b[i]!]);
+  return { train: join(own.train, base.train), eval: join(own.eval, base.eval) };
 }
